@@ -1,0 +1,109 @@
+//! One policy's decision for one tick: run the checks, combine them (safest
+//! wins), then run the guards.
+
+use crate::decision::CheckOutcome;
+use crate::guard::{self, Behaviour, GuardContext, GuardEffect};
+use crate::history::PolicyHistory;
+use crate::observation::Observation;
+use crate::strategy::StrategyConfig;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A policy as the core needs it: bounds, checks and guard settings.
+#[derive(Clone, Debug)]
+pub struct PolicySpec {
+    /// The policy's name.
+    pub name: String,
+    /// Time between ticks.
+    pub interval: Duration,
+    /// Lower bound on replicas.
+    pub min: u32,
+    /// Upper bound on replicas.
+    pub max: u32,
+    /// The built-in checks by name.
+    pub checks: BTreeMap<String, StrategyConfig>,
+    /// Guard settings.
+    pub behaviour: Behaviour,
+}
+
+impl PolicySpec {
+    /// How far back the policy's decisions matter: the longest window,
+    /// period or cooldown, plus a little.
+    pub fn history_retention(&self) -> Duration {
+        let b = &self.behaviour;
+        let mut longest = Duration::ZERO;
+        for d in [&b.scale_up, &b.scale_down] {
+            longest = longest.max(d.stabilization).max(d.cooldown);
+            for l in &d.limits {
+                longest = longest.max(l.period);
+            }
+        }
+        longest + self.interval * 2
+    }
+
+    /// How far back metric series must reach for the checks.
+    pub fn series_retention(&self) -> Duration {
+        let needed = self.checks.values().map(|c| c.history_needed()).max().unwrap_or_default();
+        needed + self.interval * 3
+    }
+}
+
+/// The result of the decision steps before actuation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Each check's recommendation.
+    pub checks: Vec<CheckOutcome>,
+    /// The combined recommendation (largest opinion, or the current count when none).
+    pub recommended: u32,
+    /// What each guard changed.
+    pub guards: Vec<GuardEffect>,
+    /// The final count.
+    pub desired: u32,
+}
+
+/// Runs the built-in checks of `spec`.
+pub fn run_checks(spec: &PolicySpec, obs: &Observation<'_>) -> Vec<CheckOutcome> {
+    spec.checks
+        .iter()
+        .map(|(name, s)| CheckOutcome { check: name.clone(), strategy: s.kind().into(), recommendation: s.decide(obs) })
+        .collect()
+}
+
+/// Combines check outcomes (safest wins: the largest count; any data error
+/// blocks scale-down) and applies the guards.
+pub fn conclude(
+    spec: &PolicySpec,
+    obs: &Observation<'_>,
+    history: &PolicyHistory,
+    checks: Vec<CheckOutcome>,
+) -> Evaluation {
+    let opinions = checks.iter().filter_map(|c| c.recommendation.desired);
+    let recommended = opinions.max().unwrap_or(obs.current);
+    let errors: Vec<String> =
+        checks.iter().filter_map(|c| c.recommendation.error.as_ref().map(|e| format!("{}: {e}", c.check))).collect();
+    let data_error = (!errors.is_empty()).then(|| errors.join("; "));
+    let all_failed = !checks.is_empty()
+        && checks.iter().all(|c| c.recommendation.error.is_some() && c.recommendation.desired.is_none());
+    let ctx = GuardContext {
+        now: obs.now,
+        current: obs.current,
+        min: spec.min,
+        max: spec.max,
+        data_error: data_error.as_deref(),
+        all_failed,
+        behaviour: &spec.behaviour,
+        history,
+    };
+    let (desired, guards) = guard::apply(&ctx, recommended);
+    Evaluation { checks, recommended, guards, desired }
+}
+
+/// [`run_checks`] then [`conclude`].
+pub fn evaluate(spec: &PolicySpec, obs: &Observation<'_>, history: &PolicyHistory) -> Evaluation {
+    let checks = run_checks(spec, obs);
+    conclude(spec, obs, history, checks)
+}
+
+#[cfg(test)]
+#[path = "policy_tests.rs"]
+mod tests;

@@ -1,0 +1,108 @@
+//! `moontide history`: recorded decisions, newest first.
+
+use crate::config::Config;
+use crate::store::{Query, Store};
+use clap::Args;
+use moontide_core::{Decision, Timestamp};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `moontide history`.
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// The state directory holding moontide.db (default: ./moontide-state).
+    #[arg(long, conflicts_with = "config")]
+    pub state_dir: Option<PathBuf>,
+    /// Find the state directory from this config file.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Only this policy.
+    #[arg(long, short)]
+    pub policy: Option<String>,
+    /// Only this outcome: hold, scaled, dry_run, skipped or failed.
+    #[arg(long, value_parser = ["hold", "scaled", "dry_run", "skipped", "failed"])]
+    pub outcome: Option<String>,
+    /// At most this many decisions.
+    #[arg(long, short = 'n', default_value_t = 20)]
+    pub limit: usize,
+    /// Full records as JSON lines instead of one readable line each.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `history`.
+pub fn run(args: HistoryArgs) -> ExitCode {
+    let dir = match (&args.state_dir, &args.config) {
+        (Some(d), _) => d.clone(),
+        (None, Some(c)) => match Config::load(c) {
+            Ok(c) => c.state_dir,
+            Err(e) => {
+                for p in e.problems() {
+                    eprintln!("error: {p}");
+                }
+                return ExitCode::from(super::EXIT_BAD_INPUT);
+            }
+        },
+        (None, None) => super::default_state_dir(),
+    };
+    let store = match Store::open_existing(&dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}; pass --state-dir DIR or --config FILE");
+            return ExitCode::from(super::EXIT_BAD_INPUT);
+        }
+    };
+    let q =
+        Query { policy: args.policy.clone(), outcome: args.outcome.clone(), limit: args.limit, ..Default::default() };
+    let list = match store.list(&q) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for d in &list {
+        if args.json {
+            match serde_json::to_string(d) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("error: {e}"),
+            }
+        } else {
+            println!("{}", line(d));
+        }
+    }
+    if list.is_empty() && !args.json {
+        eprintln!("no decisions recorded in {}", store.path().display());
+    }
+    ExitCode::SUCCESS
+}
+
+/// One readable line: time, policy, outcome, counts, reason.
+pub fn line(d: &Decision) -> String {
+    format!(
+        "{}  {:<12} {:<8} {:>3} → {:<3} {}",
+        clock_time(d.at),
+        d.policy,
+        d.outcome.kind(),
+        d.current,
+        d.desired,
+        d.reason
+    )
+}
+
+/// RFC 3339 time in UTC, to the second (`2026-11-18T10:26:40Z`).
+pub fn clock_time(t: Timestamp) -> String {
+    let ms = t.as_millis().max(0) as u64;
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc_times() {
+        assert_eq!(clock_time(Timestamp::from_secs(0)), "1970-01-01T00:00:00Z");
+        assert_eq!(clock_time(Timestamp::from_millis(1_795_000_000_999)), "2026-11-18T11:06:40Z");
+    }
+}

@@ -1,0 +1,188 @@
+//! The command line: `moontide run | validate | history | demo | worker`.
+
+mod history;
+
+use crate::config::{Config, DEFAULT_STATE_DIR};
+use crate::engine::{Engine, SystemClock};
+use crate::logging::{self, LogFormat};
+use crate::store::Store;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Exit status for bad input (config, arguments).
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// Moontide: an autoscaler whose policies are built-in strategies or Lua.
+#[derive(Parser, Debug)]
+#[command(name = "moontide", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// Log level: error, warn, info, debug or trace (default: info; warn for `demo`, which prints its own lines).
+    /// RUST_LOG overrides it.
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the autoscaler with a config file until SIGINT or SIGTERM.
+    Run {
+        /// The config file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Where decisions are stored (default: the config's state_dir, else moontide-state beside the config).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Decide and record, never actuate, for every policy.
+        #[arg(long)]
+        dry_run: bool,
+        /// Run one tick of every policy, then exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Check a config file; print every problem with file, line and field. Exit 2 if any.
+    Validate {
+        /// The config file (TOML).
+        file: PathBuf,
+    },
+    /// Print recorded decisions, newest first, one line each.
+    History(history::HistoryArgs),
+    /// Autoscale a real local pool of CPU-burning workers under replayed traffic (no setup needed).
+    Demo(crate::demo::DemoArgs),
+    /// Run the demo's HTTP worker: GET /work burns CPU, GET /metrics reports cpuUsage and memoryUsage.
+    Worker(crate::demo::worker::WorkerArgs),
+}
+
+/// Parses arguments, runs the command, returns the exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Worker(args) = cli.command {
+        return crate::demo::worker::main(args);
+    }
+    let default_level = if matches!(cli.command, Command::Demo(_)) { "warn" } else { "info" };
+    logging::init(cli.log_format, cli.log_level.as_deref().unwrap_or(default_level));
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("moontide: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(dispatch(cli.command))
+}
+
+async fn dispatch(cmd: Command) -> ExitCode {
+    match cmd {
+        Command::Validate { file } => validate(&file),
+        Command::Run { config, state_dir, dry_run, once } => run(&config, state_dir, dry_run, once).await,
+        Command::History(args) => history::run(args),
+        Command::Demo(args) => crate::demo::run(args).await,
+        Command::Worker(_) => unreachable!("handled before the runtime starts"),
+    }
+}
+
+fn load(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        for p in e.problems() {
+            eprintln!("error: {p}");
+        }
+        ExitCode::from(EXIT_BAD_INPUT)
+    })
+}
+
+fn validate(file: &Path) -> ExitCode {
+    match load(file) {
+        Ok(c) => {
+            println!(
+                "{}: ok ({} source(s), {} target(s), {} polic{})",
+                file.display(),
+                c.sources.len(),
+                c.targets.len(),
+                c.policies.len(),
+                if c.policies.len() == 1 { "y" } else { "ies" }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+/// SIGINT and SIGTERM, registered at once so that a signal arriving during
+/// start-up is held until the caller waits for it instead of killing the
+/// process with its children still running.
+pub struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Registers the handlers (needs a running Tokio runtime).
+    pub fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
+    }
+
+    /// Waits for SIGINT or SIGTERM.
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
+}
+
+async fn run(path: &Path, state_dir: Option<PathBuf>, dry_run: bool, once: bool) -> ExitCode {
+    let mut signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let dir = state_dir.unwrap_or_else(|| config.state_dir.clone());
+    let store = match Store::open(&dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut engine = match Engine::build(&config, store, Arc::new(SystemClock), dry_run) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    tracing::info!(config = %path.display(), state_dir = %dir.display(), policies = config.policies.len(), "moontide running");
+    if once {
+        engine.tick_all().await;
+        engine.shutdown().await;
+        return ExitCode::SUCCESS;
+    }
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let runner = tokio::spawn(engine.run(rx));
+    signals.recv().await;
+    tracing::info!("signal received, shutting down");
+    let _ = tx.send(true);
+    let _ = runner.await;
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+/// The state directory `history` reads when given neither `--state-dir` nor `--config`.
+pub fn default_state_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_STATE_DIR)
+}

@@ -1,0 +1,240 @@
+//! The config file: sources, targets and policies in one TOML document.
+//!
+//! Loading is all-or-nothing: the file is parsed (unknown keys and wrong types
+//! are errors), then every reference, bound and setting is checked, and all
+//! problems are reported together, each with file, line, column and field.
+
+mod error;
+
+pub use error::{ConfigError, Problem};
+
+use crate::sources::SourceConfig;
+use crate::targets::TargetConfig;
+use moontide_core::duration;
+use moontide_core::{BehaviourConfig, PolicySpec, StrategyConfig};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    sources: BTreeMap<String, Spanned<SourceConfig>>,
+    #[serde(default)]
+    targets: BTreeMap<String, Spanned<TargetConfig>>,
+    #[serde(default)]
+    policies: BTreeMap<String, Spanned<RawPolicy>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    target: Spanned<String>,
+    interval: Spanned<String>,
+    min: Spanned<u32>,
+    max: Spanned<u32>,
+    #[serde(default)]
+    metrics: BTreeMap<String, Spanned<MetricConfig>>,
+    #[serde(default)]
+    checks: BTreeMap<String, Spanned<StrategyConfig>>,
+    #[serde(default)]
+    behaviour: Option<Spanned<BehaviourConfig>>,
+}
+
+/// `[policies.NAME.metrics]`: a name the checks use, bound to a source and a query.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricConfig {
+    /// The source's name in `[sources]`.
+    pub source: String,
+    /// What to ask it (a JSON pointer for `http_json`; `cpu`, `memory`, `net_rx`, `net_tx` for `host`).
+    pub query: String,
+}
+
+/// A validated policy.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// Bounds, checks and guards for the core.
+    pub spec: PolicySpec,
+    /// The target's name.
+    pub target: String,
+    /// Metric name → source and query.
+    pub metrics: BTreeMap<String, MetricConfig>,
+}
+
+/// A validated config.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the config came from.
+    pub path: PathBuf,
+    /// Where decisions are stored.
+    pub state_dir: PathBuf,
+    /// Sources by name.
+    pub sources: BTreeMap<String, SourceConfig>,
+    /// Targets by name.
+    pub targets: BTreeMap<String, TargetConfig>,
+    /// Policies, by name order.
+    pub policies: Vec<Policy>,
+}
+
+/// The state directory used when a config does not name one, relative to the config's folder.
+pub const DEFAULT_STATE_DIR: &str = "moontide-state";
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, e))?;
+        Config::parse(path, &text)
+    }
+
+    /// Validates config text; `path` is used in messages and to resolve `state_dir`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::syntax(path, text, &e))?;
+        let mut p = Problems { path, text, list: Vec::new() };
+        let config = validate(path, raw, &mut p);
+        if p.list.is_empty() { Ok(config) } else { Err(ConfigError::Invalid { problems: p.list }) }
+    }
+}
+
+struct Problems<'a> {
+    path: &'a Path,
+    text: &'a str,
+    list: Vec<Problem>,
+}
+
+impl Problems<'_> {
+    fn add(&mut self, span: std::ops::Range<usize>, field: impl Into<String>, message: impl Into<String>) {
+        self.list.push(Problem::at(self.path, self.text, span.start, field.into(), message.into()));
+    }
+}
+
+fn names<T>(map: &BTreeMap<String, T>) -> String {
+    if map.is_empty() { "none declared".into() } else { map.keys().cloned().collect::<Vec<_>>().join(", ") }
+}
+
+fn validate(path: &Path, raw: RawConfig, p: &mut Problems<'_>) -> Config {
+    for (name, s) in &raw.sources {
+        for e in s.get_ref().validate() {
+            p.add(s.span(), format!("sources.{name}"), e);
+        }
+    }
+    for (name, t) in &raw.targets {
+        for e in t.get_ref().validate() {
+            p.add(t.span(), format!("targets.{name}"), e);
+        }
+    }
+    if raw.policies.is_empty() {
+        p.add(0..0, "policies", "no policies declared: add a [policies.NAME] table");
+    }
+    let mut used_targets: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut policies = Vec::new();
+    for (name, rp) in &raw.policies {
+        let at = format!("policies.{name}");
+        let pol = rp.get_ref();
+        let target = pol.target.get_ref();
+        if !raw.targets.contains_key(target) {
+            p.add(
+                pol.target.span(),
+                format!("{at}.target"),
+                format!("no target named `{target}` (declared targets: {})", names(&raw.targets)),
+            );
+        } else if let Some(other) = used_targets.insert(target, name) {
+            p.add(
+                pol.target.span(),
+                format!("{at}.target"),
+                format!("target `{target}` is already driven by policy `{other}`; a target takes one policy"),
+            );
+        }
+        let interval = match duration::parse(pol.interval.get_ref()) {
+            Ok(d) if d.is_zero() => {
+                p.add(pol.interval.span(), format!("{at}.interval"), "interval must be longer than 0s");
+                Duration::from_secs(1)
+            }
+            Ok(d) => d,
+            Err(e) => {
+                p.add(pol.interval.span(), format!("{at}.interval"), e);
+                Duration::from_secs(1)
+            }
+        };
+        let (min, max) = (*pol.min.get_ref(), *pol.max.get_ref());
+        if min > max {
+            p.add(pol.min.span(), format!("{at}.min"), format!("min ({min}) is greater than max ({max})"));
+        }
+        if max == 0 {
+            p.add(pol.max.span(), format!("{at}.max"), "max must be at least 1");
+        }
+        for (mname, m) in &pol.metrics {
+            let mc = m.get_ref();
+            match raw.sources.get(&mc.source) {
+                None => p.add(
+                    m.span(),
+                    format!("{at}.metrics.{mname}.source"),
+                    format!("no source named `{}` (declared sources: {})", mc.source, names(&raw.sources)),
+                ),
+                Some(s) => {
+                    if let Err(e) = s.get_ref().check_query(&mc.query) {
+                        p.add(m.span(), format!("{at}.metrics.{mname}.query"), e);
+                    }
+                }
+            }
+        }
+        if pol.checks.is_empty() {
+            p.add(
+                rp.span(),
+                format!("{at}.checks"),
+                "no checks: add a [policies.NAME.checks.CHECK] table with a strategy",
+            );
+        }
+        for (cname, c) in &pol.checks {
+            let field = format!("{at}.checks.{cname}");
+            for e in c.get_ref().validate() {
+                p.add(c.span(), field.clone(), e);
+            }
+            for metric in c.get_ref().metrics() {
+                if !pol.metrics.contains_key(metric) {
+                    p.add(
+                        c.span(),
+                        field.clone(),
+                        format!(
+                            "metric `{metric}` is not declared in [{at}.metrics] (declared: {})",
+                            names(&pol.metrics)
+                        ),
+                    );
+                }
+            }
+        }
+        let behaviour = pol.behaviour.as_ref().map(|b| b.get_ref().clone()).unwrap_or_default();
+        if let Some(b) = &pol.behaviour {
+            for e in behaviour.validate() {
+                p.add(b.span(), format!("{at}.{}", e.split(':').next().unwrap_or("behaviour")), e);
+            }
+        }
+        policies.push(Policy {
+            spec: PolicySpec {
+                name: name.clone(),
+                interval,
+                min,
+                max,
+                checks: pol.checks.iter().map(|(k, v)| (k.clone(), v.get_ref().clone())).collect(),
+                behaviour: behaviour.resolve(),
+            },
+            target: target.clone(),
+            metrics: pol.metrics.iter().map(|(k, v)| (k.clone(), v.get_ref().clone())).collect(),
+        });
+    }
+    let base = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let state_dir = base.join(raw.state_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)));
+    Config {
+        path: path.to_path_buf(),
+        state_dir,
+        sources: raw.sources.into_iter().map(|(k, v)| (k, v.into_inner())).collect(),
+        targets: raw.targets.into_iter().map(|(k, v)| (k, v.into_inner())).collect(),
+        policies,
+    }
+}

@@ -1,0 +1,130 @@
+//! The engine: builds sources and targets from a config, restores each
+//! policy's memory from the store, and ticks every policy on its own task.
+
+mod tick;
+
+pub use tick::PolicyRuntime;
+
+use crate::config::Config;
+use crate::sources::Source;
+use crate::store::Store;
+use crate::targets::Target;
+use moontide_core::{Clock, Decision, Timestamp};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, watch};
+
+/// The wall clock, for live runs.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Timestamp::from_millis(ms)
+    }
+}
+
+/// A running set of policies with their sources and targets.
+pub struct Engine {
+    policies: Vec<PolicyRuntime>,
+    targets: BTreeMap<String, Arc<Target>>,
+    decisions: broadcast::Sender<Decision>,
+}
+
+/// How long a stopping engine waits for ticks in flight before abandoning them.
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
+
+impl Engine {
+    /// Builds everything the config declares and restores each policy's
+    /// windows, cooldowns and metric history from the store. `force_dry_run`
+    /// puts every policy in dry-run.
+    pub fn build(config: &Config, store: Store, clock: Arc<dyn Clock>, force_dry_run: bool) -> Result<Engine, String> {
+        let mut sources = BTreeMap::new();
+        for (name, c) in &config.sources {
+            sources.insert(name.clone(), Arc::new(Source::build(name, c)?));
+        }
+        let mut targets = BTreeMap::new();
+        for (name, c) in &config.targets {
+            if config.policies.iter().any(|p| &p.target == name) {
+                targets.insert(name.clone(), Arc::new(Target::build(name, c)?));
+            }
+        }
+        let (decisions, _) = broadcast::channel(1024);
+        let mut policies = Vec::new();
+        for p in &config.policies {
+            let mut policy = p.clone();
+            if force_dry_run {
+                policy.spec.behaviour.dry_run = true;
+            }
+            let target = targets[&policy.target].clone();
+            let rt = PolicyRuntime::new(policy, target, &sources, store.clone(), clock.clone(), decisions.clone())?;
+            policies.push(rt);
+        }
+        Ok(Engine { policies, targets, decisions })
+    }
+
+    /// Every decision, as it is made.
+    pub fn subscribe(&self) -> broadcast::Receiver<Decision> {
+        self.decisions.subscribe()
+    }
+
+    /// A target by name (the demo routes traffic to a process pool's copies).
+    pub fn target(&self, name: &str) -> Option<Arc<Target>> {
+        self.targets.get(name).cloned()
+    }
+
+    /// Runs one tick of the named policy now (tests and one-shot runs).
+    pub async fn tick(&mut self, policy: &str) -> Option<Decision> {
+        let rt = self.policies.iter_mut().find(|p| p.name() == policy)?;
+        Some(rt.tick().await)
+    }
+
+    /// Runs one tick of every policy, one after another.
+    pub async fn tick_all(&mut self) -> Vec<Decision> {
+        let mut out = Vec::new();
+        for rt in &mut self.policies {
+            out.push(rt.tick().await);
+        }
+        out
+    }
+
+    /// Ticks every policy on its own task at its own interval until
+    /// `shutdown` turns true, then stops the targets it owns.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for mut rt in self.policies {
+            let mut stop = shutdown.clone();
+            tasks.spawn(async move {
+                let mut every = tokio::time::interval(rt.interval());
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
+                        _ = every.tick() => { rt.tick().await; }
+                    }
+                }
+            });
+        }
+        let _ = shutdown.wait_for(|s| *s).await;
+        tracing::info!("stopping: waiting for ticks in flight");
+        if tokio::time::timeout(SHUTDOWN_WAIT, async { while tasks.join_next().await.is_some() {} }).await.is_err() {
+            tracing::warn!("ticks still running after {SHUTDOWN_WAIT:?}; abandoning them");
+            tasks.abort_all();
+        }
+        for (name, t) in &self.targets {
+            tracing::debug!(target_name = %name, "shutting down target");
+            t.shutdown().await;
+        }
+    }
+
+    /// Stops the targets the engine owns without running (after one-shot ticks).
+    pub async fn shutdown(&self) {
+        for t in self.targets.values() {
+            t.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! One policy's tick: status → read → decide → combine → guards → actuate → record.
+
+use crate::config::Policy;
+use crate::sources::Source;
+use crate::store::Store;
+use crate::targets::Target;
+use moontide_core::policy::evaluate;
+use moontide_core::{
+    Clock, Decision, Input, Observation, Outcome, Point, PolicyHistory, ReadingStatus, Series, Timestamp,
+};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// Longest wait for a target's status.
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest wait for one source's reading, whatever its own timeout.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most decisions read back per policy at start.
+const RESTORE_LIMIT: usize = 50_000;
+
+/// One source and what a policy asks of it each tick.
+struct SourceRead {
+    name: String,
+    source: Arc<Source>,
+    /// (metric, query) pairs.
+    queries: Vec<(String, String)>,
+}
+
+/// A policy with its live target, sources and memory.
+pub struct PolicyRuntime {
+    policy: Policy,
+    target: Arc<Target>,
+    reads: Vec<SourceRead>,
+    series: BTreeMap<String, Series>,
+    history: PolicyHistory,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    decisions: broadcast::Sender<Decision>,
+}
+
+impl PolicyRuntime {
+    /// Wires a policy and restores its memory from the store.
+    pub fn new(
+        policy: Policy,
+        target: Arc<Target>,
+        sources: &BTreeMap<String, Arc<Source>>,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        decisions: broadcast::Sender<Decision>,
+    ) -> Result<Self, String> {
+        let mut by_source: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        for (metric, m) in &policy.metrics {
+            by_source.entry(m.source.clone()).or_default().push((metric.clone(), m.query.clone()));
+        }
+        let reads = by_source
+            .into_iter()
+            .map(|(name, qs)| {
+                let s = sources.get(&name).cloned().ok_or_else(|| format!("no source `{name}`"))?;
+                Ok(SourceRead { name, source: s, queries: qs })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let series = policy.metrics.keys().map(|k| (k.clone(), Series::new())).collect();
+        let history = PolicyHistory::new(policy.spec.history_retention());
+        let mut rt = PolicyRuntime { policy, target, reads, series, history, store, clock, decisions };
+        rt.restore()?;
+        Ok(rt)
+    }
+
+    /// The policy's name.
+    pub fn name(&self) -> &str {
+        &self.policy.spec.name
+    }
+
+    /// Time between ticks.
+    pub fn interval(&self) -> Duration {
+        self.policy.spec.interval
+    }
+
+    /// Rebuilds windows, cooldowns and metric series from stored decisions.
+    fn restore(&mut self) -> Result<(), String> {
+        let spec = &self.policy.spec;
+        let now = self.clock.now();
+        let keep_series = spec.series_retention();
+        let reach = spec.history_retention().max(keep_series);
+        let past = self.store.since(&spec.name, now.minus(reach), RESTORE_LIMIT).map_err(|e| e.to_string())?;
+        for d in &past {
+            self.history.note(d);
+            for i in &d.inputs {
+                if let Some(s) = self.series.get_mut(&i.metric) {
+                    s.push(Point { at: d.at, value: i.usable() }, keep_series);
+                }
+            }
+        }
+        if let Some(n) = self.store.last_scaled_to(&spec.name).map_err(|e| e.to_string())? {
+            self.target.restore(n);
+        }
+        if !past.is_empty() {
+            tracing::info!(policy = %spec.name, decisions = past.len(), "restored windows and cooldowns from the store");
+        }
+        Ok(())
+    }
+
+    /// Runs one tick and records its decision.
+    pub async fn tick(&mut self) -> Decision {
+        let now = self.clock.now();
+        let name = self.policy.spec.name.clone();
+        let status = match tokio::time::timeout(STATUS_TIMEOUT, self.target.status()).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                return self.finish(Decision::skipped(&name, now, 0, 0, format!("target status unknown: {e}"))).await;
+            }
+            Err(_) => {
+                let why = format!("target status timed out after {}s", STATUS_TIMEOUT.as_secs());
+                return self.finish(Decision::skipped(&name, now, 0, 0, why)).await;
+            }
+        };
+        let inputs = self.read(now).await;
+        let keep = self.policy.spec.series_retention();
+        for i in &inputs {
+            if let Some(s) = self.series.get_mut(&i.metric) {
+                s.push(Point { at: now, value: i.usable() }, keep);
+            }
+        }
+        let spec = &self.policy.spec;
+        let obs = Observation {
+            now,
+            interval: spec.interval,
+            current: status.current,
+            ready: status.ready,
+            min: spec.min,
+            max: spec.max,
+            series: &self.series,
+        };
+        let eval = evaluate(spec, &obs, &self.history);
+        let mut d = Decision {
+            policy: name.clone(),
+            at: now,
+            current: status.current,
+            ready: status.ready,
+            inputs,
+            checks: eval.checks,
+            recommended: Some(eval.recommended),
+            guards: eval.guards,
+            desired: eval.desired,
+            outcome: Outcome::Hold,
+            actuation: None,
+            reason: String::new(),
+        };
+        if d.desired != d.current {
+            let (from, to) = (d.current, d.desired);
+            if spec.behaviour.dry_run {
+                d.outcome = Outcome::DryRun { from, to };
+            } else {
+                let key = format!("{name}-{}-{to}", now.as_millis());
+                match self.target.scale(from, to, &key).await {
+                    Ok(a) => {
+                        d.outcome = Outcome::Scaled { from, to };
+                        d.actuation = Some(a);
+                    }
+                    Err(e) => {
+                        d.outcome = Outcome::Failed { from, to, error: e.message };
+                        d.actuation = Some(e.actuation);
+                    }
+                }
+            }
+        }
+        d.summarize();
+        if let Some(note) = status.note {
+            d.reason.push_str(&format!("; target: {note}"));
+        }
+        self.finish(d).await
+    }
+
+    /// Reads every metric, one request per source, sources in parallel.
+    async fn read(&self, now: Timestamp) -> Vec<Input> {
+        let mut set = tokio::task::JoinSet::new();
+        for (idx, read) in self.reads.iter().enumerate() {
+            let source = read.source.clone();
+            let queries: Vec<String> = read.queries.iter().map(|(_, q)| q.clone()).collect();
+            set.spawn(async move {
+                let n = queries.len();
+                let results = match tokio::time::timeout(READ_TIMEOUT, source.read(&queries)).await {
+                    Ok(r) => r,
+                    Err(_) => vec![Err(format!("no answer within {}s", READ_TIMEOUT.as_secs())); n],
+                };
+                (idx, results, source.max_age())
+            });
+        }
+        let mut inputs = Vec::new();
+        while let Some(joined) = set.join_next().await {
+            let Ok((idx, results, max_age)) = joined else { continue };
+            let read = &self.reads[idx];
+            let source_name = &read.name;
+            for ((metric, query), r) in read.queries.iter().zip(results) {
+                let mut input = Input {
+                    metric: metric.clone(),
+                    source: source_name.clone(),
+                    query: query.clone(),
+                    at: now,
+                    value: None,
+                    status: ReadingStatus::Failed,
+                    error: None,
+                };
+                match r {
+                    Ok(v) => {
+                        input.value = Some(v.value);
+                        input.status = ReadingStatus::Ok;
+                        if let (Some(at), Some(max)) = (v.measured_at, max_age) {
+                            let age = now.since(at);
+                            if age > max {
+                                input.status = ReadingStatus::Stale;
+                                input.error = Some(format!(
+                                    "measured {} ago, older than max_age {}",
+                                    moontide_core::duration::format(age),
+                                    moontide_core::duration::format(max)
+                                ));
+                            }
+                        }
+                    }
+                    Err(e) => input.error = Some(e),
+                }
+                inputs.push(input);
+            }
+        }
+        // Readings whose task died are failures, not silence.
+        for read in &self.reads {
+            let source_name = &read.name;
+            for (metric, query) in &read.queries {
+                if !inputs.iter().any(|i| &i.metric == metric) {
+                    inputs.push(Input {
+                        metric: metric.clone(),
+                        source: source_name.clone(),
+                        query: query.clone(),
+                        at: now,
+                        value: None,
+                        status: ReadingStatus::Failed,
+                        error: Some("reader task failed".into()),
+                    });
+                }
+            }
+        }
+        inputs.sort_by(|a, b| a.metric.cmp(&b.metric));
+        inputs
+    }
+
+    async fn finish(&mut self, d: Decision) -> Decision {
+        self.history.note(&d);
+        if let Err(e) = self.store.append_async(d.clone()).await {
+            tracing::error!(policy = %d.policy, "cannot record decision: {e}");
+        }
+        match &d.outcome {
+            Outcome::Failed { .. } | Outcome::Skipped { .. } => {
+                tracing::warn!(target: "moontide::decision", policy = %d.policy, outcome = d.outcome.kind(), "{}", d.reason)
+            }
+            _ => {
+                tracing::info!(target: "moontide::decision", policy = %d.policy, outcome = d.outcome.kind(), "{}", d.reason)
+            }
+        }
+        let _ = self.decisions.send(d.clone());
+        d
+    }
+}

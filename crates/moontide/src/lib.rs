@@ -1,0 +1,14 @@
+//! Moontide, the autoscaler daemon: config, sources, targets, the tick loop,
+//! the decision store, the command line and the demo.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod engine;
+pub mod logging;
+pub mod secret;
+pub mod sources;
+pub mod store;
+pub mod targets;

@@ -1,0 +1,192 @@
+//! The decision store: an embedded SQLite database in the state directory.
+//!
+//! One row per decision, with the full record as JSON beside the columns
+//! used for filtering. Writes go through a mutex on one connection, off the
+//! async threads.
+
+use moontide_core::{Decision, Timestamp};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// File name of the database inside the state directory.
+pub const DB_FILE: &str = "moontide.db";
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The state directory could not be created.
+    #[error("cannot create state directory {}: {source}", path.display())]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// SQLite failed.
+    #[error("decision store {}: {source}", path.display())]
+    Sql {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A stored record could not be decoded.
+    #[error("decision store {}: record {id} is unreadable: {source}", path.display())]
+    Record {
+        /// The database file.
+        path: PathBuf,
+        /// The row.
+        id: i64,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+}
+
+/// A handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+}
+
+/// A filter for [`Store::list`].
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    /// Only this policy.
+    pub policy: Option<String>,
+    /// Only this outcome kind (`hold`, `scaled`, ...).
+    pub outcome: Option<String>,
+    /// Only at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only before this time.
+    pub until: Option<Timestamp>,
+    /// At most this many, newest first.
+    pub limit: usize,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir { path: dir.to_path_buf(), source })?;
+        let path = dir.join(DB_FILE);
+        let sql = |source| StoreError::Sql { path: path.clone(), source };
+        let conn = Connection::open(&path).map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS decisions (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 policy TEXT NOT NULL,
+                 at_ms INTEGER NOT NULL,
+                 outcome TEXT NOT NULL,
+                 current INTEGER NOT NULL,
+                 desired INTEGER NOT NULL,
+                 reason TEXT NOT NULL,
+                 record TEXT NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS decisions_policy_at ON decisions (policy, at_ms);",
+        )
+        .map_err(sql)?;
+        Ok(Store { path, conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Opens an existing store read-only-in-spirit: fails if there is none.
+    pub fn open_existing(dir: &Path) -> Result<Store, StoreError> {
+        if !dir.join(DB_FILE).exists() {
+            return Err(StoreError::Dir {
+                path: dir.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no decision store here (moontide.db)"),
+            });
+        }
+        Store::open(dir)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>) -> Result<T, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn).map_err(|source| StoreError::Sql { path: self.path.clone(), source })
+    }
+
+    /// Appends a decision.
+    pub fn append(&self, d: &Decision) -> Result<(), StoreError> {
+        let record = serde_json::to_string(d).map_err(|source| StoreError::Record {
+            path: self.path.clone(),
+            id: -1,
+            source,
+        })?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO decisions (policy, at_ms, outcome, current, desired, reason, record)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![d.policy, d.at.as_millis(), d.outcome.kind(), d.current, d.desired, d.reason, record],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Appends a decision from async code without blocking the runtime.
+    pub async fn append_async(&self, d: Decision) -> Result<(), StoreError> {
+        let store = self.clone();
+        match tokio::task::spawn_blocking(move || store.append(&d)).await {
+            Ok(r) => r,
+            Err(e) => Err(StoreError::Sql {
+                path: self.path.clone(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            }),
+        }
+    }
+
+    /// Decisions matching `q`, newest first.
+    pub fn list(&self, q: &Query) -> Result<Vec<Decision>, StoreError> {
+        let rows: Vec<(i64, String)> = self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, record FROM decisions
+                 WHERE (?1 IS NULL OR policy = ?1) AND (?2 IS NULL OR outcome = ?2)
+                   AND (?3 IS NULL OR at_ms >= ?3) AND (?4 IS NULL OR at_ms < ?4)
+                 ORDER BY at_ms DESC, id DESC LIMIT ?5",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    q.policy,
+                    q.outcome,
+                    q.since.map(|t| t.as_millis()),
+                    q.until.map(|t| t.as_millis()),
+                    q.limit as i64
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            rows.collect()
+        })?;
+        rows.into_iter()
+            .map(|(id, json)| {
+                serde_json::from_str(&json).map_err(|source| StoreError::Record { path: self.path.clone(), id, source })
+            })
+            .collect()
+    }
+
+    /// A policy's decisions since `since`, oldest first (to rebuild windows after a restart).
+    pub fn since(&self, policy: &str, since: Timestamp, limit: usize) -> Result<Vec<Decision>, StoreError> {
+        let mut v =
+            self.list(&Query { policy: Some(policy.into()), since: Some(since), limit, ..Default::default() })?;
+        v.reverse();
+        Ok(v)
+    }
+
+    /// The count of the last successful actuation of a policy, if any.
+    pub fn last_scaled_to(&self, policy: &str) -> Result<Option<u32>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT desired FROM decisions WHERE policy = ?1 AND outcome = 'scaled' ORDER BY at_ms DESC, id DESC LIMIT 1",
+                params![policy],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+}

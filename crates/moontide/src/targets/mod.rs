@@ -1,0 +1,106 @@
+//! Targets: what is scaled. One config variant and one module each.
+//!
+//! Every target's `scale(n)` means "set to n" and is safe to repeat.
+
+pub mod process;
+pub mod webhook;
+
+use moontide_core::Actuation;
+use serde::Deserialize;
+
+/// `[targets.NAME]`: one variant per target kind, chosen by `type = "..."`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // read once per config load; boxing buys nothing
+pub enum TargetConfig {
+    /// A local pool of copies of a command.
+    Process(process::ProcessConfig),
+    /// A cloud or in-house HTTP API.
+    Webhook(webhook::WebhookConfig),
+}
+
+impl TargetConfig {
+    /// The kind's name as written in config.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TargetConfig::Process(_) => "process",
+            TargetConfig::Webhook(_) => "webhook",
+        }
+    }
+
+    /// Problems with the settings.
+    pub fn validate(&self) -> Vec<String> {
+        match self {
+            TargetConfig::Process(c) => c.validate(),
+            TargetConfig::Webhook(c) => c.validate(),
+        }
+    }
+}
+
+/// What a target reports at the start of a tick.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// Replicas asked for (running or starting).
+    pub current: u32,
+    /// Replicas ready to serve.
+    pub ready: u32,
+    /// Set when the count is Moontide's own bookkeeping rather than the platform's word.
+    pub note: Option<String>,
+}
+
+/// A failed actuation: what went wrong, and the wire-level record so far.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScaleError {
+    /// What went wrong.
+    pub message: String,
+    /// Requests made and the key used.
+    pub actuation: Actuation,
+}
+
+/// A live target.
+pub enum Target {
+    /// See [`process::ProcessPool`].
+    Process(process::ProcessPool),
+    /// See [`webhook::Webhook`].
+    Webhook(Box<webhook::Webhook>),
+}
+
+impl Target {
+    /// Builds a target; fails when a secret it needs cannot be read or a pool cannot start.
+    pub fn build(name: &str, config: &TargetConfig) -> Result<Target, String> {
+        Ok(match config {
+            TargetConfig::Process(c) => Target::Process(process::ProcessPool::start(name, c.clone())),
+            TargetConfig::Webhook(c) => Target::Webhook(Box::new(webhook::Webhook::new(name, c)?)),
+        })
+    }
+
+    /// The current and ready counts.
+    pub async fn status(&self) -> Result<Status, String> {
+        match self {
+            Target::Process(t) => t.status().await,
+            Target::Webhook(t) => t.status().await,
+        }
+    }
+
+    /// Sets the count to `desired`. `key` identifies this actuation; requests repeated for it carry it.
+    pub async fn scale(&self, current: u32, desired: u32, key: &str) -> Result<Actuation, ScaleError> {
+        match self {
+            Target::Process(t) => t.scale(desired, key).await,
+            Target::Webhook(t) => t.scale(current, desired, key).await,
+        }
+    }
+
+    /// Tells a target that counts for itself what was last set (after a restart).
+    pub fn restore(&self, last_set: u32) {
+        if let Target::Webhook(t) = self {
+            t.restore(last_set)
+        }
+    }
+
+    /// Stops what the target owns (a process pool's children); a no-op for remote targets.
+    pub async fn shutdown(&self) {
+        if let Target::Process(t) = self {
+            t.shutdown().await
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Helpers shared by the integration tests: a recording HTTP server on
+//! 127.0.0.1 port 0, config files in temp dirs, bounded waits.
+#![allow(dead_code)]
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One request as the server saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: String,
+    pub at: Instant,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    }
+}
+
+type Handler = dyn Fn(&Seen, usize) -> Response + Send + Sync;
+
+/// A test HTTP server that records every request and answers with `handler`
+/// (given the request and its 0-based number). Stops when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestServer {
+    pub async fn start(handler: impl Fn(&Seen, usize) -> Response + Send + Sync + 'static) -> TestServer {
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let handler: Arc<Handler> = Arc::new(handler);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let record = seen.clone();
+        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let record = record.clone();
+            let handler = handler.clone();
+            async move {
+                let s = Seen {
+                    method: method.to_string(),
+                    path: uri.path().to_string(),
+                    query: uri.query().map(str::to_string),
+                    headers,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                    at: Instant::now(),
+                };
+                let n = {
+                    let mut r = record.lock().unwrap();
+                    r.push(s.clone());
+                    r.len() - 1
+                };
+                handler(&s, n)
+            }
+        });
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        TestServer { addr, seen, stop: Some(tx) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn seen_on(&self, path: &str) -> Vec<Seen> {
+        self.seen().into_iter().filter(|s| s.path == path).collect()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn json(status: u16, v: serde_json::Value) -> Response {
+    (StatusCode::from_u16(status).unwrap(), axum::Json(v)).into_response()
+}
+
+pub fn text(status: u16, body: &str) -> Response {
+    (StatusCode::from_u16(status).unwrap(), body.to_string()).into_response()
+}
+
+/// Writes `text` as a config file in a new temp dir; returns (dir, path).
+pub fn config_file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("moontide.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+/// Polls `cond` every 50 ms for at most `limit`; true if it came true.
+pub async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether a process is alive (present in /proc and not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            // the state is the first field after the ")" that closes the command name
+            let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next());
+            !matches!(state, Some(Some('Z')) | Some(Some('X')))
+        }
+        Err(_) => false,
+    }
+}
+
+/// Live processes whose parent is `ppid`.
+pub fn children_of(ppid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(ppid) && alive(pid) {
+            out.push(pid);
+        }
+    }
+    out
+}

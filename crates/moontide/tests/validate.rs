@@ -1,0 +1,243 @@
+//! `moontide validate` (and `run`) on broken configs: exit 2 and a message
+//! naming the file, line and field.
+
+mod common;
+
+use std::process::Command;
+
+const GOOD: &str = r#"
+[sources.app]
+type = "http_json"
+url = "http://127.0.0.1:8080/metrics"
+
+[targets.cloud]
+type = "webhook"
+url = "http://127.0.0.1:9000/scale"
+initial = 1
+
+[policies.web]
+target = "cloud"
+interval = "10s"
+min = 1
+max = 10
+
+[policies.web.metrics]
+cpu = { source = "app", query = "/cpuUsage" }
+
+[policies.web.checks.cpu]
+strategy = "target_tracking"
+targets = [{ metric = "cpu", target = 60 }]
+"#;
+
+fn moontide(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_moontide")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("`{needle}` not in config")) + 1
+}
+
+#[test]
+fn a_good_config_validates() {
+    let (_dir, path) = common::config_file(GOOD);
+    let (code, out, err) = moontide(&["validate", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ok (1 source(s), 1 target(s), 1 policy)"), "{out}");
+}
+
+/// One broken config: what is broken, the edit applied to GOOD (from → to),
+/// the line that must be blamed (a substring of it), and the field and words
+/// the message must name.
+struct Broken {
+    what: &'static str,
+    from: &'static str,
+    to: &'static str,
+    line: &'static str,
+    field: &'static str,
+    words: &'static str,
+}
+
+const fn b(
+    what: &'static str,
+    from: &'static str,
+    to: &'static str,
+    line: &'static str,
+    field: &'static str,
+    words: &'static str,
+) -> Broken {
+    Broken { what, from, to, line, field, words }
+}
+
+const BROKEN: &[Broken] = &[
+    b("unknown key", "min = 1\n", "min = 1\nminn = 2\n", "minn", "policies.web.minn", "unknown field `minn`"),
+    b(
+        "unknown top-level key",
+        "[sources.app]",
+        "colour = \"blue\"\n[sources.app]",
+        "colour",
+        "colour",
+        "unknown field `colour`",
+    ),
+    b("wrong type", "min = 1\n", "min = \"one\"\n", "min = ", "policies.web.min", "invalid type"),
+    b("negative min", "min = 1\n", "min = -1\n", "min = ", "policies.web.min", "-1"),
+    b(
+        "dangling target",
+        "target = \"cloud\"",
+        "target = \"clout\"",
+        "clout",
+        "policies.web.target",
+        "no target named `clout`",
+    ),
+    b(
+        "dangling source",
+        "source = \"app\"",
+        "source = \"ap\"",
+        "\"ap\"",
+        "policies.web.metrics.cpu.source",
+        "no source named `ap`",
+    ),
+    b("min > max", "min = 1\n", "min = 11\n", "min = ", "policies.web.min", "min (11) is greater than max (10)"),
+    b(
+        "zero interval",
+        "interval = \"10s\"",
+        "interval = \"0s\"",
+        "interval",
+        "policies.web.interval",
+        "longer than 0s",
+    ),
+    b(
+        "negative interval",
+        "interval = \"10s\"",
+        "interval = \"-5s\"",
+        "interval",
+        "policies.web.interval",
+        "negative duration",
+    ),
+    b(
+        "bad unit",
+        "interval = \"10s\"",
+        "interval = \"10x\"",
+        "interval",
+        "policies.web.interval",
+        "unknown unit \"x\"",
+    ),
+    b(
+        "unknown strategy",
+        "strategy = \"target_tracking\"",
+        "strategy = \"guess\"",
+        "strategy",
+        "policies.web.checks.cpu",
+        "unknown variant `guess`",
+    ),
+    b(
+        "undeclared metric",
+        "metric = \"cpu\"",
+        "metric = \"gpu\"",
+        "[policies.web.checks.cpu]",
+        "policies.web.checks.cpu",
+        "metric `gpu` is not declared",
+    ),
+    b(
+        "bad query",
+        "query = \"/cpuUsage\"",
+        "query = \"cpuUsage\"",
+        "cpuUsage",
+        "policies.web.metrics.cpu.query",
+        "not a JSON pointer",
+    ),
+    b(
+        "unknown source type",
+        "type = \"http_json\"",
+        "type = \"http_jsonx\"",
+        "http_jsonx",
+        "sources.app.type",
+        "unknown variant `http_jsonx`",
+    ),
+    b(
+        "webhook without status or initial",
+        "initial = 1\n",
+        "\n",
+        "[targets.cloud]",
+        "targets.cloud",
+        "give `status_url`",
+    ),
+    b("bad TOML", "max = 10", "max = = 10", "max = =", "policies.web.max", "extra `=`"),
+];
+
+#[test]
+fn broken_configs_name_line_and_field_and_exit_2() {
+    for case in BROKEN {
+        assert!(GOOD.contains(case.from), "{}: `{}` not in GOOD", case.what, case.from);
+        let text = GOOD.replacen(case.from, case.to, 1);
+        let (_dir, path) = common::config_file(&text);
+        let p = path.to_str().unwrap();
+        let (code, _, err) = moontide(&["validate", p]);
+        let what = case.what;
+        assert_eq!(code, 2, "{what}: exit code; stderr: {err}");
+        let line = line_of(&text, case.line);
+        assert!(err.contains(&format!("{p}:{line}:")), "{what}: expected line {line} in: {err}");
+        assert!(err.contains(case.field), "{what}: expected field `{}` in: {err}", case.field);
+        assert!(err.contains(case.words), "{what}: expected `{}` in: {err}", case.words);
+    }
+}
+
+#[test]
+fn run_refuses_a_broken_config_the_same_way() {
+    let text = GOOD.replacen("min = 1\n", "min = 11\n", 1);
+    let (dir, path) = common::config_file(&text);
+    let state = dir.path().join("state");
+    let (code, _, err) = moontide(&["run", "--config", path.to_str().unwrap(), "--state-dir", state.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("min (11) is greater than max (10)"), "{err}");
+    assert!(!state.exists(), "nothing is created for a config that does not validate");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = GOOD.replacen("min = 1\n", "min = 11\n", 1).replacen("target = \"cloud\"", "target = \"nope\"", 1);
+    let (_dir, path) = common::config_file(&text);
+    let (code, _, err) = moontide(&["validate", path.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("min (11)") && err.contains("no target named `nope`"), "{err}");
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let (code, _, err) = moontide(&["validate", "/nonexistent/moontide.toml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/nonexistent/moontide.toml: cannot read config"), "{err}");
+}
+
+#[test]
+fn the_shipped_examples_validate() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") && !path.ends_with("demo.toml") {
+            let (code, _, err) = moontide(&["validate", path.to_str().unwrap()]);
+            assert_eq!(code, 0, "{}: {err}", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "examples/ holds configs");
+}
+
+#[test]
+fn help_lists_every_subcommand() {
+    let (code, out, _) = moontide(&["--help"]);
+    assert_eq!(code, 0);
+    for sub in ["run", "validate", "history", "demo", "worker"] {
+        assert!(out.contains(sub), "{sub} missing from --help: {out}");
+    }
+    for sub in ["run", "validate", "history", "demo", "worker"] {
+        let (code, out, _) = moontide(&[sub, "--help"]);
+        assert_eq!(code, 0, "{sub} --help");
+        assert!(out.contains("Usage: moontide"), "{out}");
+    }
+}
