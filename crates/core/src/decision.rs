@@ -17,6 +17,9 @@ pub struct CheckOutcome {
     /// What it recommended.
     #[serde(flatten)]
     pub recommendation: Recommendation,
+    /// The check's own state after this tick (a Lua check's `ctx.state`), restored after a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<serde_json::Value>,
 }
 
 /// What happened at the end of the tick.

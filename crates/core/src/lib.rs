@@ -16,6 +16,7 @@ pub mod policy;
 pub mod series;
 pub mod strategy;
 pub mod time;
+pub mod window;
 
 #[cfg(test)]
 mod testkit;

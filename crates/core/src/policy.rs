@@ -61,11 +61,17 @@ pub struct Evaluation {
     pub desired: u32,
 }
 
-/// Runs the built-in checks of `spec`.
+/// Runs the built-in checks of `spec` (not its `lua` checks, which the engine runs).
 pub fn run_checks(spec: &PolicySpec, obs: &Observation<'_>) -> Vec<CheckOutcome> {
     spec.checks
         .iter()
-        .map(|(name, s)| CheckOutcome { check: name.clone(), strategy: s.kind().into(), recommendation: s.decide(obs) })
+        .filter(|(_, s)| s.is_builtin())
+        .map(|(name, s)| CheckOutcome {
+            check: name.clone(),
+            strategy: s.kind().into(),
+            recommendation: s.decide(obs),
+            state: None,
+        })
         .collect()
 }
 
@@ -98,7 +104,7 @@ pub fn conclude(
     Evaluation { checks, recommended, guards, desired }
 }
 
-/// [`run_checks`] then [`conclude`].
+/// [`run_checks`] then [`conclude`] (for policies without `lua` checks).
 pub fn evaluate(spec: &PolicySpec, obs: &Observation<'_>, history: &PolicyHistory) -> Evaluation {
     let checks = run_checks(spec, obs);
     conclude(spec, obs, history, checks)

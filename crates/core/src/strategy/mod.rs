@@ -2,9 +2,11 @@
 //!
 //! Every strategy is pure: the same observation gives the same recommendation.
 
+mod lua;
 mod target_tracking;
 mod threshold;
 
+pub use lua::LuaCheck;
 pub use target_tracking::{Aggregate, TargetTracking, TrackedMetric};
 pub use threshold::{Condition, Threshold};
 
@@ -51,6 +53,8 @@ pub enum StrategyConfig {
     Threshold(Threshold),
     /// Kubernetes HPA's proportional rule.
     TargetTracking(TargetTracking),
+    /// A `decide(ctx)` function written in Lua, run by the `moontide-lua` crate.
+    Lua(LuaCheck),
 }
 
 impl StrategyConfig {
@@ -59,22 +63,31 @@ impl StrategyConfig {
         match self {
             StrategyConfig::Threshold(_) => "threshold",
             StrategyConfig::TargetTracking(_) => "target_tracking",
+            StrategyConfig::Lua(_) => "lua",
         }
     }
 
-    /// Recommends a replica count for this tick.
+    /// Whether the core runs this strategy itself (`lua` checks run in `moontide-lua`).
+    pub fn is_builtin(&self) -> bool {
+        !matches!(self, StrategyConfig::Lua(_))
+    }
+
+    /// Recommends a replica count for this tick. A `lua` check cannot run
+    /// here and says so; the engine runs it through `moontide-lua`.
     pub fn decide(&self, obs: &Observation<'_>) -> Recommendation {
         match self {
             StrategyConfig::Threshold(s) => s.decide(obs),
             StrategyConfig::TargetTracking(s) => s.decide(obs),
+            StrategyConfig::Lua(_) => Recommendation::failed("a lua check needs the Lua runtime (moontide-lua)"),
         }
     }
 
-    /// The metric names the strategy reads.
+    /// The metric names the strategy reads (a `lua` check may read any of the policy's).
     pub fn metrics(&self) -> Vec<&str> {
         match self {
             StrategyConfig::Threshold(s) => s.conditions.iter().map(|c| c.metric.as_str()).collect(),
             StrategyConfig::TargetTracking(s) => s.targets.iter().map(|t| t.metric.as_str()).collect(),
+            StrategyConfig::Lua(_) => Vec::new(),
         }
     }
 
@@ -85,6 +98,7 @@ impl StrategyConfig {
                 s.conditions.iter().map(|c| c.up_for.max(c.down_for)).max().unwrap_or_default()
             }
             StrategyConfig::TargetTracking(_) => Duration::ZERO,
+            StrategyConfig::Lua(s) => s.window,
         }
     }
 
@@ -93,6 +107,7 @@ impl StrategyConfig {
         match self {
             StrategyConfig::Threshold(s) => s.validate(),
             StrategyConfig::TargetTracking(s) => s.validate(),
+            StrategyConfig::Lua(s) => s.validate(),
         }
     }
 }

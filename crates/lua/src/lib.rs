@@ -1,0 +1,72 @@
+//! Lua policies for Moontide: the sandbox, the `ctx` API, the `lua` strategy
+//! (`decide(ctx)`), script mode (whole-loop scripts in the style of the
+//! autoscaling guide) and the test runner behind `moontide lua test`.
+//!
+//! This is the only crate that knows mlua (Lua 5.4, vendored).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod json;
+pub mod sandbox;
+pub mod strategy;
+
+pub use sandbox::{Limits, Sandbox};
+pub use strategy::{LuaStrategy, Origin};
+
+use std::path::PathBuf;
+
+/// What went wrong with a Lua script.
+#[derive(Debug, thiserror::Error)]
+pub enum LuaError {
+    /// The sandbox could not be built (a bug or an exhausted machine, not the script's fault).
+    #[error("cannot set up the Lua sandbox: {0}")]
+    Setup(String),
+    /// The script file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The script failed: syntax, runtime error, budget or memory (with file and line where Lua knows them).
+    #[error("{0}")]
+    Script(String),
+    /// The script does not follow the API (no `decide`, a wrong return type).
+    #[error("{0}")]
+    Api(String),
+}
+
+impl LuaError {
+    pub(crate) fn setup(e: mlua::Error) -> Self {
+        LuaError::Setup(e.to_string())
+    }
+
+    pub(crate) fn script(e: &mlua::Error, limits: &Limits) -> Self {
+        LuaError::Script(describe(e, limits))
+    }
+}
+
+/// A Lua error in one line: the message with file:line, without the traceback.
+pub fn describe(e: &mlua::Error, limits: &Limits) -> String {
+    match e {
+        mlua::Error::CallbackError { cause, .. } => describe(cause, limits),
+        mlua::Error::WithContext { context, cause } => format!("{context}: {}", describe(cause, limits)),
+        mlua::Error::SyntaxError { message, .. } => format!("syntax error: {}", first_line(message)),
+        mlua::Error::MemoryError(m) => {
+            format!("memory limit of {} MiB exceeded ({})", limits.memory_bytes / (1024 * 1024), first_line(m))
+        }
+        mlua::Error::RuntimeError(m) if m.contains(sandbox::BUDGET_EXCEEDED) => {
+            let m = first_line(m);
+            let at = m.split(sandbox::BUDGET_EXCEEDED).nth(1).unwrap_or("");
+            format!("{} of {} instructions{at}", sandbox::BUDGET_EXCEEDED, limits.instructions)
+        }
+        mlua::Error::RuntimeError(m) => first_line(m).to_string(),
+        other => first_line(&other.to_string()).to_string(),
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("").trim()
+}
