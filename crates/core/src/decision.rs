@@ -55,10 +55,23 @@ pub enum Outcome {
         to: u32,
         /// The target's error.
         error: String,
+        /// The count actually reached, when part of the change happened.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reached: Option<u32>,
     },
 }
 
 impl Outcome {
+    /// The change the target actually made: a full scale, or the part of a
+    /// failed one that happened.
+    pub fn change(&self) -> Option<(u32, u32)> {
+        match *self {
+            Outcome::Scaled { from, to } => Some((from, to)),
+            Outcome::Failed { from, reached: Some(r), .. } if r != from => Some((from, r)),
+            _ => None,
+        }
+    }
+
     /// A short word for the outcome ("hold", "scaled", ...), as stored and filtered on.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -155,7 +168,10 @@ impl Decision {
             Outcome::Scaled { from, to } => format!("scaled {from} → {to}"),
             Outcome::DryRun { from, to } => format!("dry-run: would scale {from} → {to}"),
             Outcome::Skipped { reason } => format!("skipped: {reason}"),
-            Outcome::Failed { from, to, error } => format!("scale {from} → {to} failed: {error}"),
+            Outcome::Failed { from, to, error, reached: Some(r) } => {
+                format!("scale {from} → {to} failed at {r}: {error}")
+            }
+            Outcome::Failed { from, to, error, .. } => format!("scale {from} → {to} failed: {error}"),
         };
         let mut parts = vec![head];
         for c in &self.checks {

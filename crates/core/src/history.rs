@@ -42,7 +42,7 @@ impl PolicyHistory {
         if let Some(v) = d.window_value() {
             self.recommendations.push_back((d.at, v));
         }
-        if let Outcome::Scaled { from, to } = d.outcome {
+        if let Some((from, to)) = d.outcome.change() {
             self.actions.push_back(ScaleEvent { at: d.at, from, to });
         }
         // the on-error fallback counts ticks in which every check failed, not ticks with any error

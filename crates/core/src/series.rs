@@ -72,13 +72,12 @@ impl Series {
         Self::default()
     }
 
-    /// Appends a point (points older than the newest are ignored: time only moves forward)
-    /// and drops those older than `retention` before it.
+    /// Appends a point and drops those older than `retention` before it. A
+    /// point older than the newest means the clock went back: the points
+    /// from the "future" can no longer be trusted and are dropped.
     pub fn push(&mut self, point: Point, retention: Duration) {
-        if let Some(last) = self.points.back()
-            && point.at < last.at
-        {
-            return;
+        if self.points.back().is_some_and(|last| point.at < last.at) {
+            self.points.clear();
         }
         self.points.push_back(point);
         let cutoff = point.at.minus(retention);
@@ -173,8 +172,10 @@ mod tests {
         }
         assert_eq!(s.len(), 4); // 60, 70, 80, 90
         assert_eq!(s.points().next().unwrap().at, Timestamp::from_secs(60));
+        // the clock went back: the future is forgotten, the new point kept
         s.push(Point { at: Timestamp::from_secs(5), value: Some(1.0) }, keep);
-        assert_eq!(s.latest().unwrap().at, Timestamp::from_secs(90));
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.latest().unwrap().at, Timestamp::from_secs(5));
     }
 
     #[test]

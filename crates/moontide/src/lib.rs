@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod logging;
+pub mod lua;
 pub mod secret;
 pub mod sources;
 pub mod store;

@@ -5,7 +5,7 @@
 //! async threads.
 
 use moontide_core::{Decision, Timestamp};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -178,15 +178,27 @@ impl Store {
         Ok(v)
     }
 
-    /// The count of the last successful actuation of a policy, if any.
+    /// The count the target was last brought to by a policy: the last
+    /// successful actuation, or the part of a failed one that happened.
     pub fn last_scaled_to(&self, policy: &str) -> Result<Option<u32>, StoreError> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT desired FROM decisions WHERE policy = ?1 AND outcome = 'scaled' ORDER BY at_ms DESC, id DESC LIMIT 1",
-                params![policy],
-                |r| r.get(0),
-            )
-            .optional()
-        })
+        let rows: Vec<(i64, String)> = self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, record FROM decisions WHERE policy = ?1 AND outcome IN ('scaled', 'failed')
+                 ORDER BY at_ms DESC, id DESC LIMIT 50",
+            )?;
+            let rows = stmt.query_map(params![policy], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })?;
+        for (id, json) in rows {
+            let d: Decision = serde_json::from_str(&json).map_err(|source| StoreError::Record {
+                path: self.path.clone(),
+                id,
+                source,
+            })?;
+            if let Some((_, to)) = d.outcome.change() {
+                return Ok(Some(to));
+            }
+        }
+        Ok(None)
     }
 }

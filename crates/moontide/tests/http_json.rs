@@ -184,3 +184,23 @@ async fn stale_readings_are_marked_and_hold() {
     assert_eq!(d.outcome, Outcome::Hold, "{}", d.reason);
     assert!(cloud.seen().is_empty());
 }
+
+#[tokio::test]
+async fn readings_without_a_usable_timestamp_are_failures() {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_000_000)));
+    for (payload, want, status) in [
+        (j!({"cpuUsage": 10}), "no usable timestamp", ReadingStatus::Failed),
+        (j!({"cpuUsage": 10, "ts": 1_000_000_000}), "in the future", ReadingStatus::Stale),
+    ] {
+        let metrics = TestServer::start(move |_, _| json(200, payload.clone())).await;
+        let cloud = TestServer::start(|_, _| text(200, "ok")).await;
+        let (dir, path) = common::config_file(&engine_config(&metrics.url("/m"), &cloud.url("/scale"), true));
+        let config = Config::load(&path).unwrap();
+        let store = Store::open(&dir.path().join("state")).unwrap();
+        let mut engine = Engine::build(&config, store, clock.clone(), false).unwrap();
+        let d = engine.tick("web").await.unwrap();
+        assert_eq!(d.inputs[0].status, status, "{want}");
+        assert!(d.inputs[0].error.as_ref().unwrap().contains(want), "{:?}", d.inputs[0]);
+        assert_eq!(d.outcome, Outcome::Hold);
+    }
+}

@@ -158,3 +158,19 @@ async fn no_orphans_after_sigterm() {
 async fn no_orphans_after_sigint() {
     run_and_signal(Signal::SIGINT).await;
 }
+
+#[tokio::test]
+async fn a_crash_looping_copy_backs_off() {
+    let pool = ProcessPool::start("p", pool_config(&["sh", "-c", "exit 1"]));
+    let started = std::time::Instant::now();
+    pool.scale(1, "k").await.unwrap();
+    let inst = pool.instances();
+    assert!(
+        wait_until(Duration::from_secs(30), || inst.borrow().first().is_some_and(|i| i.restarts >= 3)).await,
+        "{:?}",
+        inst.borrow()
+    );
+    // waits of 0.5 s, 1 s and 2 s come before the third restart
+    assert!(started.elapsed() >= Duration::from_millis(3500), "{:?}", started.elapsed());
+    pool.shutdown().await;
+}

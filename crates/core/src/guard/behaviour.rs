@@ -166,7 +166,7 @@ impl BehaviourConfig {
             }
         }
         if self.on_error.after == Some(0) {
-            errs.push("behaviour.on_error.after must be at least 1".into());
+            errs.push("behaviour.on_error.after: must be at least 1".into());
         }
         errs
     }

@@ -573,7 +573,7 @@ fn validate_names_each_problem() {
             with(vec![lim(Some(1), None, 0)], vec![], None),
             vec!["behaviour.scale_up.limits[0]: `period` must be longer than 0s"],
         ),
-        (with(vec![], vec![], Some(0)), vec!["behaviour.on_error.after must be at least 1"]),
+        (with(vec![], vec![], Some(0)), vec!["behaviour.on_error.after: must be at least 1"]),
     ];
     for (cfg, want) in cases {
         assert_eq!(cfg.validate(), want, "{cfg:?}");

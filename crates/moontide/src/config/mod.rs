@@ -119,6 +119,7 @@ fn names<T>(map: &BTreeMap<String, T>) -> String {
 }
 
 fn validate(path: &Path, raw: RawConfig, p: &mut Problems<'_>) -> Config {
+    let base = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     for (name, s) in &raw.sources {
         for e in s.get_ref().validate() {
             p.add(s.span(), format!("sources.{name}"), e);
@@ -191,11 +192,24 @@ fn validate(path: &Path, raw: RawConfig, p: &mut Problems<'_>) -> Config {
                 "no checks: add a [policies.NAME.checks.CHECK] table with a strategy",
             );
         }
+        let mut checks = BTreeMap::new();
         for (cname, c) in &pol.checks {
             let field = format!("{at}.checks.{cname}");
-            for e in c.get_ref().validate() {
+            let problems = c.get_ref().validate();
+            let no_problems = problems.is_empty();
+            for e in problems {
                 p.add(c.span(), field.clone(), e);
             }
+            let mut check = c.get_ref().clone();
+            if let StrategyConfig::Lua(lua) = &mut check {
+                if let Some(file) = &lua.file {
+                    lua.file = Some(base.join(file).to_string_lossy().into_owned());
+                }
+                if no_problems && let Err(e) = crate::lua::check_loads(&field, lua) {
+                    p.add(c.span(), field.clone(), e);
+                }
+            }
+            checks.insert(cname.clone(), check);
             for metric in c.get_ref().metrics() {
                 if !pol.metrics.contains_key(metric) {
                     p.add(
@@ -212,23 +226,16 @@ fn validate(path: &Path, raw: RawConfig, p: &mut Problems<'_>) -> Config {
         let behaviour = pol.behaviour.as_ref().map(|b| b.get_ref().clone()).unwrap_or_default();
         if let Some(b) = &pol.behaviour {
             for e in behaviour.validate() {
-                p.add(b.span(), format!("{at}.{}", e.split(':').next().unwrap_or("behaviour")), e);
+                let (field, message) = e.split_once(": ").unwrap_or(("behaviour", e.as_str()));
+                p.add(b.span(), format!("{at}.{field}"), message);
             }
         }
         policies.push(Policy {
-            spec: PolicySpec {
-                name: name.clone(),
-                interval,
-                min,
-                max,
-                checks: pol.checks.iter().map(|(k, v)| (k.clone(), v.get_ref().clone())).collect(),
-                behaviour: behaviour.resolve(),
-            },
+            spec: PolicySpec { name: name.clone(), interval, min, max, checks, behaviour: behaviour.resolve() },
             target: target.clone(),
             metrics: pol.metrics.iter().map(|(k, v)| (k.clone(), v.get_ref().clone())).collect(),
         });
     }
-    let base = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let state_dir = base.join(raw.state_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)));
     Config {
         path: path.to_path_buf(),

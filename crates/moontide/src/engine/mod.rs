@@ -36,7 +36,7 @@ pub struct Engine {
 }
 
 /// How long a stopping engine waits for ticks in flight before abandoning them.
-pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(60);
 
 impl Engine {
     /// Builds everything the config declares and restores each policy's

@@ -2,12 +2,15 @@
 
 use crate::config::Policy;
 use crate::sources::Source;
-use crate::store::Store;
+use crate::store::{Query, Store};
 use crate::targets::Target;
-use moontide_core::policy::evaluate;
+use moontide_core::policy::{conclude, run_checks};
 use moontide_core::{
-    Clock, Decision, Input, Observation, Outcome, Point, PolicyHistory, ReadingStatus, Series, Timestamp,
+    CheckOutcome, Clock, Decision, Input, Observation, Outcome, Point, PolicyHistory, ReadingStatus, Series,
+    StrategyConfig, Timestamp,
 };
+use moontide_lua::LuaStrategy;
+use moontide_lua::strategy::Reload;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +38,10 @@ pub struct PolicyRuntime {
     reads: Vec<SourceRead>,
     series: BTreeMap<String, Series>,
     history: PolicyHistory,
+    /// The policy's `lua` checks by name.
+    lua: Vec<(String, LuaStrategy)>,
+    /// The count to restore the target to before the first tick (after a restart).
+    restore_to: Option<u32>,
     store: Store,
     clock: Arc<dyn Clock>,
     decisions: broadcast::Sender<Decision>,
@@ -63,7 +70,15 @@ impl PolicyRuntime {
             .collect::<Result<Vec<_>, String>>()?;
         let series = policy.metrics.keys().map(|k| (k.clone(), Series::new())).collect();
         let history = PolicyHistory::new(policy.spec.history_retention());
-        let mut rt = PolicyRuntime { policy, target, reads, series, history, store, clock, decisions };
+        let mut lua = Vec::new();
+        for (name, check) in &policy.spec.checks {
+            if let StrategyConfig::Lua(c) = check {
+                let field = format!("policies.{}.checks.{name}", policy.spec.name);
+                lua.push((name.clone(), crate::lua::build(&field, c, clock.clone())?));
+            }
+        }
+        let mut rt =
+            PolicyRuntime { policy, target, reads, series, history, lua, restore_to: None, store, clock, decisions };
         rt.restore()?;
         Ok(rt)
     }
@@ -93,9 +108,22 @@ impl PolicyRuntime {
                 }
             }
         }
-        if let Some(n) = self.store.last_scaled_to(&spec.name).map_err(|e| e.to_string())? {
-            self.target.restore(n);
+        if !self.lua.is_empty() {
+            // Lua state lives as long as the policy, however old its last decision.
+            let recent = self
+                .store
+                .list(&Query { policy: Some(spec.name.clone()), limit: 100, ..Default::default() })
+                .map_err(|e| e.to_string())?;
+            for (name, strategy) in &mut self.lua {
+                let saved = recent
+                    .iter()
+                    .find_map(|d| d.checks.iter().find(|c| &c.check == name).and_then(|c| c.state.as_ref()));
+                if let Some(state) = saved {
+                    strategy.restore_state(state).map_err(|e| format!("policy `{}` check `{name}`: {e}", spec.name))?;
+                }
+            }
         }
+        self.restore_to = self.store.last_scaled_to(&spec.name).map_err(|e| e.to_string())?;
         if !past.is_empty() {
             tracing::info!(policy = %spec.name, decisions = past.len(), "restored windows and cooldowns from the store");
         }
@@ -104,6 +132,9 @@ impl PolicyRuntime {
 
     /// Runs one tick and records its decision.
     pub async fn tick(&mut self) -> Decision {
+        if let Some(n) = self.restore_to.take() {
+            self.target.restore(n).await;
+        }
         let now = self.clock.now();
         let name = self.policy.spec.name.clone();
         let status = match tokio::time::timeout(STATUS_TIMEOUT, self.target.status()).await {
@@ -133,7 +164,18 @@ impl PolicyRuntime {
             max: spec.max,
             series: &self.series,
         };
-        let eval = evaluate(spec, &obs, &self.history);
+        let mut checks = run_checks(spec, &obs);
+        for (name, strategy) in &mut self.lua {
+            match strategy.reload_if_changed() {
+                Reload::Failed(e) => tracing::error!(policy = %spec.name, check = %name, "{e}"),
+                Reload::Reloaded => tracing::info!(policy = %spec.name, check = %name, "reloaded {}", strategy.name()),
+                Reload::Unchanged => {}
+            }
+            let (recommendation, state) = strategy.decide(&obs);
+            checks.push(CheckOutcome { check: name.clone(), strategy: "lua".into(), recommendation, state });
+        }
+        checks.sort_by(|a, b| a.check.cmp(&b.check));
+        let eval = conclude(spec, &obs, &self.history, checks);
         let mut d = Decision {
             policy: name.clone(),
             at: now,
@@ -160,7 +202,7 @@ impl PolicyRuntime {
                         d.actuation = Some(a);
                     }
                     Err(e) => {
-                        d.outcome = Outcome::Failed { from, to, error: e.message };
+                        d.outcome = Outcome::Failed { from, to, error: e.message, reached: e.reached };
                         d.actuation = Some(e.actuation);
                     }
                 }
@@ -207,16 +249,12 @@ impl PolicyRuntime {
                     Ok(v) => {
                         input.value = Some(v.value);
                         input.status = ReadingStatus::Ok;
-                        if let (Some(at), Some(max)) = (v.measured_at, max_age) {
-                            let age = now.since(at);
-                            if age > max {
-                                input.status = ReadingStatus::Stale;
-                                input.error = Some(format!(
-                                    "measured {} ago, older than max_age {}",
-                                    moontide_core::duration::format(age),
-                                    moontide_core::duration::format(max)
-                                ));
-                            }
+                        if let Some(max) = max_age
+                            && let Some(why) = staleness(now, v.measured_at, max)
+                        {
+                            input.status =
+                                if v.measured_at.is_some() { ReadingStatus::Stale } else { ReadingStatus::Failed };
+                            input.error = Some(why);
                         }
                     }
                     Err(e) => input.error = Some(e),
@@ -261,4 +299,20 @@ impl PolicyRuntime {
         let _ = self.decisions.send(d.clone());
         d
     }
+}
+
+/// Clock skew tolerated for a source's own timestamps.
+const MAX_SKEW: Duration = Duration::from_secs(60);
+
+/// Why a reading from a source that states its measurement time cannot be used, if it cannot.
+fn staleness(now: Timestamp, measured_at: Option<Timestamp>, max_age: Duration) -> Option<String> {
+    let fmt = moontide_core::duration::format;
+    let Some(at) = measured_at else {
+        return Some("the payload has no usable timestamp at time_pointer".into());
+    };
+    if at > now.plus(MAX_SKEW) {
+        return Some(format!("measured {} in the future (is the timestamp in seconds?)", fmt(at.since(now))));
+    }
+    let age = now.since(at);
+    (age > max_age).then(|| format!("measured {} ago, older than max_age {}", fmt(age), fmt(max_age)))
 }

@@ -53,6 +53,8 @@ pub struct Status {
 pub struct ScaleError {
     /// What went wrong.
     pub message: String,
+    /// The count actually reached when part of the change happened (a step sequence that failed part way).
+    pub reached: Option<u32>,
     /// Requests made and the key used.
     pub actuation: Actuation,
 }
@@ -90,10 +92,18 @@ impl Target {
         }
     }
 
-    /// Tells a target that counts for itself what was last set (after a restart).
-    pub fn restore(&self, last_set: u32) {
-        if let Target::Webhook(t) = self {
-            t.restore(last_set)
+    /// After a restart: the count Moontide last set. A webhook without a
+    /// status URL counts from it; a process pool starts that many copies
+    /// (its copies did not outlive the previous run).
+    pub async fn restore(&self, last_set: u32) {
+        match self {
+            Target::Webhook(t) => t.restore(last_set),
+            Target::Process(t) => {
+                tracing::info!(target: "moontide::process", count = last_set, "restoring the pool to its last count");
+                if let Err(e) = t.scale(last_set, "restore").await {
+                    tracing::warn!(target: "moontide::process", "cannot restore the pool: {}", e.message);
+                }
+            }
         }
     }
 

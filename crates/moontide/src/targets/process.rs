@@ -157,6 +157,7 @@ impl ProcessPool {
     pub async fn scale(&self, desired: u32, key: &str) -> Result<Actuation, ScaleError> {
         let fail = |message: String| ScaleError {
             message,
+            reached: None,
             actuation: Actuation { key: key.into(), attempts: 1, detail: String::new() },
         };
         let (reply, answer) = oneshot::channel();
@@ -185,6 +186,7 @@ struct Slot {
     restarts: u32,
     retry_at: Option<Instant>,
     backoff: Duration,
+    started: Instant,
 }
 
 impl Slot {
@@ -200,13 +202,17 @@ impl Slot {
 }
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// A copy up this long gets its restart backoff reset.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+/// Longest wait for one readiness probe.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 async fn supervise(name: String, cfg: ProcessConfig, mut rx: mpsc::Receiver<Cmd>, out: watch::Sender<Vec<Instance>>) {
     let mut slots: Vec<Slot> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let http = reqwest::Client::builder().timeout(Duration::from_millis(500)).build().ok();
+    let http = reqwest::Client::builder().timeout(PROBE_TIMEOUT).build().ok();
     loop {
         tokio::select! {
             cmd = rx.recv() => match cmd {
@@ -285,6 +291,7 @@ async fn scale_to(name: &str, cfg: &ProcessConfig, slots: &mut Vec<Slot>, n: u32
             restarts: 0,
             retry_at: None,
             backoff: FIRST_BACKOFF,
+            started: Instant::now(),
         });
     }
     slots.sort_by_key(|s| s.index);
@@ -359,6 +366,7 @@ async fn check(name: &str, cfg: &ProcessConfig, slots: &mut Vec<Slot>, http: Opt
             match spawn(cfg, slot.index, slot.port) {
                 Ok(child) => {
                     slot.restarts += 1;
+                    slot.started = now;
                     tracing::info!(target: "moontide::process", pool = name, index = slot.index, pid = child.id(), restarts = slot.restarts, "restarted copy");
                     slot.child = Some(child);
                 }
@@ -369,28 +377,40 @@ async fn check(name: &str, cfg: &ProcessConfig, slots: &mut Vec<Slot>, http: Opt
                 }
             }
         }
-        if slot.child.is_some() && !slot.ready {
-            slot.ready = match cfg.ready {
-                ReadyCheck::Running => true,
-                ReadyCheck::Port => tokio::time::timeout(
-                    Duration::from_millis(300),
-                    tokio::net::TcpStream::connect(("127.0.0.1", slot.port)),
-                )
-                .await
-                .is_ok_and(|r| r.is_ok()),
-                ReadyCheck::Http => match http {
-                    Some(c) => c
-                        .get(format!("http://127.0.0.1:{}{}", slot.port, cfg.ready_path))
-                        .send()
-                        .await
-                        .is_ok_and(|r| r.status().is_success()),
-                    None => false,
-                },
-            };
-            if slot.ready {
-                slot.backoff = FIRST_BACKOFF;
-            }
+        // A copy that has stayed up a while has earned a fresh backoff.
+        if slot.child.is_some() && now.duration_since(slot.started) >= STABLE_AFTER {
+            slot.backoff = FIRST_BACKOFF;
         }
     }
     slots.retain(|s| !gone.contains(&s.index));
+
+    // Readiness: probe every running, not-yet-ready copy at once.
+    let mut probes = tokio::task::JoinSet::new();
+    for (i, slot) in slots.iter().enumerate() {
+        if slot.child.is_none() || slot.ready {
+            continue;
+        }
+        let (mode, port, url, client) =
+            (cfg.ready, slot.port, format!("http://127.0.0.1:{}{}", slot.port, cfg.ready_path), http.cloned());
+        probes.spawn(async move {
+            let ok = match mode {
+                ReadyCheck::Running => true,
+                ReadyCheck::Port => {
+                    tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(("127.0.0.1", port)))
+                        .await
+                        .is_ok_and(|r| r.is_ok())
+                }
+                ReadyCheck::Http => match client {
+                    Some(c) => c.get(url).send().await.is_ok_and(|r| r.status().is_success()),
+                    None => false,
+                },
+            };
+            (i, ok)
+        });
+    }
+    while let Some(Ok((i, ok))) = probes.join_next().await {
+        if let Some(slot) = slots.get_mut(i) {
+            slot.ready = ok;
+        }
+    }
 }

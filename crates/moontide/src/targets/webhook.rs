@@ -192,6 +192,22 @@ impl WebhookConfig {
         }
         if !(self.rate_limit.per_second.is_finite() && self.rate_limit.per_second > 0.0) {
             errs.push("rate_limit.per_second must be a positive number".into());
+        } else if self.rate_limit.per_second > 1_000_000.0 {
+            errs.push("rate_limit.per_second above 1,000,000 is not a limit; remove rate_limit or lower it".into());
+        }
+        if self.max_backoff.is_zero() || self.backoff > self.max_backoff {
+            errs.push(format!(
+                "backoff ({}) must be positive and no longer than max_backoff ({})",
+                fmt_d(self.backoff),
+                fmt_d(self.max_backoff)
+            ));
+        }
+        for (k, v) in &self.headers {
+            if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err()
+                || reqwest::header::HeaderValue::from_str(v).is_err()
+            {
+                errs.push(format!("headers: `{k}` is not a valid HTTP header"));
+            }
         }
         if self.rate_limit.burst == 0 {
             errs.push("rate_limit.burst must be at least 1".into());
@@ -310,7 +326,7 @@ impl Webhook {
                         act.detail = format!("HTTP {code}");
                         Ok(act)
                     }
-                    Err(message) => Err(ScaleError { message, actuation: act }),
+                    Err(message) => Err(ScaleError { message, reached: None, actuation: act }),
                 }
             }
             Mode::Step => {
@@ -326,7 +342,11 @@ impl Webhook {
                         let reached = if up { current + done } else { current - done };
                         self.set_tracked(reached);
                         act.detail = format!("{done} of {steps} steps done");
-                        return Err(ScaleError { message: format!("step {i} of {steps}: {e}"), actuation: act });
+                        return Err(ScaleError {
+                            message: format!("step {i} of {steps}: {e}"),
+                            reached: (done > 0).then_some(reached),
+                            actuation: act,
+                        });
                     }
                 }
                 self.set_tracked(desired);
