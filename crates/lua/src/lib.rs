@@ -10,6 +10,7 @@
 pub mod json;
 pub mod sandbox;
 pub mod strategy;
+pub mod testing;
 
 pub use sandbox::{Limits, Sandbox};
 pub use strategy::{LuaStrategy, Origin};

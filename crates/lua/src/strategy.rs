@@ -171,6 +171,14 @@ impl LuaStrategy {
         self.reload_error.as_deref()
     }
 
+    /// `ctx.state` as JSON, or `None` when it is empty or cannot be saved.
+    pub fn state_json(&self) -> Option<serde_json::Value> {
+        if self.state.is_empty() {
+            return None;
+        }
+        self.sandbox.lua().from_value(Value::Table(self.state.clone())).ok()
+    }
+
     /// Runs `decide(ctx)` for this tick; returns the recommendation and `ctx.state` after the call.
     pub fn decide(&mut self, obs: &Observation<'_>) -> (Recommendation, Option<serde_json::Value>) {
         let mut rec = match self.call(obs) {

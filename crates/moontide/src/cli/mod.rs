@@ -1,6 +1,7 @@
 //! The command line: `moontide run | validate | history | demo | worker`.
 
 mod history;
+mod lua;
 
 use crate::config::{Config, DEFAULT_STATE_DIR};
 use crate::engine::{Engine, SystemClock};
@@ -57,6 +58,9 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Autoscale a real local pool of CPU-burning workers under replayed traffic (no setup needed).
     Demo(crate::demo::DemoArgs),
+    /// Check and test Lua policies.
+    #[command(subcommand)]
+    Lua(lua::LuaCommand),
     /// Run the demo's HTTP worker: GET /work burns CPU, GET /metrics reports cpuUsage and memoryUsage.
     Worker(crate::demo::worker::WorkerArgs),
 }
@@ -84,6 +88,7 @@ async fn dispatch(cmd: Command) -> ExitCode {
         Command::Validate { file } => validate(&file),
         Command::Run { config, state_dir, dry_run, once } => run(&config, state_dir, dry_run, once).await,
         Command::History(args) => history::run(args),
+        Command::Lua(cmd) => lua::run(cmd),
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Worker(_) => unreachable!("handled before the runtime starts"),
     }

@@ -1,0 +1,142 @@
+//! `moontide lua check` and `moontide lua test`.
+
+use clap::{Args, Subcommand};
+use moontide_core::{ManualClock, Observation, Point, Series, Timestamp};
+use moontide_lua::testing::{self, DEFAULT_NOW};
+use moontide_lua::{Limits, LuaStrategy, Origin};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `moontide lua ...`
+#[derive(Subcommand, Debug)]
+pub enum LuaCommand {
+    /// Compile a policy, check that it defines decide(ctx), and with --metric run it once.
+    Check(CheckArgs),
+    /// Run the test_* functions of Lua test files; exit 1 if any fails.
+    Test(TestArgs),
+}
+
+/// Arguments of `moontide lua check`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The policy file.
+    pub file: PathBuf,
+    /// Run decide once with this metric reading (repeatable), e.g. --metric cpu=85.
+    #[arg(long = "metric", value_name = "NAME=VALUE")]
+    pub metrics: Vec<String>,
+    /// The current replica count for that run.
+    #[arg(long, default_value_t = 1)]
+    pub current: u32,
+}
+
+/// Arguments of `moontide lua test`.
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// Test files (each defines functions named test_...).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// Runs a `lua` subcommand.
+pub fn run(cmd: LuaCommand) -> ExitCode {
+    match cmd {
+        LuaCommand::Check(a) => check(a),
+        LuaCommand::Test(a) => test(a),
+    }
+}
+
+fn check(a: CheckArgs) -> ExitCode {
+    let mut metrics = BTreeMap::new();
+    for m in &a.metrics {
+        match m.split_once('=').map(|(k, v)| (k.trim(), v.trim().parse::<f64>())) {
+            Some((k, Ok(v))) if !k.is_empty() => {
+                metrics.insert(k.to_string(), v);
+            }
+            _ => {
+                eprintln!("error: --metric `{m}`: write NAME=NUMBER, like cpu=85");
+                return ExitCode::from(super::EXIT_BAD_INPUT);
+            }
+        }
+    }
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(DEFAULT_NOW)));
+    let mut strategy =
+        match LuaStrategy::load(Origin::File(a.file.clone()), Limits::default(), Duration::from_secs(600), clock) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(super::EXIT_BAD_INPUT);
+            }
+        };
+    if metrics.is_empty() {
+        println!("{}: ok (defines decide)", a.file.display());
+        return ExitCode::SUCCESS;
+    }
+    let now = Timestamp::from_secs(DEFAULT_NOW);
+    let series: BTreeMap<String, Series> = metrics
+        .into_iter()
+        .map(|(k, v)| {
+            let mut s = Series::new();
+            s.push(Point { at: now, value: Some(v) }, Duration::from_secs(60));
+            (k, s)
+        })
+        .collect();
+    let obs = Observation {
+        now,
+        interval: Duration::from_secs(10),
+        current: a.current,
+        ready: a.current,
+        min: 0,
+        max: u32::MAX,
+        series: &series,
+    };
+    let (rec, _) = strategy.decide(&obs);
+    match rec.error {
+        Some(e) => {
+            eprintln!("error: {}: {e}", a.file.display());
+            ExitCode::from(super::EXIT_BAD_INPUT)
+        }
+        None => {
+            let n = rec.desired.map(|n| n.to_string()).unwrap_or_else(|| "nil (no opinion)".into());
+            println!("{}: ok; decide returned {n}: {}", a.file.display(), rec.reason);
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn test(a: TestArgs) -> ExitCode {
+    let (mut passed, mut failed) = (0, 0);
+    let mut broken = false;
+    for file in &a.files {
+        match testing::run_file(file) {
+            Ok(results) => {
+                for r in results {
+                    match r.failure {
+                        None => {
+                            passed += 1;
+                            println!("ok    {} {}", file.display(), r.name);
+                        }
+                        Some(why) => {
+                            failed += 1;
+                            println!("FAIL  {} {}: {why}", file.display(), r.name);
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                broken = true;
+                println!("ERROR {}: {e}", file.display());
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if broken {
+        ExitCode::from(super::EXIT_BAD_INPUT)
+    } else if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,249 @@
+//! Lua checks in the engine (state across restarts, hot reload, runaway
+//! scripts next to healthy policies) and the `moontide lua` commands.
+
+mod common;
+
+use common::{TestServer, json, text};
+use moontide::config::Config;
+use moontide::engine::{Engine, SystemClock};
+use moontide::store::Store;
+use moontide_core::{ManualClock, Outcome, Timestamp};
+use serde_json::json as j;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn config(metrics: &str, scale: &str, checks: &str) -> String {
+    format!(
+        r#"
+[sources.app]
+type = "http_json"
+url = "{metrics}"
+
+[targets.cloud]
+type = "webhook"
+url = "{scale}"
+initial = 2
+
+[policies.web]
+target = "cloud"
+interval = "10s"
+min = 1
+max = 10
+metrics = {{ cpu = {{ source = "app", query = "/cpuUsage" }} }}
+{checks}
+"#
+    )
+}
+
+fn engine(path: &Path, state: &Path, clock: &Arc<ManualClock>) -> Engine {
+    Engine::build(&Config::load(path).unwrap(), Store::open(state).unwrap(), clock.clone(), false).unwrap()
+}
+
+const COUNTING: &str = r#"
+function decide(ctx)
+  ctx.state.ticks = (ctx.state.ticks or 0) + 1
+  if ctx.metrics.cpu.value > 80 then
+    return ctx.current + 1, "hot, tick " .. ctx.state.ticks
+  end
+  return nil, "fine, tick " .. ctx.state.ticks
+end
+"#;
+
+#[tokio::test]
+async fn lua_checks_decide_and_keep_their_state_across_a_restart() {
+    let metrics = TestServer::start(|_, _| json(200, j!({"cpuUsage": 95}))).await;
+    let cloud = TestServer::start(|_, _| text(200, "ok")).await;
+    let (dir, path) = common::config_file(&config(
+        &metrics.url("/m"),
+        &cloud.url("/scale?n={count}"),
+        "[policies.web.checks.script]\nstrategy = \"lua\"\nfile = \"policy.lua\"",
+    ));
+    std::fs::write(dir.path().join("policy.lua"), COUNTING).unwrap();
+    let state = dir.path().join("state");
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(6_000_000)));
+
+    let mut first = engine(&path, &state, &clock);
+    let d = first.tick("web").await.unwrap();
+    assert_eq!(d.outcome, Outcome::Scaled { from: 2, to: 3 }, "{}", d.reason);
+    assert_eq!(d.checks[0].strategy, "lua");
+    assert_eq!(d.checks[0].recommendation.reason, "hot, tick 1");
+    assert_eq!(d.checks[0].state, Some(j!({"ticks": 1})));
+    assert!(d.reason.contains("script: hot, tick 1"), "{}", d.reason);
+    drop(first);
+
+    let mut second = engine(&path, &state, &clock);
+    clock.advance(Duration::from_secs(10));
+    let d = second.tick("web").await.unwrap();
+    assert_eq!(d.checks[0].recommendation.reason, "hot, tick 2", "ctx.state survives the restart");
+    assert_eq!(d.outcome, Outcome::Scaled { from: 3, to: 4 });
+    assert_eq!(cloud.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn a_changed_policy_file_is_reloaded_and_a_broken_one_is_refused() {
+    let metrics = TestServer::start(|_, _| json(200, j!({"cpuUsage": 50}))).await;
+    let cloud = TestServer::start(|_, _| text(200, "ok")).await;
+    let (dir, path) = common::config_file(&config(
+        &metrics.url("/m"),
+        &cloud.url("/scale"),
+        "[policies.web.checks.script]\nstrategy = \"lua\"\nfile = \"policy.lua\"",
+    ));
+    let file = dir.path().join("policy.lua");
+    std::fs::write(&file, "function decide(ctx) return 3, 'v1' end").unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(7_000_000)));
+    let mut e = engine(&path, &dir.path().join("state"), &clock);
+    assert_eq!(e.tick("web").await.unwrap().outcome, Outcome::Scaled { from: 2, to: 3 });
+
+    std::fs::write(&file, "function decide(ctx) return 9, 'v2 -- broken' e n d").unwrap();
+    clock.advance(Duration::from_secs(10));
+    let d = e.tick("web").await.unwrap();
+    assert_eq!(d.outcome, Outcome::Hold, "{}", d.reason);
+    assert_eq!(d.checks[0].recommendation.desired, Some(3), "the old version keeps running");
+    assert!(d.reason.contains("reload of") && d.reason.contains("syntax error"), "{}", d.reason);
+
+    std::fs::write(&file, "function decide(ctx) return 4, 'v3 fixed' end").unwrap();
+    clock.advance(Duration::from_secs(10));
+    let d = e.tick("web").await.unwrap();
+    assert_eq!(d.outcome, Outcome::Scaled { from: 3, to: 4 }, "{}", d.reason);
+    assert!(!d.reason.contains("reload of"), "{}", d.reason);
+}
+
+/// A policy stuck in a loop, one blowing its memory and one raising errors
+/// all fail within their limits, tick after tick, while a healthy policy
+/// keeps ticking on its own schedule.
+#[tokio::test]
+async fn runaway_scripts_never_stall_the_daemon_or_other_policies() {
+    let metrics = TestServer::start(|_, _| json(200, j!({"cpuUsage": 50}))).await;
+    let cloud = TestServer::start(|_, _| text(200, "ok")).await;
+    let mut text = format!("[sources.app]\ntype = \"http_json\"\nurl = \"{}\"\n", metrics.url("/m"));
+    let scripts = [
+        ("looping", "function decide(ctx) while true do end end"),
+        ("bomb", "function decide(ctx) local t = {} while true do t[#t + 1] = string.rep('x', 65536) .. #t end end"),
+        ("raising", "function decide(ctx) error('bad day') end"),
+        ("healthy", "function decide(ctx) return 2, 'fine' end"),
+    ];
+    for (name, src) in scripts {
+        text.push_str(&format!(
+            r#"
+[targets.{name}]
+type = "webhook"
+url = "{url}"
+initial = 2
+
+[policies.{name}]
+target = "{name}"
+interval = "{interval}"
+min = 1
+max = 5
+metrics = {{ cpu = {{ source = "app", query = "/cpuUsage" }} }}
+checks = {{ script = {{ strategy = "lua", source = "{src}", memory_mb = 8 }} }}
+"#,
+            url = cloud.url("/scale"),
+            interval = if name == "healthy" { "100ms" } else { "300ms" },
+        ));
+    }
+    let (dir, path) = common::config_file(&text);
+    let config = Config::load(&path).unwrap();
+    let engine =
+        Engine::build(&config, Store::open(&dir.path().join("state")).unwrap(), Arc::new(SystemClock), false).unwrap();
+    let mut rx = engine.subscribe();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let runner = tokio::spawn(engine.run(stopped));
+    let mut seen: std::collections::BTreeMap<String, Vec<moontide_core::Decision>> = Default::default();
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(d) = rx.recv().await {
+            seen.entry(d.policy.clone()).or_default().push(d);
+            if ["looping", "bomb", "raising"].iter().all(|p| seen.get(*p).is_some_and(|v| v.len() >= 3)) {
+                break;
+            }
+        }
+    })
+    .await;
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), runner).await.unwrap().unwrap();
+
+    for (policy, want) in [
+        ("looping", "instruction budget exceeded of 1000000 instructions at policies.looping.checks.script:1"),
+        ("bomb", "memory limit of 8 MiB exceeded"),
+        ("raising", "policies.raising.checks.script:1: bad day"),
+    ] {
+        let ds = &seen[policy];
+        assert!(ds.len() >= 3, "{policy}: {} decisions", ds.len());
+        for d in ds {
+            assert_eq!(d.outcome, Outcome::Hold, "{policy}: {}", d.reason);
+            let err = d.checks[0].recommendation.error.as_deref().unwrap_or("");
+            assert!(err.contains(want), "{policy}: {err}");
+        }
+    }
+    let healthy = seen.get("healthy").map(Vec::len).unwrap_or(0);
+    assert!(healthy >= 6, "the healthy policy kept ticking: {healthy} decisions");
+    assert!(cloud.seen().is_empty());
+}
+
+#[test]
+fn validate_reports_lua_errors_at_the_check() {
+    let (dir, path) = common::config_file(&config(
+        "http://127.0.0.1:1/m",
+        "http://127.0.0.1:1/s",
+        "[policies.web.checks.script]\nstrategy = \"lua\"\nfile = \"policy.lua\"",
+    ));
+    let out = |p: &Path| Command::new(env!("CARGO_BIN_EXE_moontide")).arg("validate").arg(p).output().unwrap();
+    let o = out(&path);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("policies.web.checks.script") && err.contains("policy.lua"), "{err}");
+    std::fs::write(dir.path().join("policy.lua"), "function decide(ctx)\n  return = 1\nend").unwrap();
+    let o = out(&path);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2));
+    let line =
+        config("", "", "[policies.web.checks.script]").lines().position(|l| l.contains("checks.script")).unwrap() + 1;
+    assert!(err.contains(&format!(":{line}:")) && err.contains("policy.lua:2:"), "{err}");
+    std::fs::write(dir.path().join("policy.lua"), COUNTING).unwrap();
+    assert_eq!(out(&path).status.code(), Some(0));
+}
+
+#[test]
+fn lua_test_and_check_report_through_exit_codes() {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policies");
+    let mut tests: Vec<String> = std::fs::read_dir(examples)
+        .unwrap()
+        .map(|e| e.unwrap().path().to_string_lossy().into_owned())
+        .filter(|p| p.ends_with("_test.lua"))
+        .collect();
+    tests.sort();
+    assert!(tests.len() >= 4);
+    let o = Command::new(env!("CARGO_BIN_EXE_moontide")).args(["lua", "test"]).args(&tests).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.lua"), "function decide(ctx) return ctx.current * 2 end").unwrap();
+    std::fs::write(
+        dir.path().join("p_test.lua"),
+        "local p = moontide.policy('p.lua')\nfunction test_doubles() expect.eq(p:decide{ current = 2 }, 4) end\nfunction test_wrong()\n  expect.eq(p:decide{ current = 2 }, 5)\nend\n",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_moontide"))
+        .args(["lua", "test"])
+        .arg(dir.path().join("p_test.lua"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("ok    ") && out.contains("test_doubles"), "{out}");
+    assert!(out.contains("FAIL") && out.contains("p_test.lua:4: expected 5, got 4"), "{out}");
+    assert!(out.contains("1 passed, 1 failed"), "{out}");
+
+    let o = Command::new(env!("CARGO_BIN_EXE_moontide"))
+        .args(["lua", "check"])
+        .arg(dir.path().join("p.lua"))
+        .args(["--metric", "cpu=5", "--current", "3"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("decide returned 6"));
+}
