@@ -9,6 +9,7 @@
 
 pub mod json;
 pub mod sandbox;
+pub mod script;
 pub mod strategy;
 pub mod testing;
 

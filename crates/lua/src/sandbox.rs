@@ -66,7 +66,7 @@ pub struct Sandbox {
 
 /// " at file:line" of the innermost frame that belongs to a script (not to
 /// Moontide's own prelude), or nothing when Lua cannot tell.
-fn script_position(lua: &Lua) -> String {
+pub(crate) fn script_position(lua: &Lua) -> String {
     for level in 0..32 {
         let found = lua.inspect_stack(level, |d| {
             let src = d.source();
@@ -75,7 +75,9 @@ fn script_position(lua: &Lua) -> String {
         });
         match found {
             None => break,
-            Some((Some(src), Some(line))) if !src.starts_with("moontide-") && src != "[C]" => {
+            Some((Some(src), Some(line)))
+                if !src.starts_with("moontide-") && !src.starts_with("__mlua") && src != "[C]" =>
+            {
                 return format!(" at {src}:{line}");
             }
             _ => {}
@@ -146,6 +148,13 @@ impl Sandbox {
     /// Refills the instruction budget; call before every entry into Lua.
     pub fn arm(&self) {
         self.budget.store(self.limits.instructions as i64, Ordering::Relaxed);
+    }
+
+    /// A handle that refills the budget, for async callbacks returning into Lua.
+    pub fn rearm(&self) -> Arc<dyn Fn() + Send + Sync> {
+        let budget = self.budget.clone();
+        let limit = self.limits.instructions as i64;
+        Arc::new(move || budget.store(limit, Ordering::Relaxed))
     }
 
     /// A fresh global environment for one script: reads fall through to the

@@ -37,14 +37,15 @@ pub enum Origin {
 }
 
 impl Origin {
-    fn name(&self) -> String {
+    /// The name used in messages and as the chunk name (file path or inline name).
+    pub fn name(&self) -> String {
         match self {
             Origin::File(p) => p.display().to_string(),
             Origin::Inline { name, .. } => name.clone(),
         }
     }
 
-    fn read(&self) -> Result<(String, Option<Fingerprint>), LuaError> {
+    pub(crate) fn read(&self) -> Result<(String, Option<Fingerprint>), LuaError> {
         match self {
             Origin::File(p) => {
                 let text = std::fs::read_to_string(p).map_err(|source| LuaError::Io { path: p.clone(), source })?;

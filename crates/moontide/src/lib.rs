@@ -9,6 +9,7 @@ pub mod demo;
 pub mod engine;
 pub mod logging;
 pub mod lua;
+pub mod script;
 pub mod secret;
 pub mod sources;
 pub mod store;

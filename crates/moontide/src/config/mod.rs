@@ -8,6 +8,7 @@ mod error;
 
 pub use error::{ConfigError, Problem};
 
+use crate::script::ScriptConfig;
 use crate::sources::SourceConfig;
 use crate::targets::TargetConfig;
 use moontide_core::duration;
@@ -36,7 +37,8 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
     target: Spanned<String>,
-    interval: Spanned<String>,
+    #[serde(default)]
+    interval: Option<Spanned<String>>,
     min: Spanned<u32>,
     max: Spanned<u32>,
     #[serde(default)]
@@ -45,6 +47,8 @@ struct RawPolicy {
     checks: BTreeMap<String, Spanned<StrategyConfig>>,
     #[serde(default)]
     behaviour: Option<Spanned<BehaviourConfig>>,
+    #[serde(default)]
+    script: Option<Spanned<ScriptConfig>>,
 }
 
 /// `[policies.NAME.metrics]`: a name the checks use, bound to a source and a query.
@@ -66,6 +70,8 @@ pub struct Policy {
     pub target: String,
     /// Metric name → source and query.
     pub metrics: BTreeMap<String, MetricConfig>,
+    /// A script-mode policy's script (such a policy has no checks).
+    pub script: Option<ScriptConfig>,
 }
 
 /// A validated config.
@@ -82,6 +88,9 @@ pub struct Config {
     /// Policies, by name order.
     pub policies: Vec<Policy>,
 }
+
+/// The nominal interval of a script-mode policy (its script sets its own pace).
+pub const DEFAULT_SCRIPT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The state directory used when a config does not name one, relative to the config's folder.
 pub const DEFAULT_STATE_DIR: &str = "moontide-state";
@@ -152,16 +161,23 @@ fn validate(path: &Path, raw: RawConfig, p: &mut Problems<'_>) -> Config {
                 format!("target `{target}` is already driven by policy `{other}`; a target takes one policy"),
             );
         }
-        let interval = match duration::parse(pol.interval.get_ref()) {
-            Ok(d) if d.is_zero() => {
-                p.add(pol.interval.span(), format!("{at}.interval"), "interval must be longer than 0s");
+        let interval = match &pol.interval {
+            None if pol.script.is_some() => DEFAULT_SCRIPT_INTERVAL,
+            None => {
+                p.add(rp.span(), format!("{at}.interval"), "interval is missing: say how often to tick, like \"10s\"");
                 Duration::from_secs(1)
             }
-            Ok(d) => d,
-            Err(e) => {
-                p.add(pol.interval.span(), format!("{at}.interval"), e);
-                Duration::from_secs(1)
-            }
+            Some(i) => match duration::parse(i.get_ref()) {
+                Ok(d) if d.is_zero() => {
+                    p.add(i.span(), format!("{at}.interval"), "interval must be longer than 0s");
+                    Duration::from_secs(1)
+                }
+                Ok(d) => d,
+                Err(e) => {
+                    p.add(i.span(), format!("{at}.interval"), e);
+                    Duration::from_secs(1)
+                }
+            },
         };
         let (min, max) = (*pol.min.get_ref(), *pol.max.get_ref());
         if min > max {
@@ -185,12 +201,38 @@ fn validate(path: &Path, raw: RawConfig, p: &mut Problems<'_>) -> Config {
                 }
             }
         }
-        if pol.checks.is_empty() {
-            p.add(
+        let mut script = None;
+        match (&pol.script, pol.checks.is_empty()) {
+            (Some(sc), false) => p.add(
+                sc.span(),
+                format!("{at}.script"),
+                "a policy has checks or a script, not both; move the script to a policy of its own",
+            ),
+            (Some(sc), true) => {
+                let mut config = sc.get_ref().clone();
+                let raw_sources: BTreeMap<String, SourceConfig> =
+                    raw.sources.iter().map(|(k, v)| (k.clone(), v.get_ref().clone())).collect();
+                let problems = config.validate(&raw_sources);
+                let no_problems = problems.is_empty();
+                for e in problems {
+                    p.add(sc.span(), format!("{at}.script"), e);
+                }
+                if let Some(file) = &config.file {
+                    config.file = Some(base.join(file).to_string_lossy().into_owned());
+                }
+                if no_problems
+                    && let Err(e) = moontide_lua::script::check_syntax(&config.origin(&format!("{at}.script")))
+                {
+                    p.add(sc.span(), format!("{at}.script"), e.to_string());
+                }
+                script = Some(config);
+            }
+            (None, true) => p.add(
                 rp.span(),
                 format!("{at}.checks"),
-                "no checks: add a [policies.NAME.checks.CHECK] table with a strategy",
-            );
+                "no checks: add a [policies.NAME.checks.CHECK] table with a strategy (or a [policies.NAME.script])",
+            ),
+            (None, false) => {}
         }
         let mut checks = BTreeMap::new();
         for (cname, c) in &pol.checks {
@@ -234,6 +276,7 @@ fn validate(path: &Path, raw: RawConfig, p: &mut Problems<'_>) -> Config {
             spec: PolicySpec { name: name.clone(), interval, min, max, checks, behaviour: behaviour.resolve() },
             target: target.clone(),
             metrics: pol.metrics.iter().map(|(k, v)| (k.clone(), v.get_ref().clone())).collect(),
+            script,
         });
     }
     let state_dir = base.join(raw.state_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)));

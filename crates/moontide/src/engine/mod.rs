@@ -6,10 +6,12 @@ mod tick;
 pub use tick::PolicyRuntime;
 
 use crate::config::Config;
+use crate::script::ScriptConfig;
 use crate::sources::Source;
 use crate::store::Store;
 use crate::targets::Target;
-use moontide_core::{Clock, Decision, Timestamp};
+use moontide_core::{Clock, Decision, ManualClock, Timestamp};
+use moontide_lua::script::BoxFuture;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,11 +30,47 @@ impl Clock for SystemClock {
     }
 }
 
+/// How a script's `socket.sleep` waits.
+pub trait Sleeper: Send + Sync + 'static {
+    /// Waits `d`.
+    fn sleep(&self, d: Duration) -> BoxFuture<()>;
+}
+
+/// Waits on the wall clock.
+pub struct RealTime;
+
+impl Sleeper for RealTime {
+    fn sleep(&self, d: Duration) -> BoxFuture<()> {
+        Box::pin(tokio::time::sleep(d))
+    }
+}
+
+/// Waits on a manual clock: moves it forward at once (tests and replays).
+pub struct VirtualTime(pub Arc<ManualClock>);
+
+impl Sleeper for VirtualTime {
+    fn sleep(&self, d: Duration) -> BoxFuture<()> {
+        self.0.advance(d);
+        Box::pin(tokio::task::yield_now())
+    }
+}
+
+/// A script-mode policy: its runtime is shared with the script's requests.
+struct ScriptPolicy {
+    field: String,
+    config: ScriptConfig,
+    runtime: Arc<tokio::sync::Mutex<PolicyRuntime>>,
+}
+
 /// A running set of policies with their sources and targets.
 pub struct Engine {
     policies: Vec<PolicyRuntime>,
+    scripts: Vec<ScriptPolicy>,
+    sources: BTreeMap<String, Arc<Source>>,
     targets: BTreeMap<String, Arc<Target>>,
     decisions: broadcast::Sender<Decision>,
+    clock: Arc<dyn Clock>,
+    sleeper: Arc<dyn Sleeper>,
 }
 
 /// How long a stopping engine waits for ticks in flight before abandoning them.
@@ -55,16 +93,29 @@ impl Engine {
         }
         let (decisions, _) = broadcast::channel(1024);
         let mut policies = Vec::new();
+        let mut scripts = Vec::new();
         for p in &config.policies {
             let mut policy = p.clone();
             if force_dry_run {
                 policy.spec.behaviour.dry_run = true;
             }
             let target = targets[&policy.target].clone();
+            let script = policy.script.clone();
+            let field = format!("policies.{}.script", policy.spec.name);
             let rt = PolicyRuntime::new(policy, target, &sources, store.clone(), clock.clone(), decisions.clone())?;
-            policies.push(rt);
+            match script {
+                Some(config) => {
+                    scripts.push(ScriptPolicy { field, config, runtime: Arc::new(tokio::sync::Mutex::new(rt)) })
+                }
+                None => policies.push(rt),
+            }
         }
-        Ok(Engine { policies, targets, decisions })
+        Ok(Engine { policies, scripts, sources, targets, decisions, clock, sleeper: Arc::new(RealTime) })
+    }
+
+    /// Makes scripts' `socket.sleep` wait with `sleeper` (a [`VirtualTime`] in tests and replays).
+    pub fn set_sleeper(&mut self, sleeper: Arc<dyn Sleeper>) {
+        self.sleeper = sleeper;
     }
 
     /// Every decision, as it is made.
@@ -108,6 +159,17 @@ impl Engine {
                     }
                 }
             });
+        }
+        for sp in self.scripts {
+            tasks.spawn(crate::script::drive(
+                sp.field,
+                sp.config,
+                sp.runtime,
+                self.sources.clone(),
+                self.clock.clone(),
+                self.sleeper.clone(),
+                shutdown.clone(),
+            ));
         }
         let _ = shutdown.wait_for(|s| *s).await;
         tracing::info!("stopping: waiting for ticks in flight");

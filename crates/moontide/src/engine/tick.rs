@@ -132,20 +132,9 @@ impl PolicyRuntime {
 
     /// Runs one tick and records its decision.
     pub async fn tick(&mut self) -> Decision {
-        if let Some(n) = self.restore_to.take() {
-            self.target.restore(n).await;
-        }
-        let now = self.clock.now();
-        let name = self.policy.spec.name.clone();
-        let status = match tokio::time::timeout(STATUS_TIMEOUT, self.target.status()).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                return self.finish(Decision::skipped(&name, now, 0, 0, format!("target status unknown: {e}"))).await;
-            }
-            Err(_) => {
-                let why = format!("target status timed out after {}s", STATUS_TIMEOUT.as_secs());
-                return self.finish(Decision::skipped(&name, now, 0, 0, why)).await;
-            }
+        let (now, status) = match self.begin().await {
+            Ok(x) => x,
+            Err(skipped) => return self.finish(skipped).await,
         };
         let inputs = self.read(now).await;
         let keep = self.policy.spec.series_retention();
@@ -155,15 +144,7 @@ impl PolicyRuntime {
             }
         }
         let spec = &self.policy.spec;
-        let obs = Observation {
-            now,
-            interval: spec.interval,
-            current: status.current,
-            ready: status.ready,
-            min: spec.min,
-            max: spec.max,
-            series: &self.series,
-        };
+        let obs = observation(spec, &self.series, now, &status);
         let mut checks = run_checks(spec, &obs);
         for (name, strategy) in &mut self.lua {
             match strategy.reload_if_changed() {
@@ -175,6 +156,49 @@ impl PolicyRuntime {
             checks.push(CheckOutcome { check: name.clone(), strategy: "lua".into(), recommendation, state });
         }
         checks.sort_by(|a, b| a.check.cmp(&b.check));
+        self.conclude_and_act(now, status, inputs, checks).await
+    }
+
+    /// A decision driven from outside the tick (a script-mode request): `check`
+    /// gets the current count and gives the one check outcome; guards,
+    /// actuation and recording follow as in a tick.
+    pub async fn act(&mut self, check: impl FnOnce(u32) -> CheckOutcome) -> Decision {
+        let (now, status) = match self.begin().await {
+            Ok(x) => x,
+            Err(skipped) => return self.finish(skipped).await,
+        };
+        let outcome = check(status.current);
+        self.conclude_and_act(now, status, Vec::new(), vec![outcome]).await
+    }
+
+    /// Restores the target if needed, then reads the time and the target's status.
+    async fn begin(&mut self) -> Result<(Timestamp, crate::targets::Status), Decision> {
+        if let Some(n) = self.restore_to.take() {
+            self.target.restore(n).await;
+        }
+        let now = self.clock.now();
+        let name = &self.policy.spec.name;
+        match tokio::time::timeout(STATUS_TIMEOUT, self.target.status()).await {
+            Ok(Ok(s)) => Ok((now, s)),
+            Ok(Err(e)) => Err(Decision::skipped(name, now, 0, 0, format!("target status unknown: {e}"))),
+            Err(_) => {
+                let why = format!("target status timed out after {}s", STATUS_TIMEOUT.as_secs());
+                Err(Decision::skipped(name, now, 0, 0, why))
+            }
+        }
+    }
+
+    /// Combines, guards, actuates and records.
+    async fn conclude_and_act(
+        &mut self,
+        now: Timestamp,
+        status: crate::targets::Status,
+        inputs: Vec<Input>,
+        checks: Vec<CheckOutcome>,
+    ) -> Decision {
+        let spec = &self.policy.spec;
+        let name = spec.name.clone();
+        let obs = observation(spec, &self.series, now, &status);
         let eval = conclude(spec, &obs, &self.history, checks);
         let mut d = Decision {
             policy: name.clone(),
@@ -298,6 +322,24 @@ impl PolicyRuntime {
         }
         let _ = self.decisions.send(d.clone());
         d
+    }
+}
+
+/// What the checks see this tick.
+fn observation<'a>(
+    spec: &moontide_core::PolicySpec,
+    series: &'a BTreeMap<String, Series>,
+    now: Timestamp,
+    status: &crate::targets::Status,
+) -> Observation<'a> {
+    Observation {
+        now,
+        interval: spec.interval,
+        current: status.current,
+        ready: status.ready,
+        min: spec.min,
+        max: spec.max,
+        series,
     }
 }
 

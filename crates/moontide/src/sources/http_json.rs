@@ -124,6 +124,11 @@ impl HttpJson {
         }
     }
 
+    /// The whole document, for script-mode requests mapped to this source.
+    pub async fn document(&self) -> Result<serde_json::Value, String> {
+        self.fetch().await
+    }
+
     async fn fetch(&self) -> Result<serde_json::Value, String> {
         let mut req = with_token(self.client.get(&self.config.url), self.token.as_ref());
         for (k, v) in &self.config.headers {

@@ -80,6 +80,23 @@ impl Source {
         }
     }
 
+    /// The source's whole reading as JSON, for script-mode requests mapped to
+    /// it: an `http_json` source's document, a `host` source's four metrics.
+    pub async fn document(&self) -> Result<serde_json::Value, String> {
+        match self {
+            Source::HttpJson(s) => s.document().await,
+            Source::Host(s) => {
+                let names = ["cpu", "memory", "net_rx", "net_tx"].map(String::from);
+                let values = s.read(&names).await;
+                let mut doc = serde_json::Map::new();
+                for (name, v) in names.iter().zip(values) {
+                    doc.insert(name.clone(), serde_json::json!(v?.value));
+                }
+                Ok(serde_json::Value::Object(doc))
+            }
+        }
+    }
+
     /// How old a value may be before it counts as stale, if the source knows when values were measured.
     pub fn max_age(&self) -> Option<std::time::Duration> {
         match self {

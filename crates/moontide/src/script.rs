@@ -1,0 +1,373 @@
+//! Script-mode policies: a whole-loop Lua script (the guide's style) drives
+//! the policy. Requests to URLs mapped to an action become decisions through
+//! the guards; requests to URLs mapped to a source are read through it;
+//! other hosts must be on the allow list.
+//!
+//! ```toml
+//! [policies.seed.script]
+//! file = "seed-autoscale.lua"
+//! allow_hosts = ["127.0.0.1:9090"]
+//! urls = { "http://localhost:8080/metrics" = { source = "app" },
+//!          "http://api.yourcloudprovider.com/scale-up" = { action = "scale_up" },
+//!          "http://api.yourcloudprovider.com/scale-down" = { action = "scale_down" } }
+//! ```
+
+use crate::engine::{PolicyRuntime, Sleeper};
+use crate::sources::{Source, SourceConfig};
+use moontide_core::{CheckOutcome, Clock, Decision, Outcome, Recommendation};
+use moontide_lua::script::{BoxFuture, HttpError, HttpRequest, HttpResponse, Script, ScriptHost};
+use moontide_lua::{Limits, Origin};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, watch};
+
+/// `[policies.NAME.script]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptConfig {
+    /// The script file (relative to the config file).
+    #[serde(default)]
+    pub file: Option<String>,
+    /// Or the script inline.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Hosts (`name` or `name:port`) the script may reach directly.
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    /// URLs the script calls, mapped to an action on the policy's target or to a source.
+    #[serde(default)]
+    pub urls: BTreeMap<String, UrlMapping>,
+    /// Most instructions between two waits (sleep or request); default 1,000,000.
+    #[serde(default)]
+    pub instruction_budget: Option<u64>,
+    /// Most memory of the script's Lua state, in MiB (default 32).
+    #[serde(default)]
+    pub memory_mb: Option<u32>,
+}
+
+/// What a mapped URL does.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlMapping {
+    /// Ask for one replica more or less, through the guards.
+    #[serde(default)]
+    pub action: Option<Action>,
+    /// Answer with this source's reading (an `http_json` source's document; a
+    /// `host` source's `{"cpu", "memory", "net_rx", "net_tx"}`).
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+/// A script's request for a change.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// One replica more.
+    ScaleUp,
+    /// One replica less.
+    ScaleDown,
+}
+
+/// A URL in the one form used for matching (scheme and host lower-cased, default port dropped).
+pub fn normalize(url: &str) -> Option<String> {
+    reqwest::Url::parse(url).ok().map(|u| u.to_string())
+}
+
+fn host_of(u: &reqwest::Url) -> Option<(String, Option<u16>)> {
+    Some((u.host_str()?.to_ascii_lowercase(), u.port()))
+}
+
+impl ScriptConfig {
+    /// Problems with the settings, given the declared sources.
+    pub fn validate(&self, sources: &BTreeMap<String, SourceConfig>) -> Vec<String> {
+        let mut errs = Vec::new();
+        match (&self.file, &self.source) {
+            (Some(_), Some(_)) => errs.push("give either `file` or `source`, not both".into()),
+            (None, None) => errs.push("give `file` (a Lua script) or `source` (inline Lua)".into()),
+            _ => {}
+        }
+        for (url, m) in &self.urls {
+            if normalize(url).is_none() {
+                errs.push(format!("urls: `{url}` is not a valid URL"));
+            }
+            match (&m.action, &m.source) {
+                (Some(_), None) => {}
+                (None, Some(s)) => match sources.get(s) {
+                    None => errs.push(format!("urls.\"{url}\": no source named `{s}`")),
+                    Some(SourceConfig::HttpJson(_)) | Some(SourceConfig::Host(_)) => {}
+                },
+                _ => errs.push(format!("urls.\"{url}\": give exactly one of `action` or `source`")),
+            }
+        }
+        for h in &self.allow_hosts {
+            if h.trim().is_empty() || h.contains('/') {
+                errs.push(format!("allow_hosts: `{h}` is not a host; write `name` or `name:port`"));
+            }
+        }
+        if self.instruction_budget == Some(0) || self.memory_mb == Some(0) {
+            errs.push("instruction_budget and memory_mb must be at least 1".into());
+        }
+        errs
+    }
+
+    /// Where the script comes from; `field` names an inline one.
+    pub fn origin(&self, field: &str) -> Origin {
+        match (&self.file, &self.source) {
+            (Some(f), _) => Origin::File(PathBuf::from(f)),
+            (None, s) => Origin::Inline { name: field.to_string(), source: s.clone().unwrap_or_default() },
+        }
+    }
+
+    /// The script's limits.
+    pub fn limits(&self) -> Limits {
+        Limits::new(self.instruction_budget, self.memory_mb)
+    }
+
+    /// Whether `url` may be fetched directly.
+    fn allows(&self, url: &reqwest::Url) -> bool {
+        let Some((host, port)) = host_of(url) else { return false };
+        self.allow_hosts.iter().any(|a| {
+            let a = a.trim().to_ascii_lowercase();
+            match a.rsplit_once(':') {
+                Some((h, p)) if p.parse::<u16>().is_ok() => {
+                    h == host && port.or(url.port_or_known_default()) == p.parse().ok()
+                }
+                _ => a == host,
+            }
+        })
+    }
+}
+
+/// The engine side of a running script.
+struct Host {
+    policy: String,
+    config: ScriptConfig,
+    urls: BTreeMap<String, UrlMapping>,
+    runtime: Arc<Mutex<PolicyRuntime>>,
+    sources: BTreeMap<String, Arc<Source>>,
+    client: reqwest::Client,
+    sleeper: Arc<dyn Sleeper>,
+}
+
+impl ScriptHost for Host {
+    fn sleep(&self, d: Duration) -> BoxFuture<()> {
+        self.sleeper.sleep(d)
+    }
+
+    fn http(&self, req: HttpRequest) -> BoxFuture<Result<HttpResponse, HttpError>> {
+        let mapping = normalize(&req.url).and_then(|u| self.urls.get(&u).cloned());
+        let runtime = self.runtime.clone();
+        let sources = self.sources.clone();
+        let client = self.client.clone();
+        let policy = self.policy.clone();
+        let allowed = reqwest::Url::parse(&req.url).ok().filter(|u| self.config.allows(u));
+        Box::pin(async move {
+            match mapping {
+                Some(UrlMapping { action: Some(action), .. }) => {
+                    let url = req.url.clone();
+                    let d = runtime
+                        .lock()
+                        .await
+                        .act(move |current| {
+                            let (n, word) = match action {
+                                Action::ScaleUp => (current.saturating_add(1), "scale-up"),
+                                Action::ScaleDown => (current.saturating_sub(1), "scale-down"),
+                            };
+                            CheckOutcome {
+                                check: "script".into(),
+                                strategy: "lua_script".into(),
+                                recommendation: Recommendation::want(n, format!("script called {word} ({url})")),
+                                state: None,
+                            }
+                        })
+                        .await;
+                    Ok(decision_response(&d))
+                }
+                Some(UrlMapping { source: Some(name), .. }) => {
+                    let source = sources.get(&name).ok_or_else(|| HttpError::Failed(format!("no source `{name}`")))?;
+                    let body = source.document().await.map_err(HttpError::Failed)?;
+                    Ok(HttpResponse {
+                        status: 200,
+                        headers: vec![("content-type".into(), "application/json".into())],
+                        body: body.to_string(),
+                    })
+                }
+                _ => match allowed {
+                    Some(url) => fetch(&client, url, req).await,
+                    None => {
+                        let host = reqwest::Url::parse(&req.url)
+                            .ok()
+                            .and_then(|u| u.host_str().map(str::to_string))
+                            .unwrap_or_else(|| req.url.clone());
+                        Err(HttpError::Refused(format!(
+                            "host {host} is not allowed: add it to policies.{policy}.script.allow_hosts, or map {} in policies.{policy}.script.urls",
+                            req.url
+                        )))
+                    }
+                },
+            }
+        })
+    }
+}
+
+/// A mapped action's answer: 200 with the decision for hold, scaled and
+/// dry-run; 502 when the target failed; 503 when the tick was skipped.
+fn decision_response(d: &Decision) -> HttpResponse {
+    let status = match d.outcome {
+        Outcome::Failed { .. } => 502,
+        Outcome::Skipped { .. } => 503,
+        _ => 200,
+    };
+    let body = serde_json::json!({
+        "outcome": d.outcome.kind(),
+        "current": d.current,
+        "desired": d.desired,
+        "reason": d.reason,
+    });
+    HttpResponse { status, headers: vec![("content-type".into(), "application/json".into())], body: body.to_string() }
+}
+
+async fn fetch(client: &reqwest::Client, url: reqwest::Url, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+    let method = reqwest::Method::from_bytes(req.method.as_bytes())
+        .map_err(|_| HttpError::Refused(format!("`{}` is not an HTTP method", req.method)))?;
+    let mut r = client.request(method, url);
+    for (k, v) in req.headers {
+        r = r.header(k, v);
+    }
+    if let Some(b) = req.body {
+        r = r.body(b);
+    }
+    let resp =
+        r.send().await.map_err(|e| HttpError::Failed(crate::sources::http_json::describe(&e, SCRIPT_HTTP_TIMEOUT)))?;
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+        .collect();
+    let body = resp.text().await.map_err(|e| HttpError::Failed(e.to_string()))?;
+    Ok(HttpResponse { status, headers, body })
+}
+
+/// Timeout of a script's direct requests.
+pub const SCRIPT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait before a failed script is started again.
+const MAX_RESTART_WAIT: Duration = Duration::from_secs(60);
+
+/// Runs a script policy until `stop`: starts the script; when it fails,
+/// records a decision and starts it again after a growing wait; when its file
+/// changes, checks the new version and swaps it in only if it compiles.
+pub async fn drive(
+    field: String,
+    config: ScriptConfig,
+    runtime: Arc<Mutex<PolicyRuntime>>,
+    sources: BTreeMap<String, Arc<Source>>,
+    clock: Arc<dyn Clock>,
+    sleeper: Arc<dyn Sleeper>,
+    stop: watch::Receiver<bool>,
+) {
+    let policy = runtime.lock().await.name().to_string();
+    let urls = config.urls.iter().filter_map(|(k, v)| Some((normalize(k)?, v.clone()))).collect();
+    let client = reqwest::Client::builder().timeout(SCRIPT_HTTP_TIMEOUT).build().unwrap_or_default();
+    let host: Arc<dyn ScriptHost> = Arc::new(Host {
+        policy: policy.clone(),
+        config: config.clone(),
+        urls,
+        runtime: runtime.clone(),
+        sources,
+        client,
+        sleeper: sleeper.clone(),
+    });
+    let origin = config.origin(&field);
+    let stopped = || {
+        let mut stop = stop.clone();
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }
+    };
+    let record_failure = |why: String| {
+        let runtime = runtime.clone();
+        let policy = policy.clone();
+        async move {
+            tracing::warn!(policy = %policy, "script: {why}");
+            runtime
+                .lock()
+                .await
+                .act(|_| CheckOutcome {
+                    check: "script".into(),
+                    strategy: "lua_script".into(),
+                    recommendation: Recommendation::failed(format!("lua: {why}")),
+                    state: None,
+                })
+                .await;
+        }
+    };
+    let mut wait = Duration::from_secs(1);
+    let mut next = Script::load(&origin, config.limits(), clock.clone(), host.clone());
+    loop {
+        let script = match next {
+            Ok(s) => s,
+            Err(e) => {
+                record_failure(e.to_string()).await;
+                tokio::select! {
+                    _ = sleeper.sleep(wait) => {}
+                    _ = stopped() => return,
+                }
+                wait = (wait * 2).min(MAX_RESTART_WAIT);
+                next = Script::load(&origin, config.limits(), clock.clone(), host.clone());
+                continue;
+            }
+        };
+        let mut seen = fingerprint(&origin);
+        let run = script.run();
+        tokio::pin!(run);
+        let replacement = loop {
+            tokio::select! {
+                r = &mut run => {
+                    match r {
+                        Ok(()) => tracing::info!(policy = %policy, "script returned; starting it again"),
+                        Err(e) => record_failure(e.to_string()).await,
+                    }
+                    tokio::select! {
+                        _ = sleeper.sleep(wait) => {}
+                        _ = stopped() => return,
+                    }
+                    wait = (wait * 2).min(MAX_RESTART_WAIT);
+                    break Script::load(&origin, config.limits(), clock.clone(), host.clone());
+                }
+                _ = tokio::time::sleep(WATCH_EVERY) => {
+                    let now = fingerprint(&origin);
+                    if now.is_none() || now == seen {
+                        continue;
+                    }
+                    seen = now;
+                    match Script::load(&origin, config.limits(), clock.clone(), host.clone()) {
+                        Ok(new) => {
+                            tracing::info!(policy = %policy, "script changed; running the new version");
+                            wait = Duration::from_secs(1);
+                            break Ok(new);
+                        }
+                        Err(e) => {
+                            record_failure(format!("reload failed, the previous version keeps running: {e}")).await;
+                        }
+                    }
+                }
+                _ = stopped() => return,
+            }
+        };
+        next = replacement;
+    }
+}
+
+/// How often a script file is checked for changes.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+fn fingerprint(origin: &Origin) -> Option<(std::time::SystemTime, u64)> {
+    match origin {
+        Origin::File(p) => std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len()))),
+        Origin::Inline { .. } => None,
+    }
+}
