@@ -9,16 +9,15 @@ use std::time::Duration;
 /// The usable (time, value) points of `series` within `window` before `now`, oldest first.
 pub fn points(series: &Series, now: Timestamp, window: Duration) -> Vec<(Timestamp, f64)> {
     let cut = now.minus(window);
-    series
+    let mut out: Vec<(Timestamp, f64)> = series
         .points()
         .rev()
         .take_while(|p| p.at > cut)
         .filter(|p| p.at <= now)
         .filter_map(|p| p.value.map(|v| (p.at, v)))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect()
+        .collect();
+    out.reverse();
+    out
 }
 
 /// Mean, or `None` when the window holds no value.

@@ -1,7 +1,8 @@
--- Builds the reusable `ctx` of one check. Moontide refreshes the fields of
--- `data` and each metric's `value` before every call; scripts see read-only
--- proxies. Returns the ctx proxy, its data table and a metric constructor.
-local bridge = ...
+-- Builds the reusable `ctx` of one check; scripts see read-only proxies.
+-- Returns the data table, a metric constructor, `run`, which refreshes the
+-- fields and calls decide in one go (one crossing from Rust per tick), and
+-- `set_decide`.
+local query = ...
 
 local function readonly(data, what)
   return setmetatable({}, {
@@ -13,27 +14,29 @@ local function readonly(data, what)
   })
 end
 
+-- Helpers call into Rust with the metric's index and an operation number
+-- (the order of OPS in strategy.rs).
 local Metric = {}
 Metric.__index = Metric
-function Metric:avg(w) return bridge.query(self.name, "avg", w) end
-function Metric:min(w) return bridge.query(self.name, "min", w) end
-function Metric:max(w) return bridge.query(self.name, "max", w) end
-function Metric:count(w) return bridge.query(self.name, "count", w) end
-function Metric:rate(w) return bridge.query(self.name, "rate", w) end
-function Metric:slope(w) return bridge.query(self.name, "slope", w) end
-function Metric:values(w) return bridge.query(self.name, "values", w) end
-function Metric:percentile(p, w) return bridge.query(self.name, "percentile", w, p) end
+function Metric:avg(w) return query(self.index, 0, w) end
+function Metric:min(w) return query(self.index, 1, w) end
+function Metric:max(w) return query(self.index, 2, w) end
+function Metric:count(w) return query(self.index, 3, w) end
+function Metric:rate(w) return query(self.index, 4, w) end
+function Metric:slope(w) return query(self.index, 5, w) end
+function Metric:values(w) return query(self.index, 6, w) end
+function Metric:percentile(p, w) return query(self.index, 7, w, p) end
 
-local metrics = {}
+-- Known metrics are plain fields (no function call on the hot path); an
+-- unknown name falls through to an error naming the declared ones.
 local names = {}
-local metrics_proxy = setmetatable({}, {
+local metrics = setmetatable({}, {
   __index = function(_, k)
-    local m = metrics[k]
-    if m == nil then
-      error(("no metric named '%s' (the policy declares: %s)"):format(tostring(k), table.concat(names, ", ")), 2)
-    end
-    return m
+    error(("no metric named '%s' (the policy declares: %s)"):format(tostring(k), table.concat(names, ", ")), 3)
   end,
+})
+local metrics_proxy = setmetatable({}, {
+  __index = metrics,
   __newindex = function(_, k)
     error(("ctx.metrics is read-only (cannot set '%s')"):format(tostring(k)), 2)
   end,
@@ -43,12 +46,46 @@ local metrics_proxy = setmetatable({}, {
 local data = { metrics = metrics_proxy }
 local ctx = readonly(data, "ctx")
 
-local function metric(name)
-  local d = setmetatable({ name = name }, Metric)
+local by_index = {}
+
+-- Declares the metric at `index` (1-based, the order Moontide passes values in).
+local function metric(name, index)
+  local d = setmetatable({ name = name, index = index }, Metric)
   metrics[name] = readonly(d, "ctx.metrics." .. name)
+  by_index[index] = d
   names[#names + 1] = name
   table.sort(names)
-  return d
 end
 
-return ctx, data, metric
+local select = select
+local next = next
+
+-- Refreshes ctx and calls decide; returns decide's first two results and
+-- whether ctx.state holds anything. The first eight metric values come as
+-- named parameters (no call per value), any more through `...`.
+local decide
+
+-- Sets the script's decide function (at load and after a reload).
+local function set_decide(f)
+  decide = f
+end
+
+local function run(now, interval, current, ready, min, max, n, v1, v2, v3, v4, v5, v6, v7, v8, ...)
+  data.now, data.interval, data.current, data.ready, data.min, data.max = now, interval, current, ready, min, max
+  local m = by_index
+  if n >= 1 then m[1].value = v1 end
+  if n >= 2 then m[2].value = v2 end
+  if n >= 3 then m[3].value = v3 end
+  if n >= 4 then m[4].value = v4 end
+  if n >= 5 then m[5].value = v5 end
+  if n >= 6 then m[6].value = v6 end
+  if n >= 7 then m[7].value = v7 end
+  if n >= 8 then m[8].value = v8 end
+  for i = 9, n do
+    m[i].value = (select(i - 8, ...))
+  end
+  local count, reason = decide(ctx)
+  return count, reason, next(data.state) ~= nil
+end
+
+return data, metric, run, set_decide

@@ -15,9 +15,9 @@ use crate::sandbox::Sandbox;
 use crate::{Limits, LuaError, describe};
 use mlua::{Function, Lua, LuaSerdeExt, MultiValue, Table, Value};
 use moontide_core::duration;
-use moontide_core::{Clock, Observation, Recommendation, Series, window};
+use moontide_core::{Clock, Observation, Point, Recommendation, Series, Timestamp, window};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 const CTX: &str = include_str!("ctx.lua");
@@ -69,14 +69,24 @@ pub struct LuaStrategy {
     sandbox: Sandbox,
     decide: Function,
     state: Table,
-    ctx: Table,
     data: Table,
     metric_ctor: Function,
-    metrics: Vec<(String, Table)>,
-    bridge: Table,
+    run: Function,
+    set_decide: Function,
+    /// Metric names in the order their values are passed to Lua.
+    metrics: Vec<String>,
+    /// What the helpers read: the strategy's own copy of each metric's series.
+    shared: Arc<Mutex<Shared>>,
     window: Duration,
     fingerprint: Option<Fingerprint>,
     reload_error: Option<String>,
+}
+
+/// The data behind `ctx.metrics.NAME:avg()` and friends.
+struct Shared {
+    series: Vec<Series>,
+    now: Timestamp,
+    window: Duration,
 }
 
 /// Why a reload did or did not happen.
@@ -98,25 +108,32 @@ impl LuaStrategy {
         let (text, fp) = origin.read()?;
         let decide = compile(&sandbox, &origin.name(), &text)?;
         let lua = sandbox.lua();
-        let build = || -> mlua::Result<(Table, Table, Table, Function, Table)> {
-            let bridge = lua.create_table()?;
-            let (ctx, data, metric): (Table, Table, Function) =
-                lua.load(CTX).set_name("=moontide-ctx").call(bridge.clone())?;
+        let shared = Arc::new(Mutex::new(Shared { series: Vec::new(), now: Timestamp::default(), window }));
+        let build = || -> mlua::Result<(Table, Table, Function, Function, Function)> {
+            let reader = shared.clone();
+            let query = lua.create_function(move |lua, (index, op, w, p): (usize, u8, Value, Option<f64>)| {
+                let shared = reader.lock().unwrap_or_else(|e| e.into_inner());
+                query(lua, &shared, index, op, w, p)
+            })?;
+            let (data, metric, run, set_decide): (Table, Function, Function, Function) =
+                lua.load(CTX).set_name("=moontide-ctx").call(query)?;
             let state = lua.create_table()?;
             data.raw_set("state", state.clone())?;
-            Ok((ctx, data, state, metric, bridge))
+            set_decide.call::<()>(decide.clone())?;
+            Ok((data, state, metric, run, set_decide))
         };
-        let (ctx, data, state, metric_ctor, bridge) = build().map_err(LuaError::setup)?;
+        let (data, state, metric_ctor, run, set_decide) = build().map_err(LuaError::setup)?;
         Ok(LuaStrategy {
             origin,
             sandbox,
             decide,
             state,
-            ctx,
             data,
             metric_ctor,
+            run,
+            set_decide,
             metrics: Vec::new(),
-            bridge,
+            shared,
             window,
             fingerprint: fp,
             reload_error: None,
@@ -154,11 +171,18 @@ impl LuaStrategy {
         self.fingerprint = now;
         let result = self.origin.read().and_then(|(text, _)| compile(&self.sandbox, &self.origin.name(), &text));
         match result {
-            Ok(decide) => {
-                self.decide = decide;
-                self.reload_error = None;
-                Reload::Reloaded
-            }
+            Ok(decide) => match self.set_decide.call::<()>(decide.clone()) {
+                Ok(()) => {
+                    self.decide = decide;
+                    self.reload_error = None;
+                    Reload::Reloaded
+                }
+                Err(e) => {
+                    let msg = format!("reload of {} failed: {e}", self.origin.name());
+                    self.reload_error = Some(msg.clone());
+                    Reload::Failed(msg)
+                }
+            },
             Err(e) => {
                 let msg = format!("reload of {} failed, the previous version keeps running: {e}", self.origin.name());
                 self.reload_error = Some(msg.clone());
@@ -182,81 +206,102 @@ impl LuaStrategy {
 
     /// Runs `decide(ctx)` for this tick; returns the recommendation and `ctx.state` after the call.
     pub fn decide(&mut self, obs: &Observation<'_>) -> (Recommendation, Option<serde_json::Value>) {
-        let mut rec = match self.call(obs) {
+        let (mut rec, has_state) = match self.call(obs) {
             Ok(r) => r,
-            Err(e) => Recommendation::failed(format!("lua: {e}")),
+            Err(e) => (Recommendation::failed(format!("lua: {e}")), !self.state.is_empty()),
         };
         if let Some(e) = &self.reload_error {
             rec.reason = format!("{} ({e})", rec.reason);
         }
-        let state = if self.state.is_empty() {
-            None
-        } else {
-            match self.sandbox.lua().from_value::<serde_json::Value>(Value::Table(self.state.clone())) {
-                Ok(v) => Some(v),
-                Err(e) => {
-                    let msg = format!("lua: ctx.state cannot be saved: {}", describe(&e, &self.sandbox.limits()));
-                    return (Recommendation::failed(msg), None);
-                }
+        if !has_state {
+            return (rec, None);
+        }
+        match self.sandbox.lua().from_value::<serde_json::Value>(Value::Table(self.state.clone())) {
+            Ok(v) => (rec, Some(v)),
+            Err(e) => {
+                let msg = format!("lua: ctx.state cannot be saved: {}", describe(&e, &self.sandbox.limits()));
+                (Recommendation::failed(msg), None)
             }
-        };
-        (rec, state)
+        }
     }
 
-    fn call(&mut self, obs: &Observation<'_>) -> Result<Recommendation, LuaError> {
+    fn call(&mut self, obs: &Observation<'_>) -> Result<(Recommendation, bool), LuaError> {
         let limits = self.sandbox.limits();
         let err = |e: mlua::Error| LuaError::script(&e, &limits);
-        self.sync_metrics(obs).map_err(err)?;
-        let lua = self.sandbox.lua();
-        let d = &self.data;
-        let set = || -> mlua::Result<()> {
-            d.raw_set("now", obs.now.as_millis() as f64 / 1000.0)?;
-            d.raw_set("interval", obs.interval.as_secs_f64())?;
-            d.raw_set("current", obs.current)?;
-            d.raw_set("ready", obs.ready)?;
-            d.raw_set("min", obs.min)?;
-            d.raw_set("max", obs.max)?;
-            for (name, t) in &self.metrics {
-                let v = obs.series(name).and_then(Series::latest).filter(|p| p.at == obs.now).and_then(|p| p.value);
-                t.raw_set("value", v)?;
-            }
-            Ok(())
+        self.sync(obs).map_err(err)?;
+        let mut args = Vec::with_capacity(7 + self.metrics.len());
+        args.push(Value::Number(obs.now.as_millis() as f64 / 1000.0));
+        args.push(Value::Number(obs.interval.as_secs_f64()));
+        for n in [obs.current, obs.ready, obs.min, obs.max] {
+            args.push(Value::Integer(n as i64));
+        }
+        args.push(Value::Integer(self.metrics.len() as i64));
+        let value = |series: Option<&Series>| {
+            let v = series.and_then(Series::latest).filter(|p| p.at == obs.now).and_then(|p| p.value);
+            v.map(Value::Number).unwrap_or(Value::Nil)
         };
-        set().map_err(err)?;
-        let default_window = self.window;
-        let bridge = &self.bridge;
-        let decide = &self.decide;
-        let ctx = &self.ctx;
-        let sandbox = &self.sandbox;
-        let out: MultiValue = lua
-            .scope(|scope| {
-                let query = scope.create_function(|lua, (name, op, w, p): (String, String, Value, Option<f64>)| {
-                    query(lua, obs, default_window, &name, &op, w, p)
-                })?;
-                bridge.raw_set("query", query)?;
-                sandbox.arm();
-                let out = decide.call::<MultiValue>(ctx.clone());
-                bridge.raw_set("query", Value::Nil)?;
-                out
-            })
-            .map_err(err)?;
-        read_return(out)
+        if self.same_metrics(obs) {
+            args.extend(obs.series.values().map(|s| value(Some(s))));
+        } else {
+            args.extend(self.metrics.iter().map(|name| value(obs.series(name))));
+        }
+        self.sandbox.arm();
+        let (count, reason, has_state): (Value, Value, bool) =
+            self.run.call(MultiValue::from_vec(args)).map_err(err)?;
+        Ok((read_return(count, reason)?, has_state))
     }
 
-    /// Makes sure ctx.metrics holds exactly the observation's metrics.
-    fn sync_metrics(&mut self, obs: &Observation<'_>) -> mlua::Result<()> {
-        if self.metrics.len() == obs.series.len() && self.metrics.iter().zip(obs.series.keys()).all(|(a, b)| &a.0 == b)
-        {
-            return Ok(());
-        }
-        for name in obs.series.keys() {
-            if !self.metrics.iter().any(|(n, _)| n == name) {
-                let t: Table = self.metric_ctor.call(name.as_str())?;
-                self.metrics.push((name.clone(), t));
+    /// Whether the metrics known to Lua are exactly the observation's, in its key order.
+    fn same_metrics(&self, obs: &Observation<'_>) -> bool {
+        self.metrics.len() == obs.series.len() && self.metrics.iter().zip(obs.series.keys()).all(|(a, b)| a == b)
+    }
+
+    /// Declares new metrics to Lua and brings the strategy's copy of each
+    /// series (what the helpers read) up to the observation.
+    fn sync(&mut self, obs: &Observation<'_>) -> mlua::Result<()> {
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let keep = self.window + obs.interval * 10;
+        if self.same_metrics(obs) {
+            for (ours, theirs) in shared.series.iter_mut().zip(obs.series.values()) {
+                sync_series(ours, theirs, keep);
+            }
+        } else {
+            for name in obs.series.keys() {
+                if !self.metrics.contains(name) {
+                    self.metrics.push(name.clone());
+                    shared.series.push(Series::new());
+                    self.metric_ctor.call::<()>((name.as_str(), self.metrics.len()))?;
+                }
+            }
+            for (ours, name) in shared.series.iter_mut().zip(&self.metrics) {
+                match obs.series(name) {
+                    Some(theirs) => sync_series(ours, theirs, keep),
+                    None => *ours = Series::new(),
+                }
             }
         }
-        self.metrics.sort_by(|a, b| a.0.cmp(&b.0));
+        shared.now = obs.now;
         Ok(())
+    }
+}
+
+/// Makes `ours` hold what `theirs` holds: appends the new points when the
+/// two agree up to our newest point, else copies theirs whole.
+fn sync_series(ours: &mut Series, theirs: &Series, keep: Duration) {
+    match (ours.latest(), theirs.latest()) {
+        (a, b) if a == b => {}
+        (Some(a), Some(b)) if a.at < b.at => {
+            let newer = theirs.points().rev().take_while(|p| p.at > a.at).count();
+            if theirs.points().rev().nth(newer) == Some(&a) {
+                let fresh: Vec<Point> = theirs.points().skip(theirs.len() - newer).copied().collect();
+                for p in fresh {
+                    ours.push(p, keep);
+                }
+            } else {
+                *ours = theirs.clone();
+            }
+        }
+        _ => *ours = theirs.clone(),
     }
 }
 
@@ -274,15 +319,13 @@ fn compile(sandbox: &Sandbox, name: &str, text: &str) -> Result<Function, LuaErr
 }
 
 /// Reads `decide`'s return values: (count or nil, optional reason).
-fn read_return(out: MultiValue) -> Result<Recommendation, LuaError> {
-    let mut it = out.into_iter();
-    let first = it.next().unwrap_or(Value::Nil);
-    let reason = match it.next() {
-        None | Some(Value::Nil) => None,
-        Some(Value::String(s)) => Some(s.to_string_lossy()),
-        Some(Value::Integer(i)) => Some(i.to_string()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(other) => {
+fn read_return(first: Value, reason: Value) -> Result<Recommendation, LuaError> {
+    let reason = match reason {
+        Value::Nil => None,
+        Value::String(s) => Some(s.to_string_lossy()),
+        Value::Integer(i) => Some(i.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        other => {
             return Err(LuaError::Api(format!(
                 "decide returned a {} as its reason; return a string (or nothing)",
                 other.type_name()
@@ -326,35 +369,31 @@ fn window_arg(w: Value, default: Duration) -> mlua::Result<Duration> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn query(
-    lua: &Lua,
-    obs: &Observation<'_>,
-    default_window: Duration,
-    name: &str,
-    op: &str,
-    w: Value,
-    p: Option<f64>,
-) -> mlua::Result<Value> {
-    let series = obs.series(name).ok_or_else(|| mlua::Error::runtime(format!("no metric named '{name}'")))?;
-    let pts = window::points(series, obs.now, window_arg(w, default_window)?);
-    let vals: Vec<f64> = pts.iter().map(|p| p.1).collect();
+/// The helpers, in the order `ctx.lua` numbers them.
+fn query(lua: &Lua, shared: &Shared, index: usize, op: u8, w: Value, p: Option<f64>) -> mlua::Result<Value> {
+    let series = index
+        .checked_sub(1)
+        .and_then(|i| shared.series.get(i))
+        .ok_or_else(|| mlua::Error::runtime(format!("no metric at index {index}")))?;
+    let pts = window::points(series, shared.now, window_arg(w, shared.window)?);
+    let vals = || pts.iter().map(|p| p.1).collect::<Vec<f64>>();
     let num = |v: Option<f64>| Ok(v.map(Value::Number).unwrap_or(Value::Nil));
+    let fold = |f: fn(f64, f64) -> f64| pts.iter().map(|p| p.1).reduce(f);
     match op {
-        "avg" => num(window::avg(&vals)),
-        "min" => num(window::min(&vals)),
-        "max" => num(window::max(&vals)),
-        "count" => Ok(Value::Integer(vals.len() as i64)),
-        "rate" => num(window::rate(&pts)),
-        "slope" => num(window::slope(&pts)),
-        "percentile" => {
+        0 => num((!pts.is_empty()).then(|| pts.iter().map(|p| p.1).sum::<f64>() / pts.len() as f64)),
+        1 => num(fold(f64::min)),
+        2 => num(fold(f64::max)),
+        3 => Ok(Value::Integer(pts.len() as i64)),
+        4 => num(window::rate(&pts)),
+        5 => num(window::slope(&pts)),
+        6 => Ok(Value::Table(lua.create_sequence_from(vals())?)),
+        7 => {
             let p = p.ok_or_else(|| mlua::Error::runtime("percentile(p, window) needs p between 0 and 100"))?;
             if !(0.0..=100.0).contains(&p) {
                 return Err(mlua::Error::runtime(format!("percentile: p must be between 0 and 100, got {p}")));
             }
-            num(window::percentile(&vals, p))
+            num(window::percentile(&vals(), p))
         }
-        "values" => Ok(Value::Table(lua.create_sequence_from(vals)?)),
-        other => Err(mlua::Error::runtime(format!("unknown metric helper '{other}'"))),
+        other => Err(mlua::Error::runtime(format!("unknown metric helper {other}"))),
     }
 }
