@@ -251,6 +251,16 @@ impl LuaStrategy {
         Ok((read_return(count, reason)?, has_state))
     }
 
+    /// Makes the next call copy every series whole instead of appending the
+    /// new points (for callers whose observations are not one growing history,
+    /// like the test runner).
+    pub fn forget_series(&mut self) {
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        for s in &mut shared.series {
+            *s = Series::new();
+        }
+    }
+
     /// Whether the metrics known to Lua are exactly the observation's, in its key order.
     fn same_metrics(&self, obs: &Observation<'_>) -> bool {
         self.metrics.len() == obs.series.len() && self.metrics.iter().zip(obs.series.keys()).all(|(a, b)| a == b)
@@ -285,7 +295,8 @@ impl LuaStrategy {
     }
 }
 
-/// Makes `ours` hold what `theirs` holds: appends the new points when the
+/// Makes `ours` hold what `theirs` holds, for a `theirs` that only grows at
+/// its end (and loses points at its start): appends the new points when the
 /// two agree up to our newest point, else copies theirs whole.
 fn sync_series(ours: &mut Series, theirs: &Series, keep: Duration) {
     match (ours.latest(), theirs.latest()) {

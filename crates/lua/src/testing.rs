@@ -48,6 +48,8 @@ impl UserData for Policy {
             };
             let (now, interval, current, ready, min, max, series) = observation(&t)?;
             let obs = Observation { now, interval, current, ready, min, max, series: &series };
+            // every call brings a whole new history
+            this.strategy.forget_series();
             let (rec, _) = this.strategy.decide(&obs);
             Ok((rec.desired, rec.reason, rec.error))
         });

@@ -193,3 +193,28 @@ fn hot_reload_swaps_good_versions_and_keeps_the_old_one_on_failure() {
     assert_eq!(p.decide(&obs(&s, 4)).0.reason, "v3");
     assert_eq!(p.reload_error(), None);
 }
+
+/// The helpers read the strategy's own copy of each series: it must follow
+/// a growing history tick by tick, and a history that went back in time.
+#[test]
+fn helpers_follow_the_history_as_it_grows_and_when_it_is_replaced() {
+    let mut p = strategy("function decide(ctx) return nil, tostring(ctx.metrics.cpu:avg(3600)) end");
+    let mut cpu = Series::new();
+    let keep = Duration::from_secs(3600);
+    let mut reasons = Vec::new();
+    for (t, v) in [(0, 10.0), (10, 20.0), (20, 60.0)] {
+        cpu.push(Point { at: Timestamp::from_secs(NOW + t), value: Some(v) }, keep);
+        let m = BTreeMap::from([("cpu".to_string(), cpu.clone())]);
+        let mut o = obs(&m, 4);
+        o.now = Timestamp::from_secs(NOW + t);
+        reasons.push(p.decide(&o).0.reason);
+    }
+    assert_eq!(reasons, ["10.0", "15.0", "30.0"]);
+    // the clock went back: a shorter, different history replaces ours
+    let mut back = Series::new();
+    back.push(Point { at: Timestamp::from_secs(NOW + 5), value: Some(2.0) }, keep);
+    let m = BTreeMap::from([("cpu".to_string(), back)]);
+    let mut o = obs(&m, 4);
+    o.now = Timestamp::from_secs(NOW + 5);
+    assert_eq!(p.decide(&o).0.reason, "2.0");
+}
