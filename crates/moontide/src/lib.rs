@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod engine;
+pub mod http;
 pub mod logging;
 pub mod lua;
 pub mod script;

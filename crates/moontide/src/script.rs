@@ -271,7 +271,7 @@ pub async fn drive(
 ) {
     let policy = runtime.lock().await.name().to_string();
     let urls = config.urls.iter().filter_map(|(k, v)| Some((normalize(k)?, v.clone()))).collect();
-    let client = reqwest::Client::builder().timeout(SCRIPT_HTTP_TIMEOUT).build().unwrap_or_default();
+    let client = crate::http::client(SCRIPT_HTTP_TIMEOUT).unwrap_or_default();
     let host: Arc<dyn ScriptHost> = Arc::new(Host {
         policy: policy.clone(),
         config: config.clone(),

@@ -163,11 +163,18 @@ impl Store {
             )?;
             rows.collect()
         })?;
-        rows.into_iter()
-            .map(|(id, json)| {
-                serde_json::from_str(&json).map_err(|source| StoreError::Record { path: self.path.clone(), id, source })
+        // A record this version cannot read (written by a newer one, or damaged)
+        // is skipped with a warning rather than hiding every other decision.
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, json)| match serde_json::from_str(&json) {
+                Ok(d) => Some(d),
+                Err(source) => {
+                    tracing::warn!("{}", StoreError::Record { path: self.path.clone(), id, source });
+                    None
+                }
             })
-            .collect()
+            .collect())
     }
 
     /// A policy's decisions since `since`, oldest first (to rebuild windows after a restart).
@@ -189,16 +196,56 @@ impl Store {
             let rows = stmt.query_map(params![policy], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
         })?;
-        for (id, json) in rows {
-            let d: Decision = serde_json::from_str(&json).map_err(|source| StoreError::Record {
-                path: self.path.clone(),
-                id,
-                source,
-            })?;
+        for (_, json) in rows {
+            let Ok(d) = serde_json::from_str::<Decision>(&json) else { continue };
             if let Some((_, to)) = d.outcome.change() {
                 return Ok(Some(to));
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use moontide_core::Outcome;
+
+    fn decision(policy: &str, at: i64, outcome: Outcome) -> Decision {
+        let mut d = Decision::skipped(policy, Timestamp::from_secs(at), 2, 2, "x");
+        d.outcome = outcome;
+        d.desired = 3;
+        d
+    }
+
+    #[test]
+    fn lists_filter_and_skip_unreadable_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.append(&decision("a", 10, Outcome::Hold)).unwrap();
+        store.append(&decision("a", 20, Outcome::Scaled { from: 2, to: 3 })).unwrap();
+        store.append(&decision("b", 30, Outcome::Hold)).unwrap();
+        store
+            .with(|c| {
+                c.execute(
+                    "INSERT INTO decisions (policy, at_ms, outcome, current, desired, reason, record)
+                     VALUES ('a', 25000, 'hold', 1, 1, 'r', '{not json')",
+                    [],
+                )
+            })
+            .unwrap();
+        let all_a = store.list(&Query { policy: Some("a".into()), limit: 10, ..Default::default() }).unwrap();
+        assert_eq!(all_a.iter().map(|d| d.at.as_millis()).collect::<Vec<_>>(), [20_000, 10_000]);
+        let scaled = store.list(&Query { outcome: Some("scaled".into()), limit: 10, ..Default::default() }).unwrap();
+        assert_eq!(scaled.len(), 1);
+        let since = store.since("a", Timestamp::from_secs(15), 10).unwrap();
+        assert_eq!(since.len(), 1);
+        assert_eq!(store.last_scaled_to("a").unwrap(), Some(3));
+        assert_eq!(store.last_scaled_to("b").unwrap(), None);
+        // reopening keeps everything
+        drop(store);
+        let again = Store::open(dir.path()).unwrap();
+        assert_eq!(again.list(&Query { limit: 10, ..Default::default() }).unwrap().len(), 3);
+        assert!(Store::open_existing(&dir.path().join("nope")).is_err());
     }
 }

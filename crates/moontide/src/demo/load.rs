@@ -74,7 +74,7 @@ pub async fn drive(
     instances: watch::Receiver<Vec<Instance>>,
     stats: Arc<Stats>,
 ) {
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(10)).build() {
+    let client = match crate::http::client(Duration::from_secs(10)) {
         Ok(c) => c,
         Err(_) => return,
     };

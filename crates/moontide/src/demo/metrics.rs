@@ -17,7 +17,7 @@ struct Pool {
 
 /// Serves `GET /metrics` on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, instances: watch::Receiver<Vec<Instance>>) {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(1)).build().unwrap_or_default();
+    let client = crate::http::client(Duration::from_secs(1)).unwrap_or_default();
     let app = Router::new().route("/metrics", get(average)).with_state(Pool { instances, client });
     let _ = axum::serve(listener, app).await;
 }

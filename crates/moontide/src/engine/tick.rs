@@ -254,15 +254,22 @@ impl PolicyRuntime {
                 (idx, results, source.max_age())
             });
         }
-        let mut inputs = Vec::new();
+        let mut answers: Vec<Option<(Vec<crate::sources::QueryResult>, Option<Duration>)>> =
+            vec![None; self.reads.len()];
         while let Some(joined) = set.join_next().await {
-            let Ok((idx, results, max_age)) = joined else { continue };
-            let read = &self.reads[idx];
-            let source_name = &read.name;
+            if let Ok((idx, results, max_age)) = joined {
+                answers[idx] = Some((results, max_age));
+            }
+        }
+        let mut inputs = Vec::new();
+        for (read, answer) in self.reads.iter().zip(answers) {
+            // A reader task that died gives failures, not silence.
+            let (results, max_age) =
+                answer.unwrap_or_else(|| (vec![Err("reader task failed".into()); read.queries.len()], None));
             for ((metric, query), r) in read.queries.iter().zip(results) {
                 let mut input = Input {
                     metric: metric.clone(),
-                    source: source_name.clone(),
+                    source: read.name.clone(),
                     query: query.clone(),
                     at: now,
                     value: None,
@@ -284,23 +291,6 @@ impl PolicyRuntime {
                     Err(e) => input.error = Some(e),
                 }
                 inputs.push(input);
-            }
-        }
-        // Readings whose task died are failures, not silence.
-        for read in &self.reads {
-            let source_name = &read.name;
-            for (metric, query) in &read.queries {
-                if !inputs.iter().any(|i| &i.metric == metric) {
-                    inputs.push(Input {
-                        metric: metric.clone(),
-                        source: source_name.clone(),
-                        query: query.clone(),
-                        at: now,
-                        value: None,
-                        status: ReadingStatus::Failed,
-                        error: Some("reader task failed".into()),
-                    });
-                }
             }
         }
         inputs.sort_by(|a, b| a.metric.cmp(&b.metric));

@@ -96,11 +96,7 @@ impl HttpJson {
         let token = SecretRef::new(config.token_env.clone(), config.token_file.clone())
             .load()
             .map_err(|e| format!("source `{name}`: {e}"))?;
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .user_agent(concat!("moontide/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("source `{name}`: cannot build HTTP client: {e}"))?;
+        let client = crate::http::client(config.timeout).map_err(|e| format!("source `{name}`: {e}"))?;
         Ok(HttpJson { config: config.clone(), client, token })
     }
 

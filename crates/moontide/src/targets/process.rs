@@ -212,7 +212,7 @@ async fn supervise(name: String, cfg: ProcessConfig, mut rx: mpsc::Receiver<Cmd>
     let mut slots: Vec<Slot> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let http = reqwest::Client::builder().timeout(PROBE_TIMEOUT).build().ok();
+    let http = crate::http::client(PROBE_TIMEOUT).ok();
     loop {
         tokio::select! {
             cmd = rx.recv() => match cmd {

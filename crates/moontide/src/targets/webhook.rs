@@ -239,11 +239,7 @@ impl Webhook {
         let token = SecretRef::new(cfg.token_env.clone(), cfg.token_file.clone())
             .load()
             .map_err(|e| format!("target `{name}`: {e}"))?;
-        let client = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .user_agent(concat!("moontide/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("target `{name}`: cannot build HTTP client: {e}"))?;
+        let client = crate::http::client(cfg.timeout).map_err(|e| format!("target `{name}`: {e}"))?;
         let burst = NonZeroU32::new(cfg.rate_limit.burst).unwrap_or(NonZeroU32::MIN);
         let period = Duration::from_secs_f64(1.0 / cfg.rate_limit.per_second.max(1e-6));
         let quota = Quota::with_period(period).unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN)).allow_burst(burst);
