@@ -1,0 +1,10 @@
+//! Moontide's simulator: replay recorded traffic through the engine's own
+//! decision code on a virtual clock, against a simulated service, and score
+//! the result against baselines.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod trace;
+
+pub use trace::{Format, RateTrace, RequestTrace, Trace, TraceError};
