@@ -5,6 +5,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod oracle;
+pub mod score;
+pub mod service;
 pub mod trace;
 
 pub use trace::{Format, RateTrace, RequestTrace, Trace, TraceError};
