@@ -5,7 +5,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod baseline;
 pub mod oracle;
+pub mod policy;
+pub mod run;
 pub mod score;
 pub mod service;
 pub mod trace;

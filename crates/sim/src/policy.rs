@@ -1,0 +1,215 @@
+//! A Moontide policy in the simulator: the same strategies, Lua checks,
+//! guards and history as `moontide run`, fed by the simulated service's
+//! metrics on the simulated clock.
+
+use crate::run::{Autoscaler, View};
+use moontide_core::policy::{conclude, run_checks};
+use moontide_core::strategy::{TargetTracking, TrackedMetric};
+use moontide_core::{
+    Behaviour, CheckOutcome, Decision, ManualClock, Observation, Outcome, Point, PolicyHistory, PolicySpec, Series,
+    StrategyConfig, Timestamp,
+};
+use moontide_lua::LuaStrategy;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The metrics the simulated service gives, by the names a policy binds to.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SimMetric {
+    /// Busy share of the serving replicas, %.
+    Cpu,
+    /// Requests arriving per second.
+    Rps,
+    /// Requests waiting.
+    Queue,
+    /// Latency of a request arriving now, ms.
+    LatencyMs,
+    /// Ready replicas.
+    Ready,
+}
+
+impl SimMetric {
+    /// Every name, for messages.
+    pub const NAMES: &'static str = "cpu, rps, queue, latency_ms, ready";
+
+    /// The metric for a name (`cpu`, `rps`, `queue`, `latency_ms`, `ready`).
+    pub fn parse(name: &str) -> Option<SimMetric> {
+        match name {
+            "cpu" => Some(SimMetric::Cpu),
+            "rps" => Some(SimMetric::Rps),
+            "queue" => Some(SimMetric::Queue),
+            "latency_ms" => Some(SimMetric::LatencyMs),
+            "ready" => Some(SimMetric::Ready),
+            _ => None,
+        }
+    }
+
+    /// Guesses the metric a live query stands for ("/cpuUsage" → cpu, "requests_per_second" → rps, ...).
+    pub fn guess(text: &str) -> Option<SimMetric> {
+        let t = text.to_ascii_lowercase();
+        if t.contains("cpu") || t.contains("util") {
+            Some(SimMetric::Cpu)
+        } else if t.contains("latency") || t.contains("duration") {
+            Some(SimMetric::LatencyMs)
+        } else if t.contains("queue") || t.contains("waiting") || t.contains("backlog") || t.contains("pending") {
+            Some(SimMetric::Queue)
+        } else if t.contains("rps") || t.contains("request") || t.contains("rate") {
+            Some(SimMetric::Rps)
+        } else if t.contains("ready") {
+            Some(SimMetric::Ready)
+        } else {
+            None
+        }
+    }
+
+    fn read(self, v: &View) -> f64 {
+        match self {
+            SimMetric::Cpu => v.cpu,
+            SimMetric::Rps => v.rps,
+            SimMetric::Queue => v.queue,
+            SimMetric::LatencyMs => v.latency_ms,
+            SimMetric::Ready => v.ready as f64,
+        }
+    }
+}
+
+/// A Moontide policy as an [`Autoscaler`].
+pub struct PolicyScaler {
+    name: String,
+    spec: PolicySpec,
+    bindings: Vec<(String, SimMetric)>,
+    series: BTreeMap<String, Series>,
+    history: PolicyHistory,
+    lua: Vec<(String, LuaStrategy)>,
+    clock: Arc<ManualClock>,
+    decisions: Vec<Decision>,
+    keep_decisions: bool,
+}
+
+impl PolicyScaler {
+    /// A policy whose metrics are `bindings` (policy metric name → simulated
+    /// metric) and whose Lua checks are `lua` (built on `clock`, which the
+    /// scaler moves to each decision's time).
+    pub fn new(
+        name: impl Into<String>,
+        spec: PolicySpec,
+        bindings: Vec<(String, SimMetric)>,
+        lua: Vec<(String, LuaStrategy)>,
+        clock: Arc<ManualClock>,
+    ) -> Self {
+        let series = bindings.iter().map(|(n, _)| (n.clone(), Series::new())).collect();
+        let history = PolicyHistory::new(spec.history_retention());
+        PolicyScaler {
+            name: name.into(),
+            spec,
+            bindings,
+            series,
+            history,
+            lua,
+            clock,
+            decisions: Vec::new(),
+            keep_decisions: false,
+        }
+    }
+
+    /// Keeps every decision (for tests and reports; costs memory on long traces).
+    pub fn keep_decisions(mut self) -> Self {
+        self.keep_decisions = true;
+        self
+    }
+
+    /// The decisions kept.
+    pub fn decisions(&self) -> &[Decision] {
+        &self.decisions
+    }
+}
+
+/// Kubernetes HPA v2 with its defaults: every 15 s, desired =
+/// ceil(current × cpu / target), no change within a 0.1 tolerance, a 300 s
+/// scale-down stabilization window, scale-up at most max(4 pods, 100 %) per
+/// 15 s and scale-down at most 100 % per 15 s; within `[min, max]`.
+pub fn hpa(target_cpu: f64, min: u32, max: u32) -> PolicyScaler {
+    let check = StrategyConfig::TargetTracking(TargetTracking {
+        tolerance: 0.1,
+        targets: vec![TrackedMetric { metric: "cpu".into(), target: target_cpu, aggregate: Default::default() }],
+    });
+    let spec = PolicySpec {
+        name: "hpa".into(),
+        interval: Duration::from_secs(15),
+        min,
+        max,
+        checks: BTreeMap::from([("cpu".to_string(), check)]),
+        behaviour: Behaviour::default(),
+    };
+    let clock = Arc::new(ManualClock::default());
+    PolicyScaler::new(
+        format!("HPA (cpu {target_cpu:.0}%)"),
+        spec,
+        vec![("cpu".into(), SimMetric::Cpu)],
+        Vec::new(),
+        clock,
+    )
+}
+
+impl Autoscaler for PolicyScaler {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn interval(&self) -> f64 {
+        self.spec.interval.as_secs_f64()
+    }
+
+    fn decide(&mut self, view: &View) -> u32 {
+        let now = Timestamp::from_millis((view.now * 1000.0).round() as i64);
+        self.clock.set(now);
+        let keep = self.spec.series_retention();
+        for (name, metric) in &self.bindings {
+            let value = Some(metric.read(view)).filter(|_| view.scraped);
+            if let Some(s) = self.series.get_mut(name) {
+                s.push(Point { at: now, value }, keep);
+            }
+        }
+        let obs = Observation {
+            now,
+            interval: self.spec.interval,
+            current: view.current,
+            ready: view.ready,
+            min: self.spec.min,
+            max: self.spec.max,
+            series: &self.series,
+        };
+        let mut checks = run_checks(&self.spec, &obs);
+        for (name, strategy) in &mut self.lua {
+            let (recommendation, state) = strategy.decide(&obs);
+            checks.push(CheckOutcome { check: name.clone(), strategy: "lua".into(), recommendation, state });
+        }
+        checks.sort_by(|a, b| a.check.cmp(&b.check));
+        let eval = conclude(&self.spec, &obs, &self.history, checks);
+        let outcome = if eval.desired != view.current {
+            Outcome::Scaled { from: view.current, to: eval.desired }
+        } else {
+            Outcome::Hold
+        };
+        let d = Decision {
+            policy: self.spec.name.clone(),
+            at: now,
+            current: view.current,
+            ready: view.ready,
+            inputs: Vec::new(),
+            checks: eval.checks,
+            recommended: Some(eval.recommended),
+            guards: eval.guards,
+            desired: eval.desired,
+            outcome,
+            actuation: None,
+            reason: String::new(),
+        };
+        self.history.note(&d);
+        if self.keep_decisions {
+            self.decisions.push(d);
+        }
+        eval.desired
+    }
+}
