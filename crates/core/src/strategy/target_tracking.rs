@@ -38,8 +38,10 @@ pub struct TrackedMetric {
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Aggregate {
-    /// The value is the average over replicas (CPU %, latency):
-    /// desired = ceil(current × value / target).
+    /// The value is the average over ready replicas (CPU %, latency):
+    /// desired = ceil(current × value / target); when scaling up with
+    /// replicas still starting, those count as idle (as HPA does):
+    /// desired = ceil(ready × value / target), never below current.
     #[default]
     Average,
     /// The value is the fleet's total (requests/s, queue length) and the target
@@ -101,8 +103,22 @@ impl TargetTracking {
                         continue;
                     }
                     let ratio = value / t.target;
-                    let n = ceil(obs.current as f64 * ratio);
-                    (ratio, n, format!("ceil({} × {} / {})", obs.current, num(value), num(t.target)))
+                    if ratio > 1.0 && obs.ready < obs.current {
+                        // HPA: replicas not ready yet count as idle when scaling up,
+                        // so replicas still starting are not multiplied again
+                        let n = ceil(obs.ready as f64 * ratio).max(obs.current);
+                        let how = format!(
+                            "ceil({} ready × {} / {}), {} starting",
+                            obs.ready,
+                            num(value),
+                            num(t.target),
+                            obs.current - obs.ready
+                        );
+                        (obs.ready as f64 * ratio / obs.current as f64, n, how)
+                    } else {
+                        let n = ceil(obs.current as f64 * ratio);
+                        (ratio, n, format!("ceil({} × {} / {})", obs.current, num(value), num(t.target)))
+                    }
                 }
                 Aggregate::Total => {
                     let ratio = if obs.current == 0 { f64::INFINITY } else { value / (t.target * obs.current as f64) };

@@ -529,3 +529,25 @@ fn num_formats_compactly() {
         assert_eq!(num(v), want, "{v}");
     }
 }
+
+#[test]
+fn target_tracking_counts_starting_replicas_as_idle_when_scaling_up() {
+    let tt = TargetTracking {
+        tolerance: 0.1,
+        targets: vec![TrackedMetric { metric: "cpu".into(), target: 60.0, aggregate: Aggregate::Average }],
+    };
+    // (current, ready, cpu of the ready ones, desired)
+    let cases = [
+        (6, 2, 90.0, 6),   // ceil(2 × 1.5) = 3: the 4 starting already cover it
+        (6, 4, 150.0, 10), // ceil(4 × 2.5) = 10
+        (6, 6, 90.0, 9),   // all ready: the plain rule
+        (6, 2, 30.0, 3),   // scaling down uses the plain rule: ceil(6 × 0.5)
+    ];
+    for (current, ready, cpu, want) in cases {
+        let m = Metrics::new().one("cpu", 0, cpu);
+        let mut obs = m.obs(0, current);
+        obs.ready = ready;
+        let rec = tt.decide(&obs);
+        assert_eq!(rec.desired, Some(want), "current {current} ready {ready} cpu {cpu}: {}", rec.reason);
+    }
+}

@@ -2,6 +2,7 @@
 
 mod history;
 mod lua;
+mod simulate;
 
 use crate::config::{Config, DEFAULT_STATE_DIR};
 use crate::engine::{Engine, SystemClock};
@@ -58,6 +59,8 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Autoscale a real local pool of CPU-burning workers under replayed traffic (no setup needed).
     Demo(crate::demo::DemoArgs),
+    /// Replay a trace through a policy and the baselines (HPA, static peak, oracle) and compare scores.
+    Simulate(simulate::SimulateArgs),
     /// Check and test Lua policies.
     #[command(subcommand)]
     Lua(lua::LuaCommand),
@@ -89,6 +92,7 @@ async fn dispatch(cmd: Command) -> ExitCode {
         Command::Run { config, state_dir, dry_run, once } => run(&config, state_dir, dry_run, once).await,
         Command::History(args) => history::run(args),
         Command::Lua(cmd) => lua::run(cmd),
+        Command::Simulate(args) => simulate::run_cmd(args),
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Worker(_) => unreachable!("handled before the runtime starts"),
     }

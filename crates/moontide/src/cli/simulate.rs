@@ -1,0 +1,301 @@
+//! `moontide simulate`: replay a trace through a policy and the baselines on
+//! the simulated service, and compare their scores.
+
+use crate::config::{Config, Policy};
+use clap::{Args, ValueEnum};
+use moontide_core::{ManualClock, StrategyConfig, Timestamp};
+use moontide_sim::baseline::{Oracle, StaticPeak};
+use moontide_sim::policy::{PolicyScaler, SimMetric, hpa};
+use moontide_sim::run::{Autoscaler, Load, Options, Run, run};
+use moontide_sim::service::Model;
+use moontide_sim::trace::{Format, Trace};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the trace file is laid out.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TraceFormat {
+    /// Guess from the first line.
+    Auto,
+    /// Numbers separated by whitespace, one per --step.
+    Values,
+    /// CSV: a time column and a count column.
+    RateCsv,
+    /// CSV: one row per request.
+    Requests,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    moontide_core::duration::parse(s)
+}
+
+/// Arguments of `moontide simulate`.
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    /// The trace to replay (.gz is read compressed).
+    #[arg(long)]
+    pub trace: PathBuf,
+    /// The trace's layout.
+    #[arg(long, value_enum, default_value_t = TraceFormat::Auto)]
+    pub format: TraceFormat,
+    /// For --format values: the time each value covers.
+    #[arg(long, value_parser = duration, default_value = "1s")]
+    pub step: Duration,
+    /// For CSV traces: the time column (name or 0-based index; default: the first).
+    #[arg(long)]
+    pub time_column: Option<String>,
+    /// For rate CSVs: the count column (default: the second).
+    #[arg(long)]
+    pub count_column: Option<String>,
+    /// The config holding the policy under test (without it, only the baselines run).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// The policy under test (default: the config's only policy).
+    #[arg(long, short)]
+    pub policy: Option<String>,
+    /// Bind a policy metric to a simulated one: NAME=cpu|rps|queue|latency_ms|ready (repeatable;
+    /// by default each metric is matched by its name and query).
+    #[arg(long = "bind", value_name = "NAME=METRIC")]
+    pub bind: Vec<String>,
+    /// Requests per second one ready replica serves.
+    #[arg(long, default_value_t = 10.0)]
+    pub capacity: f64,
+    /// Delay before a new replica serves.
+    #[arg(long, value_parser = duration, default_value = "60s")]
+    pub startup: Duration,
+    /// How long a removed replica keeps serving.
+    #[arg(long, value_parser = duration, default_value = "0s")]
+    pub drain: Duration,
+    /// Time one request takes without queueing.
+    #[arg(long, value_parser = duration, default_value = "50ms")]
+    pub service_time: Duration,
+    /// Latency objective.
+    #[arg(long, value_parser = duration, default_value = "500ms")]
+    pub slo: Duration,
+    /// Multiply the trace's rates by this.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Play the trace this many times faster (its rates unchanged).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// How late the metrics are.
+    #[arg(long, value_parser = duration, default_value = "0s")]
+    pub scrape_delay: Duration,
+    /// Relative noise on the metrics (0.05 = 5 %).
+    #[arg(long, default_value_t = 0.0)]
+    pub noise: f64,
+    /// Seed of the noise.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The HPA baseline's CPU target, %.
+    #[arg(long, default_value_t = 60.0)]
+    pub hpa_target: f64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn bad(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(super::EXIT_BAD_INPUT)
+}
+
+/// Runs `simulate`.
+pub fn run_cmd(a: SimulateArgs) -> ExitCode {
+    let model = Model {
+        capacity: a.capacity,
+        startup: a.startup.as_secs_f64(),
+        drain: a.drain.as_secs_f64(),
+        service_time: a.service_time.as_secs_f64(),
+        slo: a.slo.as_secs_f64(),
+    };
+    let problems = model.validate();
+    if !problems.is_empty() {
+        return bad(problems.join("; "));
+    }
+    for (name, v) in [("--scale", a.scale), ("--speed", a.speed)] {
+        if !(v.is_finite() && v > 0.0) {
+            return bad(format!("{name} must be a positive number"));
+        }
+    }
+    if !(a.noise.is_finite() && a.noise >= 0.0) {
+        return bad("--noise must be zero or more");
+    }
+    let format = match a.format {
+        TraceFormat::Auto => Format::Auto,
+        TraceFormat::Values => Format::Values { step: a.step },
+        TraceFormat::RateCsv => Format::RateCsv {
+            time: a.time_column.clone().unwrap_or_else(|| "0".into()),
+            count: a.count_column.clone().unwrap_or_else(|| "1".into()),
+        },
+        TraceFormat::Requests => {
+            Format::Requests { time: a.time_column.clone().unwrap_or_else(|| "0".into()), input: None, output: None }
+        }
+    };
+    let trace = match Trace::load(&a.trace, &format) {
+        Ok(t) => t,
+        Err(e) => return bad(e),
+    };
+    let mut series = trace.rates(Duration::from_secs(1));
+    for r in series.rates.iter_mut().flatten() {
+        *r *= a.scale;
+    }
+    let step = series.step.as_secs_f64() / a.speed;
+    let dt = step.min(1.0);
+    let start = series.start.unwrap_or(1_700_000_000.0);
+    let load = Load { rates: &series.rates, step, start };
+
+    let policy = match &a.config {
+        Some(path) => match policy_scaler(path, a.policy.as_deref(), &a.bind, start) {
+            Ok(p) => Some(p),
+            Err(e) => return bad(e),
+        },
+        None => None,
+    };
+    let opts = Options {
+        dt,
+        initial: 1,
+        scrape_delay: a.scrape_delay.as_secs_f64(),
+        noise: a.noise,
+        seed: a.seed,
+        plot_points: 2_000,
+    };
+    let oracle = Oracle::new(&model, &load, dt);
+    let oracle_opts = Options { initial: oracle.initial().max(1), ..opts.clone() };
+    let mut scalers: Vec<(Box<dyn Autoscaler + Send>, Options)> = Vec::new();
+    if let Some(p) = policy {
+        scalers.push((Box::new(p), opts.clone()));
+    }
+    scalers.push((Box::new(hpa(a.hpa_target, 1, 10_000)), opts.clone()));
+    let peak = StaticPeak::new(&model, &load);
+    let peak_opts = Options { initial: peak.count(), ..opts.clone() };
+    scalers.push((Box::new(peak), peak_opts));
+    scalers.push((Box::new(oracle), oracle_opts));
+    let mut runs: Vec<Run> = std::thread::scope(|s| {
+        let handles: Vec<_> = scalers
+            .into_iter()
+            .map(|(mut scaler, o)| {
+                let (load, model) = (&load, &model);
+                s.spawn(move || run(load, model, scaler.as_mut(), &o))
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let oracle_cost = runs.last().map(|r| r.scores.cost_replica_hours).unwrap_or(0.0);
+    for r in &mut runs {
+        if oracle_cost > 0.0 {
+            r.scores.cost_vs_oracle = Some(r.scores.cost_replica_hours / oracle_cost);
+        }
+    }
+    let rates: Vec<f64> = series.rates.iter().flatten().copied().collect();
+    let mean = rates.iter().sum::<f64>() / rates.len().max(1) as f64;
+    let peak_rate = rates.iter().copied().fold(0.0, f64::max);
+    let gaps: usize = series.gaps.iter().map(|g| g.steps).sum();
+    if a.json {
+        let out = serde_json::json!({
+            "trace": { "file": a.trace.display().to_string(), "steps": series.rates.len(), "step_seconds": step,
+                       "hours": load.duration() / 3600.0, "mean_rps": mean, "peak_rps": peak_rate, "gap_steps": gaps },
+            "model": { "capacity_rps": model.capacity, "startup_s": model.startup, "drain_s": model.drain,
+                       "service_time_s": model.service_time, "slo_s": model.slo },
+            "runs": runs.iter().map(|r| serde_json::json!({"name": r.name, "scores": r.scores})).collect::<Vec<_>>(),
+        });
+        println!("{out}");
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "trace {}: {} steps of {:.0} s ({:.1} h), mean {:.1} req/s, peak {:.1} req/s{}",
+        a.trace.display(),
+        series.rates.len(),
+        step,
+        load.duration() / 3600.0,
+        mean,
+        peak_rate,
+        if gaps > 0 { format!(", {gaps} steps missing (no load)") } else { String::new() }
+    );
+    println!(
+        "model: {} req/s per replica, startup {}, service time {}, SLO {}\n",
+        model.capacity,
+        moontide_core::duration::format(a.startup),
+        moontide_core::duration::format(a.service_time),
+        moontide_core::duration::format(a.slo)
+    );
+    println!(
+        "{:<28} {:>10} {:>8} {:>9} {:>7} {:>7} {:>7} {:>7} {:>9} {:>5}",
+        "policy", "cost r·h", "×oracle", "SLO viol%", "θU%", "θO%", "τU%", "τO%", "actions/h", "peak"
+    );
+    for r in &runs {
+        let s = &r.scores;
+        println!(
+            "{:<28} {:>10.1} {:>8} {:>9.2} {:>7.1} {:>7.1} {:>7.1} {:>7.1} {:>9.1} {:>5}",
+            r.name,
+            s.cost_replica_hours,
+            s.cost_vs_oracle.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into()),
+            s.slo_violations_pct,
+            s.theta_u,
+            s.theta_o,
+            s.tau_u,
+            s.tau_o,
+            s.actions_per_hour,
+            s.peak_replicas
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// The policy under test, its metrics bound to the simulated ones.
+fn policy_scaler(
+    path: &std::path::Path,
+    name: Option<&str>,
+    bind: &[String],
+    start: f64,
+) -> Result<PolicyScaler, String> {
+    let config = Config::load(path).map_err(|e| e.problems().join("\n"))?;
+    let policy: &Policy = match name {
+        Some(n) => config.policies.iter().find(|p| p.spec.name == n).ok_or_else(|| {
+            let names: Vec<_> = config.policies.iter().map(|p| p.spec.name.as_str()).collect();
+            format!("no policy `{n}` in {} (policies: {})", path.display(), names.join(", "))
+        })?,
+        None if config.policies.len() == 1 => &config.policies[0],
+        None => return Err(format!("{} has several policies: pick one with --policy", path.display())),
+    };
+    if policy.script.is_some() {
+        return Err(format!(
+            "policy `{}` is a script-mode policy; the simulator runs policies with checks",
+            policy.spec.name
+        ));
+    }
+    let mut overrides = std::collections::BTreeMap::new();
+    for b in bind {
+        let (k, v) = b.split_once('=').ok_or_else(|| format!("--bind `{b}`: write NAME=METRIC"))?;
+        let m = SimMetric::parse(v.trim())
+            .ok_or_else(|| format!("--bind `{b}`: `{v}` is not a simulated metric ({})", SimMetric::NAMES))?;
+        overrides.insert(k.trim().to_string(), m);
+    }
+    let mut bindings = Vec::new();
+    for (metric, m) in &policy.metrics {
+        let sim = overrides
+            .get(metric)
+            .copied()
+            .or_else(|| SimMetric::guess(metric))
+            .or_else(|| SimMetric::guess(&m.query))
+            .ok_or_else(|| {
+                format!(
+                    "metric `{metric}` (query `{}`) has no simulated counterpart: bind it with --bind {metric}=METRIC ({})",
+                    m.query,
+                    SimMetric::NAMES
+                )
+            })?;
+        bindings.push((metric.clone(), sim));
+    }
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis((start * 1000.0) as i64)));
+    let mut lua = Vec::new();
+    for (name, check) in &policy.spec.checks {
+        if let StrategyConfig::Lua(c) = check {
+            let field = format!("policies.{}.checks.{name}", policy.spec.name);
+            lua.push((name.clone(), crate::lua::build(&field, c, clock.clone())?));
+        }
+    }
+    Ok(PolicyScaler::new(format!("{} (moontide)", policy.spec.name), policy.spec.clone(), bindings, lua, clock))
+}

@@ -1,0 +1,98 @@
+//! `moontide simulate` end to end: a policy from a config against the
+//! baselines on a small trace; bad traces and settings exit 2 naming the problem.
+
+mod common;
+
+use std::process::Command;
+
+fn moontide(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_moontide")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const POLICY: &str = r#"
+[sources.app]
+type = "http_json"
+url = "http://127.0.0.1:1/metrics"
+
+[targets.cloud]
+type = "webhook"
+url = "http://127.0.0.1:1/scale"
+initial = 1
+
+[policies.web]
+target = "cloud"
+interval = "15s"
+min = 1
+max = 50
+metrics = { busy = { source = "app", query = "/cpuUsage" }, lag = { source = "app", query = "/p99" } }
+checks = { cpu = { strategy = "target_tracking", targets = [{ metric = "busy", target = 50 }] } }
+"#;
+
+#[test]
+fn a_policy_and_the_baselines_are_scored_on_a_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.txt");
+    // 10 minutes at 20 req/s, 10 at 120, 10 at 20
+    let values: Vec<String> =
+        (0..1800).map(|i| if (600..1200).contains(&i) { "120" } else { "20" }.to_string()).collect();
+    std::fs::write(&trace, values.join("\n")).unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, POLICY).unwrap();
+    let t = trace.to_str().unwrap();
+    let c = config.to_str().unwrap();
+
+    let (code, _, err) = moontide(&["simulate", "--trace", t, "--config", c]);
+    assert_eq!(code, 2, "an unbound metric is refused");
+    assert!(
+        err.contains("metric `lag` (query `/p99`) has no simulated counterpart") && err.contains("--bind lag="),
+        "{err}"
+    );
+
+    let (code, out, err) =
+        moontide(&["simulate", "--trace", t, "--config", c, "--bind", "lag=latency_ms", "--capacity", "10"]);
+    assert_eq!(code, 0, "{err}");
+    for row in ["web (moontide)", "HPA (cpu 60%)", "static peak", "oracle"] {
+        assert!(out.contains(row), "{row} missing:\n{out}");
+    }
+    assert!(out.contains("1800 steps of 1 s (0.5 h), mean 53.3 req/s, peak 120.0 req/s"), "{out}");
+
+    let (code, out, _) = moontide(&["simulate", "--trace", t, "--json", "--capacity", "10"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3, "without a config, only the baselines run");
+    let oracle = &runs[2]["scores"];
+    assert_eq!(oracle["slo_violations_pct"], 0.0);
+    assert_eq!(oracle["peak_replicas"], 12);
+    let static_peak = &runs[1]["scores"];
+    // 12 replicas for half an hour
+    assert!((static_peak["cost_replica_hours"].as_f64().unwrap() - 6.0).abs() < 1e-9, "{static_peak}");
+}
+
+#[test]
+fn bad_input_exits_2_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("bad.txt");
+    std::fs::write(&trace, "1\n2\nx\n").unwrap();
+    let t = trace.to_str().unwrap();
+    let (code, _, err) = moontide(&["simulate", "--trace", t]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bad.txt:3: `x` is not a number"), "{err}");
+    std::fs::write(&trace, "1\n").unwrap();
+    for (args, want) in [
+        (vec!["--capacity", "0"], "capacity"),
+        (vec!["--slo", "10ms"], "SLO must be longer than the service time"),
+        (vec!["--speed=-1"], "--speed must be a positive number"),
+    ] {
+        let mut all = vec!["simulate", "--trace", t];
+        all.extend(args);
+        let (code, _, err) = moontide(&all);
+        assert_eq!(code, 2, "{want}");
+        assert!(err.contains(want), "{err}");
+    }
+}
