@@ -56,7 +56,7 @@ fn a_policy_and_the_baselines_are_scored_on_a_trace() {
     let (code, out, err) =
         moontide(&["simulate", "--trace", t, "--config", c, "--bind", "lag=latency_ms", "--capacity", "10"]);
     assert_eq!(code, 0, "{err}");
-    for row in ["web (moontide)", "HPA (cpu 60%)", "static peak", "oracle"] {
+    for row in ["web (moontide)", "HPA (cpu 60%)", "KPA", "static peak", "oracle"] {
         assert!(out.contains(row), "{row} missing:\n{out}");
     }
     assert!(out.contains("1800 steps of 1 s (0.5 h), mean 53.3 req/s, peak 120.0 req/s"), "{out}");
@@ -65,11 +65,11 @@ fn a_policy_and_the_baselines_are_scored_on_a_trace() {
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let runs = v["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 3, "without a config, only the baselines run");
-    let oracle = &runs[2]["scores"];
+    assert_eq!(runs.len(), 4, "without a config, only the baselines run");
+    let oracle = &runs[3]["scores"];
     assert_eq!(oracle["slo_violations_pct"], 0.0);
     assert_eq!(oracle["peak_replicas"], 12);
-    let static_peak = &runs[1]["scores"];
+    let static_peak = &runs[2]["scores"];
     // 12 replicas for half an hour
     assert!((static_peak["cost_replica_hours"].as_f64().unwrap() - 6.0).abs() < 1e-9, "{static_peak}");
 }

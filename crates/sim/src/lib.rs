@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod baseline;
+pub mod kpa;
 pub mod oracle;
 pub mod policy;
 pub mod run;

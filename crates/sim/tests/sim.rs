@@ -5,6 +5,7 @@ use moontide_core::strategy::{Condition, Threshold};
 use moontide_core::{Behaviour, ManualClock, PolicySpec, StrategyConfig, Timestamp};
 use moontide_lua::{Limits, LuaStrategy, Origin};
 use moontide_sim::baseline::{Oracle, StaticPeak};
+use moontide_sim::kpa::{Kpa, KpaConfig};
 use moontide_sim::policy::{PolicyScaler, SimMetric, hpa};
 use moontide_sim::run::{Autoscaler, Load, Options, View, run};
 use moontide_sim::service::Model;

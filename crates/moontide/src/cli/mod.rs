@@ -59,7 +59,7 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Autoscale a real local pool of CPU-burning workers under replayed traffic (no setup needed).
     Demo(crate::demo::DemoArgs),
-    /// Replay a trace through a policy and the baselines (HPA, static peak, oracle) and compare scores.
+    /// Replay a trace through a policy and the baselines (HPA, KPA, static peak, oracle) and compare scores.
     Simulate(simulate::SimulateArgs),
     /// Check and test Lua policies.
     #[command(subcommand)]

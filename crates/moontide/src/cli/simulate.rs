@@ -5,6 +5,7 @@ use crate::config::{Config, Policy};
 use clap::{Args, ValueEnum};
 use moontide_core::{ManualClock, StrategyConfig, Timestamp};
 use moontide_sim::baseline::{Oracle, StaticPeak};
+use moontide_sim::kpa::{Kpa, KpaConfig};
 use moontide_sim::policy::{PolicyScaler, SimMetric, hpa};
 use moontide_sim::run::{Autoscaler, Load, Options, Run, run};
 use moontide_sim::service::Model;
@@ -169,6 +170,7 @@ pub fn run_cmd(a: SimulateArgs) -> ExitCode {
         scalers.push((Box::new(p), opts.clone()));
     }
     scalers.push((Box::new(hpa(a.hpa_target, 1, 10_000)), opts.clone()));
+    scalers.push((Box::new(Kpa::new(KpaConfig::defaults(model.capacity))), opts.clone()));
     let peak = StaticPeak::new(&model, &load);
     let peak_opts = Options { initial: peak.count(), ..opts.clone() };
     scalers.push((Box::new(peak), peak_opts));
