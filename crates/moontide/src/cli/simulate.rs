@@ -90,6 +90,9 @@ pub struct SimulateArgs {
     /// Seed of the noise.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Replicas at the start (default: what the trace's first rate needs, so no policy starts behind).
+    #[arg(long)]
+    pub initial: Option<u32>,
     /// The HPA baseline's CPU target, %.
     #[arg(long, default_value_t = 60.0)]
     pub hpa_target: f64,
@@ -155,9 +158,11 @@ pub fn run_cmd(a: SimulateArgs) -> ExitCode {
         },
         None => None,
     };
+    let first_rate = series.rates.iter().flatten().next().copied().unwrap_or(0.0);
+    let initial = a.initial.unwrap_or_else(|| model.needed(first_rate).max(1));
     let opts = Options {
         dt,
-        initial: 1,
+        initial,
         scrape_delay: a.scrape_delay.as_secs_f64(),
         noise: a.noise,
         seed: a.seed,
@@ -217,11 +222,12 @@ pub fn run_cmd(a: SimulateArgs) -> ExitCode {
         if gaps > 0 { format!(", {gaps} steps missing (no load)") } else { String::new() }
     );
     println!(
-        "model: {} req/s per replica, startup {}, service time {}, SLO {}\n",
+        "model: {} req/s per replica, startup {}, service time {}, SLO {}; policies start with {} replica(s)\n",
         model.capacity,
         moontide_core::duration::format(a.startup),
         moontide_core::duration::format(a.service_time),
-        moontide_core::duration::format(a.slo)
+        moontide_core::duration::format(a.slo),
+        initial
     );
     println!(
         "{:<28} {:>10} {:>8} {:>9} {:>7} {:>7} {:>7} {:>7} {:>9} {:>5}",
