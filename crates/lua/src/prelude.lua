@@ -1,16 +1,22 @@
 -- Moontide's sandbox prelude: runs once per Lua state, before any policy code.
 -- It receives the raw functions it wraps and installs the safe versions.
-local raw_load, raw_time, raw_date, raw_pcall, raw_xpcall, raw_resume, now, preload = ...
+-- Everything it relies on is captured here, so a script that replaces a
+-- global or a library function cannot change how these guards work.
+local raw_load, raw_time, raw_date, raw_pcall, raw_xpcall, raw_resume, raw_close, now, preload, spent = ...
+local error, tostring, type, pairs, floor = error, tostring, type, pairs, math.floor
+local format, concat, sort = string.format, table.concat, table.sort
+local s_find, t_move = string.find, table.move
 local BUDGET = "instruction budget exceeded"
 
-local function is_budget(e)
-  return e ~= nil and tostring(e):find(BUDGET, 1, true) ~= nil
-end
-
--- Running out of instructions cannot be caught: pcall, xpcall and
--- coroutine.resume pass that one error on.
+-- Running out of instructions cannot be caught: pcall, xpcall,
+-- coroutine.resume and coroutine.close pass that error on, whatever error
+-- object reached them (a __close handler may have replaced it).
 local function pass_budget(ok, ...)
-  if not ok and is_budget((...)) then error((...), 0) end
+  if not ok and spent() then
+    local e = (...)
+    if type(e) == "string" and s_find(e, BUDGET, 1, true) then error(e, 0) end
+    error(BUDGET, 0)
+  end
   return ok, ...
 end
 
@@ -20,7 +26,7 @@ end
 
 xpcall = function(f, handler, ...)
   local function h(e)
-    if is_budget(e) then return e end
+    if spent() then return e end
     return handler(e)
   end
   return pass_budget(raw_xpcall(f, h, ...))
@@ -28,6 +34,10 @@ end
 
 coroutine.resume = function(co, ...)
   return pass_budget(raw_resume(co, ...))
+end
+
+coroutine.close = function(co)
+  return pass_budget(raw_close(co))
 end
 
 -- Text chunks only: no precompiled bytecode.
@@ -38,15 +48,27 @@ load = function(chunk, name, mode, env)
   return raw_load(chunk, name, "t", env)
 end
 
+-- Library calls that run in C are not counted by the instruction budget.
+-- table.move over a huge range is refused here; anything else that runs
+-- long in C (a pathological pattern match) is cut off by the engine's
+-- deadline on the whole call.
+local MAX_MOVE = 10000000
+table.move = function(a1, f, e, t, a2)
+  if type(f) == "number" and type(e) == "number" and e - f > MAX_MOVE then
+    error(format("table.move: %d elements is more than Moontide allows (%d)", floor(e - f + 1), MAX_MOVE), 2)
+  end
+  return t_move(a1, f, e, t, a2)
+end
+
 -- Time follows Moontide's clock (virtual in the simulator).
 os = {
   clock = os.clock,
   time = function(t)
-    if t == nil then return math.floor(now()) end
+    if t == nil then return floor(now()) end
     return raw_time(t)
   end,
-  date = function(format, t)
-    return raw_date(format, t or math.floor(now()))
+  date = function(fmt, t)
+    return raw_date(fmt, t or floor(now()))
   end,
 }
 
@@ -55,9 +77,9 @@ require = function(name)
   if m == nil then
     local names = {}
     for k in pairs(preload) do names[#names + 1] = k end
-    table.sort(names)
-    error(("module '%s' is not available: Moontide's sandbox loads no code from disk (available: %s)")
-      :format(tostring(name), table.concat(names, ", ")), 2)
+    sort(names)
+    error(format("module '%s' is not available: Moontide's sandbox loads no code from disk (available: %s)",
+      tostring(name), concat(names, ", ")), 2)
   end
   return m
 end
@@ -67,7 +89,7 @@ collectgarbage = function(opt, ...)
   if opt == nil or opt == "collect" or opt == "count" or opt == "step" then
     return raw_collect(opt, ...)
   end
-  error(("collectgarbage: option '%s' is not allowed in Moontide's sandbox"):format(tostring(opt)), 2)
+  error(format("collectgarbage: option '%s' is not allowed in Moontide's sandbox", tostring(opt)), 2)
 end
 
 dofile, loadfile, string.dump = nil, nil, nil

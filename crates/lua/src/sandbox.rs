@@ -29,6 +29,8 @@ const STEP: u32 = 1_000;
 pub const BUDGET_EXCEEDED: &str = "instruction budget exceeded";
 
 const PRELUDE: &str = include_str!("prelude.lua");
+/// Most bytes one `print` writes to the log.
+const MAX_PRINT: usize = 4096;
 
 /// How much one script may use.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -91,19 +93,36 @@ impl Sandbox {
     pub fn new(limits: Limits, clock: Arc<dyn Clock>) -> Result<Sandbox, LuaError> {
         let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE | StdLib::OS;
         let lua = Lua::new_with(libs, LuaOptions::new()).map_err(LuaError::setup)?;
+        let budget = Arc::new(AtomicI64::new(limits.instructions as i64));
         let setup = || -> mlua::Result<Table> {
             let g = lua.globals();
             let os: Table = g.get("os")?;
             let co: Table = g.get("coroutine")?;
             let now = lua.create_function(move |_, ()| Ok(clock.now().as_millis() as f64 / 1000.0))?;
             let preload = lua.create_table()?;
-            preload.set("json", crate::json::module(&lua)?)?;
+            preload.set("json", crate::json::module(&lua, limits.memory_bytes)?)?;
             let print = lua.create_function(|_, args: mlua::Variadic<Value>| {
-                let parts: Vec<String> = args.iter().map(|v| v.to_string().unwrap_or_else(|_| "?".into())).collect();
-                tracing::info!(target: "moontide::lua", "{}", parts.join("\t"));
+                let mut line = String::new();
+                for (i, v) in args.iter().enumerate() {
+                    if i > 0 {
+                        line.push('\t');
+                    }
+                    line.push_str(&v.to_string().unwrap_or_else(|_| "?".into()));
+                    if line.len() > MAX_PRINT {
+                        break;
+                    }
+                }
+                if line.len() > MAX_PRINT {
+                    let cut = line.floor_char_boundary(MAX_PRINT);
+                    line.truncate(cut);
+                    line.push_str(" …(cut)");
+                }
+                tracing::info!(target: "moontide::lua", "{line}");
                 Ok(())
             })?;
             g.set("print", print)?;
+            let budget = budget.clone();
+            let spent = lua.create_function(move |_, ()| Ok(budget.load(Ordering::Relaxed) <= 0))?;
             lua.load(PRELUDE).set_name("=moontide-prelude").set_mode(ChunkMode::Text).call::<()>((
                 g.get::<Function>("load")?,
                 os.get::<Function>("time")?,
@@ -111,13 +130,14 @@ impl Sandbox {
                 g.get::<Function>("pcall")?,
                 g.get::<Function>("xpcall")?,
                 co.get::<Function>("resume")?,
+                co.get::<Function>("close")?,
                 now,
                 preload.clone(),
+                spent,
             ))?;
             Ok(preload)
         };
         let preload = setup().map_err(LuaError::setup)?;
-        let budget = Arc::new(AtomicI64::new(limits.instructions as i64));
         let b = budget.clone();
         lua.set_global_hook(HookTriggers::new().every_nth_instruction(STEP), move |lua, _| {
             if b.fetch_sub(STEP as i64, Ordering::Relaxed) > STEP as i64 {
@@ -165,6 +185,8 @@ impl Sandbox {
             let meta = self.lua.create_table()?;
             meta.set("__index", self.lua.globals())?;
             env.set_metatable(Some(meta))?;
+            // `_G` is the script's own table, not the state's globals
+            env.raw_set("_G", env.clone())?;
             Ok(env)
         };
         make().map_err(LuaError::setup)

@@ -108,10 +108,10 @@ fn install(sandbox: &Sandbox, clock: Arc<dyn Clock>, host: Arc<dyn ScriptHost>) 
                 let host = host.clone();
                 let rearm = rearm.clone();
                 async move {
-                    if !(secs.is_finite() && secs >= 0.0) {
-                        return Err(mlua::Error::runtime(format!("socket.sleep: {secs} is not a number of seconds")));
-                    }
-                    host.sleep(Duration::from_secs_f64(secs)).await;
+                    let d = Duration::try_from_secs_f64(secs).map_err(|_| {
+                        mlua::Error::runtime(format!("socket.sleep: {secs} is not a usable number of seconds"))
+                    })?;
+                    host.sleep(d).await;
                     rearm();
                     Ok(())
                 }

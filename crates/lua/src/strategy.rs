@@ -12,8 +12,8 @@
 //! becomes a failed recommendation naming the Lua message and line.
 
 use crate::sandbox::Sandbox;
-use crate::{Limits, LuaError, describe};
-use mlua::{Function, Lua, LuaSerdeExt, MultiValue, Table, Value};
+use crate::{Limits, LuaError};
+use mlua::{Function, Lua, MultiValue, Table, Value};
 use moontide_core::duration;
 use moontide_core::{Clock, Observation, Point, Recommendation, Series, Timestamp, window};
 use std::path::{Path, PathBuf};
@@ -80,6 +80,7 @@ pub struct LuaStrategy {
     window: Duration,
     fingerprint: Option<Fingerprint>,
     reload_error: Option<String>,
+    clock: Arc<dyn Clock>,
 }
 
 /// The data behind `ctx.metrics.NAME:avg()` and friends.
@@ -104,7 +105,7 @@ impl LuaStrategy {
     /// Loads a script: reads it, runs its top level in a fresh sandbox, and
     /// checks that it defines `decide`. `window` is the default window of the helpers.
     pub fn load(origin: Origin, limits: Limits, window: Duration, clock: Arc<dyn Clock>) -> Result<Self, LuaError> {
-        let sandbox = Sandbox::new(limits, clock)?;
+        let sandbox = Sandbox::new(limits, clock.clone())?;
         let (text, fp) = origin.read()?;
         let decide = compile(&sandbox, &origin.name(), &text)?;
         let lua = sandbox.lua();
@@ -137,6 +138,7 @@ impl LuaStrategy {
             window,
             fingerprint: fp,
             reload_error: None,
+            clock,
         })
     }
 
@@ -148,7 +150,7 @@ impl LuaStrategy {
     /// Replaces `ctx.state` (after a restart: the state stored with the last decision).
     pub fn restore_state(&mut self, state: &serde_json::Value) -> Result<(), LuaError> {
         let lua = self.sandbox.lua();
-        let v = crate::json::to_lua(lua, state).map_err(LuaError::setup)?;
+        let v = crate::json::state_to_lua(lua, state).map_err(LuaError::setup)?;
         let Value::Table(t) = v else {
             return Err(LuaError::Api(format!("stored state is not a table: {state}")));
         };
@@ -169,7 +171,13 @@ impl LuaStrategy {
             return Reload::Unchanged;
         }
         self.fingerprint = now;
-        let result = self.origin.read().and_then(|(text, _)| compile(&self.sandbox, &self.origin.name(), &text));
+        // The new version is tried in a scratch state first: a version that
+        // fails must not have changed the running one on its way.
+        let result = self.origin.read().and_then(|(text, _)| {
+            let scratch = Sandbox::new(self.sandbox.limits(), self.clock.clone())?;
+            compile(&scratch, &self.origin.name(), &text)?;
+            compile(&self.sandbox, &self.origin.name(), &text)
+        });
         match result {
             Ok(decide) => match self.set_decide.call::<()>(decide.clone()) {
                 Ok(()) => {
@@ -196,31 +204,31 @@ impl LuaStrategy {
         self.reload_error.as_deref()
     }
 
-    /// `ctx.state` as JSON, or `None` when it is empty or cannot be saved.
+    /// `ctx.state` as JSON, or `None` when it cannot be saved.
     pub fn state_json(&self) -> Option<serde_json::Value> {
-        if self.state.is_empty() {
-            return None;
-        }
-        self.sandbox.lua().from_value(Value::Table(self.state.clone())).ok()
+        crate::json::to_json(&Value::Table(self.state.clone()), self.sandbox.limits().memory_bytes).ok()
     }
 
-    /// Runs `decide(ctx)` for this tick; returns the recommendation and `ctx.state` after the call.
+    /// Runs `decide(ctx)` for this tick; returns the recommendation and
+    /// `ctx.state` after the call (always, `{}` included, so that clearing
+    /// the state is saved too; `None` only when it cannot be saved).
     pub fn decide(&mut self, obs: &Observation<'_>) -> (Recommendation, Option<serde_json::Value>) {
         let (mut rec, has_state) = match self.call(obs) {
             Ok(r) => r,
-            Err(e) => (Recommendation::failed(format!("lua: {e}")), !self.state.is_empty()),
+            Err(e) => (Recommendation::failed(format!("lua: {e}")), true),
         };
         if let Some(e) = &self.reload_error {
             rec.reason = format!("{} ({e})", rec.reason);
         }
         if !has_state {
-            return (rec, None);
+            return (rec, Some(serde_json::Value::Object(Default::default())));
         }
-        match self.sandbox.lua().from_value::<serde_json::Value>(Value::Table(self.state.clone())) {
+        match crate::json::to_json(&Value::Table(self.state.clone()), self.sandbox.limits().memory_bytes) {
             Ok(v) => (rec, Some(v)),
             Err(e) => {
-                let msg = format!("lua: ctx.state cannot be saved: {}", describe(&e, &self.sandbox.limits()));
-                (Recommendation::failed(msg), None)
+                // the recommendation stands; the state is not saved this tick
+                rec.reason = format!("{} (ctx.state cannot be saved: {e})", rec.reason);
+                (rec, None)
             }
         }
     }
@@ -371,7 +379,8 @@ fn window_arg(w: Value, default: Duration) -> mlua::Result<Duration> {
     match w {
         Value::Nil => Ok(default),
         Value::Integer(i) if i >= 0 => Ok(Duration::from_secs(i as u64)),
-        Value::Number(n) if n.is_finite() && n >= 0.0 => Ok(Duration::from_secs_f64(n)),
+        Value::Number(n) if n >= 0.0 => Duration::try_from_secs_f64(n)
+            .map_err(|_| mlua::Error::runtime(format!("window {n} is not a usable number of seconds"))),
         Value::String(s) => duration::parse(&s.to_string_lossy()).map_err(mlua::Error::runtime),
         other => Err(mlua::Error::runtime(format!(
             "window must be seconds or a duration like \"5m\", not {}",

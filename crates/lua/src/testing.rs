@@ -65,7 +65,11 @@ type Obs = (Timestamp, Duration, u32, u32, u32, u32, BTreeMap<String, Series>);
 fn observation(t: &Table) -> mlua::Result<Obs> {
     let now_s: f64 = t.get::<Option<f64>>("now")?.unwrap_or(DEFAULT_NOW as f64);
     let now = Timestamp::from_millis((now_s * 1000.0) as i64);
-    let interval = Duration::from_secs_f64(t.get::<Option<f64>>("interval")?.unwrap_or(10.0).max(0.001));
+    let interval = t.get::<Option<f64>>("interval")?.unwrap_or(10.0);
+    let interval = Duration::try_from_secs_f64(interval)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| mlua::Error::runtime(format!("interval {interval} is not a positive number of seconds")))?;
     let current: u32 = t.get::<Option<u32>>("current")?.unwrap_or(1);
     let ready: u32 = t.get::<Option<u32>>("ready")?.unwrap_or(current);
     let min: u32 = t.get::<Option<u32>>("min")?.unwrap_or(0);

@@ -115,6 +115,7 @@ fn returns_nil_counts_reasons_and_wrong_types() {
         ("return ctx.metrics.cpu:percentile(120)", None, Some("p must be between 0 and 100"), ""),
         ("return ctx.metrics.cpu:avg({})", None, Some("window must be seconds or a duration"), ""),
         ("return ctx.metrics.cpu:avg('5 parsecs')", None, Some("unknown unit"), ""),
+        ("return ctx.metrics.cpu:avg(1e20)", None, Some("window 100000000000000000000 is not a usable"), ""),
     ];
     for (body, want, err, reason) in cases {
         let mut p = strategy(&format!("function decide(ctx) {body} end"));
@@ -154,13 +155,34 @@ fn state_persists_across_calls_and_restarts() {
     assert_eq!(rec.reason, "tick 3");
     assert_eq!(state.unwrap(), serde_json::json!({"ticks": 3, "seen": [4, 5, 6]}));
 
-    // an empty state records nothing; a function cannot be saved
+    // an empty state is saved as {} (so that clearing it survives a restart);
+    // a function cannot be saved, and says so without losing the recommendation
     let mut e = strategy("function decide(ctx) return 1 end");
-    assert_eq!(e.decide(&obs(&s, 4)).1, None);
+    assert_eq!(e.decide(&obs(&s, 4)).1, Some(serde_json::json!({})));
     let mut f = strategy("function decide(ctx) ctx.state.f = print return 1 end");
     let (rec, st) = f.decide(&obs(&s, 4));
-    assert!(rec.error.unwrap().contains("ctx.state cannot be saved"));
+    assert_eq!(rec.desired, Some(1));
+    assert!(rec.reason.contains("ctx.state cannot be saved: a function cannot be written as JSON"), "{}", rec.reason);
     assert_eq!(st, None);
+
+    // mixed and sparse keys survive a round trip; integer keys come back as integers
+    let src2 = r#"
+        function decide(ctx)
+          if ctx.state.n == nil then
+            ctx.state.n = 1
+            ctx.state.t = {[1] = "a", [5] = "b", flag = true, e = {}}
+            ctx.state.big = {[1700000000] = 3}
+            return nil, "set"
+          end
+          local t = ctx.state.t
+          return nil, table.concat({t[1], t[5], tostring(t.flag), tostring(ctx.state.big[1700000000])}, ",")
+        end"#;
+    let mut g = strategy(src2);
+    let (_, saved) = g.decide(&obs(&s, 4));
+    let saved = saved.unwrap();
+    let mut h = strategy(src2);
+    h.restore_state(&saved).unwrap();
+    assert_eq!(h.decide(&obs(&s, 4)).0.reason, "a,b,true,3");
 }
 
 #[test]

@@ -5,9 +5,18 @@ use std::time::Duration;
 
 /// A client whose every request times out after `timeout`.
 pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .user_agent(concat!("moontide/", env!("CARGO_PKG_VERSION")))
+    builder(timeout).build().map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
+/// The same, but never following redirects (a redirect is returned as it is):
+/// for requests whose destination is checked against an allow list.
+pub fn client_without_redirects(timeout: Duration) -> Result<reqwest::Client, String> {
+    builder(timeout)
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
+fn builder(timeout: Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder().timeout(timeout).user_agent(concat!("moontide/", env!("CARGO_PKG_VERSION")))
 }

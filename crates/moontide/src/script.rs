@@ -150,6 +150,20 @@ struct Host {
     sources: BTreeMap<String, Arc<Source>>,
     client: reqwest::Client,
     sleeper: Arc<dyn Sleeper>,
+    clock: Arc<dyn Clock>,
+    last_action: Arc<std::sync::Mutex<Option<moontide_core::Timestamp>>>,
+}
+
+/// The shortest time between two actions of one script.
+pub const MIN_ACTION_GAP: Duration = Duration::from_secs(1);
+
+fn throttled() -> HttpResponse {
+    let body = serde_json::json!({"outcome": "throttled", "reason": "more than one action a second; try again later"});
+    HttpResponse {
+        status: 429,
+        headers: vec![("content-type".into(), "application/json".into()), ("retry-after".into(), "1".into())],
+        body: body.to_string(),
+    }
 }
 
 impl ScriptHost for Host {
@@ -163,28 +177,47 @@ impl ScriptHost for Host {
         let sources = self.sources.clone();
         let client = self.client.clone();
         let policy = self.policy.clone();
+        let clock = self.clock.clone();
+        let last_action = self.last_action.clone();
         let allowed = reqwest::Url::parse(&req.url).ok().filter(|u| self.config.allows(u));
         Box::pin(async move {
             match mapping {
                 Some(UrlMapping { action: Some(action), .. }) => {
+                    // A script that calls faster than one action a second gets
+                    // 429, as a rate-limited provider would answer.
+                    let now = clock.now();
+                    {
+                        let mut last = last_action.lock().unwrap_or_else(|e| e.into_inner());
+                        if last.is_some_and(|t| now.since(t) < MIN_ACTION_GAP) {
+                            return Ok(throttled());
+                        }
+                        *last = Some(now);
+                    }
                     let url = req.url.clone();
-                    let d = runtime
-                        .lock()
-                        .await
-                        .act(move |current| {
-                            let (n, word) = match action {
-                                Action::ScaleUp => (current.saturating_add(1), "scale-up"),
-                                Action::ScaleDown => (current.saturating_sub(1), "scale-down"),
-                            };
-                            CheckOutcome {
-                                check: "script".into(),
-                                strategy: "lua_script".into(),
-                                recommendation: Recommendation::want(n, format!("script called {word} ({url})")),
-                                state: None,
-                            }
-                        })
-                        .await;
-                    Ok(decision_response(&d))
+                    // The decision runs on its own task: a script stopped or
+                    // replaced meanwhile cannot cut an actuation in half.
+                    let decision = tokio::spawn(async move {
+                        runtime
+                            .lock()
+                            .await
+                            .act(move |current| {
+                                let (n, word) = match action {
+                                    Action::ScaleUp => (current.saturating_add(1), "scale-up"),
+                                    Action::ScaleDown => (current.saturating_sub(1), "scale-down"),
+                                };
+                                CheckOutcome {
+                                    check: "script".into(),
+                                    strategy: "lua_script".into(),
+                                    recommendation: Recommendation::want(n, format!("script called {word} ({url})")),
+                                    state: None,
+                                }
+                            })
+                            .await
+                    });
+                    match decision.await {
+                        Ok(d) => Ok(decision_response(&d)),
+                        Err(e) => Err(HttpError::Failed(format!("the decision failed: {e}"))),
+                    }
                 }
                 Some(UrlMapping { source: Some(name), .. }) => {
                     let source = sources.get(&name).ok_or_else(|| HttpError::Failed(format!("no source `{name}`")))?;
@@ -271,7 +304,7 @@ pub async fn drive(
 ) {
     let policy = runtime.lock().await.name().to_string();
     let urls = config.urls.iter().filter_map(|(k, v)| Some((normalize(k)?, v.clone()))).collect();
-    let client = crate::http::client(SCRIPT_HTTP_TIMEOUT).unwrap_or_default();
+    let client = crate::http::client_without_redirects(SCRIPT_HTTP_TIMEOUT).unwrap_or_default();
     let host: Arc<dyn ScriptHost> = Arc::new(Host {
         policy: policy.clone(),
         config: config.clone(),
@@ -280,6 +313,8 @@ pub async fn drive(
         sources,
         client,
         sleeper: sleeper.clone(),
+        clock: clock.clone(),
+        last_action: Arc::default(),
     });
     let origin = config.origin(&field);
     let stopped = || {
@@ -314,7 +349,7 @@ pub async fn drive(
                 record_failure(e.to_string()).await;
                 tokio::select! {
                     _ = sleeper.sleep(wait) => {}
-                    _ = stopped() => return,
+                    _ = stopped() => return settle(&runtime).await,
                 }
                 wait = (wait * 2).min(MAX_RESTART_WAIT);
                 next = Script::load(&origin, config.limits(), clock.clone(), host.clone());
@@ -322,18 +357,36 @@ pub async fn drive(
             }
         };
         let mut seen = fingerprint(&origin);
-        let run = script.run();
-        tokio::pin!(run);
+        // The script runs on a thread of its own: a library call stuck in C
+        // (which the instruction budget cannot stop) holds only that thread.
+        let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::runtime::Handle::current();
+        let mut run = tokio::task::spawn_blocking(move || {
+            handle.block_on(async move {
+                tokio::select! {
+                    r = script.run() => Some(r.map_err(|e| e.to_string())),
+                    _ = cancelled => None,
+                }
+            })
+        });
+        let mut cancel = Some(cancel);
+        let mut stop_script = move || {
+            if let Some(c) = cancel.take() {
+                let _ = c.send(());
+            }
+        };
         let replacement = loop {
             tokio::select! {
                 r = &mut run => {
                     match r {
-                        Ok(()) => tracing::info!(policy = %policy, "script returned; starting it again"),
-                        Err(e) => record_failure(e.to_string()).await,
+                        Ok(Some(Ok(()))) => tracing::info!(policy = %policy, "script returned; starting it again"),
+                        Ok(Some(Err(e))) => record_failure(e).await,
+                        Ok(None) => {}
+                        Err(e) => record_failure(format!("the script's thread failed: {e}")).await,
                     }
                     tokio::select! {
                         _ = sleeper.sleep(wait) => {}
-                        _ = stopped() => return,
+                        _ = stopped() => return settle(&runtime).await,
                     }
                     wait = (wait * 2).min(MAX_RESTART_WAIT);
                     break Script::load(&origin, config.limits(), clock.clone(), host.clone());
@@ -347,6 +400,7 @@ pub async fn drive(
                     match Script::load(&origin, config.limits(), clock.clone(), host.clone()) {
                         Ok(new) => {
                             tracing::info!(policy = %policy, "script changed; running the new version");
+                            stop_script();
                             wait = Duration::from_secs(1);
                             break Ok(new);
                         }
@@ -355,11 +409,19 @@ pub async fn drive(
                         }
                     }
                 }
-                _ = stopped() => return,
+                _ = stopped() => {
+                    stop_script();
+                    return settle(&runtime).await;
+                }
             }
         };
         next = replacement;
     }
+}
+
+/// Waits for a decision in flight (its task holds the runtime) before the script's task ends.
+async fn settle(runtime: &Mutex<PolicyRuntime>) {
+    drop(runtime.lock().await);
 }
 
 /// How often a script file is checked for changes.

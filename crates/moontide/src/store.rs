@@ -86,7 +86,14 @@ impl Store {
                  reason TEXT NOT NULL,
                  record TEXT NOT NULL
              );
-             CREATE INDEX IF NOT EXISTS decisions_policy_at ON decisions (policy, at_ms);",
+             CREATE INDEX IF NOT EXISTS decisions_policy_at ON decisions (policy, at_ms);
+             CREATE TABLE IF NOT EXISTS check_state (
+                 policy TEXT NOT NULL,
+                 check_name TEXT NOT NULL,
+                 at_ms INTEGER NOT NULL,
+                 state TEXT NOT NULL,
+                 PRIMARY KEY (policy, check_name)
+             );",
         )
         .map_err(sql)?;
         Ok(Store { path, conn: Arc::new(Mutex::new(conn)) })
@@ -183,6 +190,35 @@ impl Store {
             self.list(&Query { policy: Some(policy.into()), since: Some(since), limit, ..Default::default() })?;
         v.reverse();
         Ok(v)
+    }
+
+    /// Saves the latest state of a check (a Lua check's `ctx.state`), replacing the previous one.
+    pub async fn save_state(&self, policy: &str, check: &str, at: Timestamp, state: String) -> Result<(), StoreError> {
+        let store = self.clone();
+        let (policy, check) = (policy.to_string(), check.to_string());
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            store.with(|c| {
+                c.execute(
+                    "INSERT INTO check_state (policy, check_name, at_ms, state) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (policy, check_name) DO UPDATE SET at_ms = ?3, state = ?4",
+                    params![policy, check, at.as_millis(), state],
+                )
+                .map(|_| ())
+            })
+        })
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Sql { path, source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)) }))
+    }
+
+    /// The latest saved state of each check of a policy.
+    pub fn states(&self, policy: &str) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        let rows: Vec<(String, String)> = self.with(|c| {
+            let mut stmt = c.prepare("SELECT check_name, state FROM check_state WHERE policy = ?1")?;
+            let rows = stmt.query_map(params![policy], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })?;
+        Ok(rows.into_iter().filter_map(|(k, v)| serde_json::from_str(&v).ok().map(|v| (k, v))).collect())
     }
 
     /// The count the target was last brought to by a policy: the last

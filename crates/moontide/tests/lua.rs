@@ -247,3 +247,67 @@ fn lua_test_and_check_report_through_exit_codes() {
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("decide returned 6"));
 }
+
+/// A library call the instruction budget cannot stop (a backtracking pattern
+/// match runs in C) is cut off by the check's deadline: the tick goes on
+/// without it, and the next tick loads the script afresh.
+#[tokio::test]
+async fn a_call_stuck_in_a_library_function_misses_its_deadline_and_the_next_tick_recovers() {
+    let metrics = TestServer::start(|_, _| json(200, j!({"cpuUsage": 50}))).await;
+    let cloud = TestServer::start(|_, _| text(200, "ok")).await;
+    let (dir, path) = common::config_file(&config(
+        &metrics.url("/m"),
+        &cloud.url("/scale"),
+        "[policies.web.checks.script]\nstrategy = \"lua\"\nfile = \"policy.lua\"\ndeadline = \"300ms\"",
+    ));
+    let file = dir.path().join("policy.lua");
+    // about two seconds of backtracking in C, far inside the instruction budget
+    std::fs::write(
+        &file,
+        "function decide(ctx) local s = string.rep('a', 100) s:find(string.rep('a-', 4) .. 'b') return 3 end",
+    )
+    .unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(7_500_000)));
+    let mut e = engine(&path, &dir.path().join("state"), &clock);
+    let d = e.tick("web").await.unwrap();
+    let err = d.checks[0].recommendation.error.clone().unwrap();
+    assert!(err.contains("ran longer than its deadline of 300ms"), "{err}");
+    assert_eq!(d.outcome, Outcome::Hold);
+
+    std::fs::write(&file, "function decide(ctx) return 4, 'fixed' end").unwrap();
+    clock.advance(Duration::from_secs(10));
+    let d = e.tick("web").await.unwrap();
+    assert_eq!(d.outcome, Outcome::Scaled { from: 2, to: 4 }, "{}", d.reason);
+}
+
+/// A cleared ctx.state stays cleared across a restart, and the state outlives
+/// the decisions it was recorded with.
+#[tokio::test]
+async fn the_latest_state_is_what_a_restart_restores() {
+    let metrics = TestServer::start(|_, _| json(200, j!({"cpuUsage": 50}))).await;
+    let cloud = TestServer::start(|_, _| text(200, "ok")).await;
+    let (dir, path) = common::config_file(&config(
+        &metrics.url("/m"),
+        &cloud.url("/scale"),
+        "[policies.web.checks.script]\nstrategy = \"lua\"\nfile = \"policy.lua\"",
+    ));
+    let src = r#"
+function decide(ctx)
+  local seen = ctx.state.seen
+  ctx.state.seen = (seen or 0) + 1
+  if ctx.state.seen == 2 then ctx.state.seen = nil end -- cleared on the second tick
+  return nil, "seen " .. tostring(seen)
+end
+"#;
+    std::fs::write(dir.path().join("policy.lua"), src).unwrap();
+    let state = dir.path().join("state");
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(7_600_000)));
+    let mut first = engine(&path, &state, &clock);
+    assert_eq!(first.tick("web").await.unwrap().checks[0].recommendation.reason, "seen nil");
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(first.tick("web").await.unwrap().checks[0].recommendation.reason, "seen 1");
+    drop(first);
+    let mut second = engine(&path, &state, &clock);
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(second.tick("web").await.unwrap().checks[0].recommendation.reason, "seen nil", "cleared stays cleared");
+}

@@ -225,3 +225,108 @@ fn validate_checks_scripts_and_their_mappings() {
     let err = Config::parse(&dir.path().join("c.toml"), &text).unwrap_err().to_string();
     assert!(err.contains("checks or a script, not both"), "{err}");
 }
+
+#[tokio::test]
+async fn redirects_are_not_followed_past_the_allow_list() {
+    let elsewhere = TestServer::start(|_, _| text(200, "SECRET")).await;
+    let target = elsewhere.url("/secret");
+    let allowed = TestServer::start(move |_, _| {
+        let mut r = text(302, "");
+        r.headers_mut().insert("location", target.parse().unwrap());
+        r
+    })
+    .await;
+    let cloud = TestServer::start(|_, _| text(200, "ok")).await;
+    let script = format!(
+        r#"
+local http = require("socket.http")
+local body, code, headers = http.request("{}")
+assert(code == 302 and body ~= "SECRET", "the redirect is returned, not followed")
+http.request("http://provider.test/up")
+require("socket").sleep(3600)
+"#,
+        allowed.url("/go")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(9_700_000)));
+    let ds = run_until(
+        engine(&inline_policy("http://127.0.0.1:1/m", &cloud.url("/s"), &script), dir.path(), &clock),
+        "p",
+        1,
+    )
+    .await;
+    assert_eq!(ds[0].outcome, Outcome::Scaled { from: 1, to: 2 }, "{}", ds[0].reason);
+    assert!(elsewhere.seen().is_empty());
+}
+
+#[tokio::test]
+async fn a_script_calling_faster_than_one_action_a_second_is_throttled() {
+    let cloud = TestServer::start(|_, _| text(200, "ok")).await;
+    let script = r#"
+local http, json = require("socket.http"), require("json")
+local codes = {}
+for i = 1, 5 do
+  local body, code = http.request("http://provider.test/up")
+  codes[#codes + 1] = code
+end
+assert(table.concat(codes, ",") == "200,429,429,429,429", table.concat(codes, ","))
+require("socket").sleep(2)
+local _, code = http.request("http://provider.test/up")
+assert(code == 200, "after a second it may act again")
+require("socket").sleep(3600)
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(9_800_000)));
+    let ds =
+        run_until(engine(&inline_policy("http://127.0.0.1:1/m", &cloud.url("/s"), script), dir.path(), &clock), "p", 2)
+            .await;
+    assert_eq!(ds.len(), 2, "two decisions, not six");
+    assert!(
+        ds.iter().all(|d| d.checks[0].recommendation.error.is_none()),
+        "{:?}",
+        ds.iter().map(|d| &d.reason).collect::<Vec<_>>()
+    );
+    assert_eq!(ds[1].outcome, Outcome::Scaled { from: 2, to: 3 });
+}
+
+#[tokio::test]
+async fn a_changed_script_is_swapped_in_only_when_it_compiles() {
+    let cloud = TestServer::start(|_, _| text(200, "ok")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("loop.lua");
+    let version = |n: u32| {
+        format!(
+            "local http, socket = require('socket.http'), require('socket')\n-- version {n}\nhttp.request('http://provider.test/up')\nwhile true do socket.sleep(3600) end\n"
+        )
+    };
+    std::fs::write(&file, version(1)).unwrap();
+    let text = inline_policy("http://127.0.0.1:1/m", &cloud.url("/s"), "")
+        .replace("source = '''\n\n'''", &format!("file = \"{}\"", file.display()));
+    let e = engine(&text, dir.path(), &clock_at(9_900_000));
+    let mut rx = e.subscribe();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let runner = tokio::spawn(e.run(stopped));
+    let next = |rx: &mut tokio::sync::broadcast::Receiver<Decision>| {
+        let mut rx = rx.resubscribe();
+        async move { tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.unwrap().unwrap() }
+    };
+    let first = next(&mut rx).await;
+    assert_eq!(first.outcome, Outcome::Scaled { from: 1, to: 2 }, "{}", first.reason);
+
+    let waiting = next(&mut rx);
+    std::fs::write(&file, "local x = = 1 -- a broken version, longer than the others to change the size").unwrap();
+    let refused = waiting.await;
+    let err = refused.checks[0].recommendation.error.clone().unwrap();
+    assert!(err.contains("reload failed, the previous version keeps running") && err.contains("syntax error"), "{err}");
+
+    let waiting = next(&mut rx);
+    std::fs::write(&file, version(3)).unwrap();
+    let third = waiting.await;
+    assert_eq!(third.outcome, Outcome::Scaled { from: 2, to: 3 }, "the new version runs: {}", third.reason);
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), runner).await.unwrap().unwrap();
+}
+
+fn clock_at(secs: i64) -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(Timestamp::from_secs(secs)))
+}

@@ -28,6 +28,9 @@ pub struct LuaCheck {
     /// Most memory the script's Lua state may use, in MiB (default 32).
     #[serde(default)]
     pub memory_mb: Option<u32>,
+    /// Longest one call may take, library calls included (default 5s).
+    #[serde(default, with = "crate::duration::serde_text_opt")]
+    pub deadline: Option<Duration>,
 }
 
 impl LuaCheck {
@@ -44,6 +47,9 @@ impl LuaCheck {
         }
         if self.memory_mb == Some(0) {
             errs.push("`memory_mb` must be at least 1".into());
+        }
+        if self.deadline.is_some_and(|d| d.is_zero()) {
+            errs.push("`deadline` must be longer than 0s".into());
         }
         errs
     }

@@ -83,7 +83,11 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(dispatch(cli.command))
+    let code = rt.block_on(dispatch(cli.command));
+    // A Lua call stuck in a C library function holds a blocking thread that
+    // cannot be interrupted: do not wait for it to exit.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    code
 }
 
 async fn dispatch(cmd: Command) -> ExitCode {

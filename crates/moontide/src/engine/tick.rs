@@ -1,16 +1,15 @@
 //! One policy's tick: status → read → decide → combine → guards → actuate → record.
 
 use crate::config::Policy;
+use crate::lua::LuaCheckRunner;
 use crate::sources::Source;
-use crate::store::{Query, Store};
+use crate::store::Store;
 use crate::targets::Target;
 use moontide_core::policy::{conclude, run_checks};
 use moontide_core::{
     CheckOutcome, Clock, Decision, Input, Observation, Outcome, Point, PolicyHistory, ReadingStatus, Series,
     StrategyConfig, Timestamp,
 };
-use moontide_lua::LuaStrategy;
-use moontide_lua::strategy::Reload;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,9 +38,11 @@ pub struct PolicyRuntime {
     series: BTreeMap<String, Series>,
     history: PolicyHistory,
     /// The policy's `lua` checks by name.
-    lua: Vec<(String, LuaStrategy)>,
+    lua: Vec<(String, LuaCheckRunner)>,
     /// The count to restore the target to before the first tick (after a restart).
     restore_to: Option<u32>,
+    /// The last state saved for each check, to write only changes.
+    saved_states: BTreeMap<String, String>,
     store: Store,
     clock: Arc<dyn Clock>,
     decisions: broadcast::Sender<Decision>,
@@ -74,11 +75,22 @@ impl PolicyRuntime {
         for (name, check) in &policy.spec.checks {
             if let StrategyConfig::Lua(c) = check {
                 let field = format!("policies.{}.checks.{name}", policy.spec.name);
-                lua.push((name.clone(), crate::lua::build(&field, c, clock.clone())?));
+                lua.push((name.clone(), LuaCheckRunner::new(&field, c, clock.clone())?));
             }
         }
-        let mut rt =
-            PolicyRuntime { policy, target, reads, series, history, lua, restore_to: None, store, clock, decisions };
+        let mut rt = PolicyRuntime {
+            policy,
+            target,
+            reads,
+            series,
+            history,
+            lua,
+            restore_to: None,
+            saved_states: BTreeMap::new(),
+            store,
+            clock,
+            decisions,
+        };
         rt.restore()?;
         Ok(rt)
     }
@@ -110,16 +122,10 @@ impl PolicyRuntime {
         }
         if !self.lua.is_empty() {
             // Lua state lives as long as the policy, however old its last decision.
-            let recent = self
-                .store
-                .list(&Query { policy: Some(spec.name.clone()), limit: 100, ..Default::default() })
-                .map_err(|e| e.to_string())?;
-            for (name, strategy) in &mut self.lua {
-                let saved = recent
-                    .iter()
-                    .find_map(|d| d.checks.iter().find(|c| &c.check == name).and_then(|c| c.state.as_ref()));
-                if let Some(state) = saved {
-                    strategy.restore_state(state).map_err(|e| format!("policy `{}` check `{name}`: {e}", spec.name))?;
+            for (check, state) in self.store.states(&spec.name).map_err(|e| e.to_string())? {
+                if let Some((_, runner)) = self.lua.iter_mut().find(|(n, _)| *n == check) {
+                    runner.restore(&state).map_err(|e| format!("policy `{}` check `{check}`: {e}", spec.name))?;
+                    self.saved_states.insert(check, state.to_string());
                 }
             }
         }
@@ -146,13 +152,8 @@ impl PolicyRuntime {
         let spec = &self.policy.spec;
         let obs = observation(spec, &self.series, now, &status);
         let mut checks = run_checks(spec, &obs);
-        for (name, strategy) in &mut self.lua {
-            match strategy.reload_if_changed() {
-                Reload::Failed(e) => tracing::error!(policy = %spec.name, check = %name, "{e}"),
-                Reload::Reloaded => tracing::info!(policy = %spec.name, check = %name, "reloaded {}", strategy.name()),
-                Reload::Unchanged => {}
-            }
-            let (recommendation, state) = strategy.decide(&obs);
+        for (name, runner) in &mut self.lua {
+            let (recommendation, state) = runner.decide(&obs).await;
             checks.push(CheckOutcome { check: name.clone(), strategy: "lua".into(), recommendation, state });
         }
         checks.sort_by(|a, b| a.check.cmp(&b.check));
@@ -299,6 +300,21 @@ impl PolicyRuntime {
 
     async fn finish(&mut self, d: Decision) -> Decision {
         self.history.note(&d);
+        for c in &d.checks {
+            if let Some(state) = &c.state {
+                let text = state.to_string();
+                if self.saved_states.get(&c.check) != Some(&text) {
+                    match self.store.save_state(&d.policy, &c.check, d.at, text.clone()).await {
+                        Ok(()) => {
+                            self.saved_states.insert(c.check.clone(), text);
+                        }
+                        Err(e) => {
+                            tracing::error!(policy = %d.policy, "cannot save the state of check `{}`: {e}", c.check)
+                        }
+                    }
+                }
+            }
+        }
         if let Err(e) = self.store.append_async(d.clone()).await {
             tracing::error!(policy = %d.policy, "cannot record decision: {e}");
         }
