@@ -2,6 +2,8 @@
 //! guard changed, the final count and what the target did with it.
 
 use crate::guard::{GuardEffect, GuardKind};
+use crate::observation::Observation;
+use crate::policy::Evaluation;
 use crate::series::Input;
 use crate::strategy::Recommendation;
 use crate::time::Timestamp;
@@ -147,6 +149,25 @@ impl Decision {
             reason: format!("skipped: {why}"),
             outcome: Outcome::Skipped { reason: why },
             actuation: None,
+        }
+    }
+
+    /// The decision an evaluation leads to, before actuation: outcome `Hold`
+    /// (the caller sets what actuation did) and no reason yet.
+    pub fn from_evaluation(policy: &str, obs: &Observation<'_>, inputs: Vec<Input>, eval: Evaluation) -> Self {
+        Decision {
+            policy: policy.into(),
+            at: obs.now,
+            current: obs.current,
+            ready: obs.ready,
+            inputs,
+            checks: eval.checks,
+            recommended: Some(eval.recommended),
+            guards: eval.guards,
+            desired: eval.desired,
+            outcome: Outcome::Hold,
+            actuation: None,
+            reason: String::new(),
         }
     }
 

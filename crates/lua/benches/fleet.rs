@@ -82,27 +82,11 @@ impl Policy {
         let (recommendation, state) = self.strategy.decide(&obs);
         let checks = vec![CheckOutcome { check: "lua".into(), strategy: "lua".into(), recommendation, state }];
         let eval = conclude(&self.spec, &obs, &self.history, checks);
-        let outcome = if eval.desired != self.count {
-            let o = Outcome::Scaled { from: self.count, to: eval.desired };
-            self.count = eval.desired;
-            o
-        } else {
-            Outcome::Hold
-        };
-        let d = Decision {
-            policy: self.spec.name.clone(),
-            at: now,
-            current: obs.current,
-            ready: obs.ready,
-            inputs: Vec::new(),
-            checks: eval.checks,
-            recommended: Some(eval.recommended),
-            guards: eval.guards,
-            desired: eval.desired,
-            outcome,
-            actuation: None,
-            reason: String::new(),
-        };
+        let mut d = Decision::from_evaluation(&self.spec.name, &obs, Vec::new(), eval);
+        if d.desired != self.count {
+            d.outcome = Outcome::Scaled { from: self.count, to: d.desired };
+            self.count = d.desired;
+        }
         self.history.note(&d);
         d
     }

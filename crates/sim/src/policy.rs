@@ -187,29 +187,15 @@ impl Autoscaler for PolicyScaler {
         }
         checks.sort_by(|a, b| a.check.cmp(&b.check));
         let eval = conclude(&self.spec, &obs, &self.history, checks);
-        let outcome = if eval.desired != view.current {
-            Outcome::Scaled { from: view.current, to: eval.desired }
-        } else {
-            Outcome::Hold
-        };
-        let d = Decision {
-            policy: self.spec.name.clone(),
-            at: now,
-            current: view.current,
-            ready: view.ready,
-            inputs: Vec::new(),
-            checks: eval.checks,
-            recommended: Some(eval.recommended),
-            guards: eval.guards,
-            desired: eval.desired,
-            outcome,
-            actuation: None,
-            reason: String::new(),
-        };
+        let mut d = Decision::from_evaluation(&self.spec.name, &obs, Vec::new(), eval);
+        if d.desired != d.current {
+            d.outcome = Outcome::Scaled { from: d.current, to: d.desired };
+        }
+        let desired = d.desired;
         self.history.note(&d);
         if self.keep_decisions {
             self.decisions.push(d);
         }
-        eval.desired
+        desired
     }
 }

@@ -201,20 +201,7 @@ impl PolicyRuntime {
         let name = spec.name.clone();
         let obs = observation(spec, &self.series, now, &status);
         let eval = conclude(spec, &obs, &self.history, checks);
-        let mut d = Decision {
-            policy: name.clone(),
-            at: now,
-            current: status.current,
-            ready: status.ready,
-            inputs,
-            checks: eval.checks,
-            recommended: Some(eval.recommended),
-            guards: eval.guards,
-            desired: eval.desired,
-            outcome: Outcome::Hold,
-            actuation: None,
-            reason: String::new(),
-        };
+        let mut d = Decision::from_evaluation(&name, &obs, inputs, eval);
         if d.desired != d.current {
             let (from, to) = (d.current, d.desired);
             if spec.behaviour.dry_run {
