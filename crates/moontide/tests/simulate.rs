@@ -96,3 +96,64 @@ fn bad_input_exits_2_naming_the_problem() {
         assert!(err.contains(want), "{err}");
     }
 }
+
+/// The report is one self-contained page: it opens in headless Chromium
+/// (Debian's `chromium`, which `.ci/run` installs) with nothing fetched and
+/// no error, and holds the score table and two plots per policy.
+#[test]
+fn the_report_opens_in_headless_chromium_with_one_plot_pair_per_policy() {
+    let chromium = std::path::Path::new("/usr/bin/chromium");
+    if !chromium.exists() {
+        assert!(std::env::var_os("CI").is_none(), "CI must install chromium (.ci/run does)");
+        eprintln!("skipped: /usr/bin/chromium is not installed (apt-get install chromium)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.txt");
+    let values: Vec<String> = (0..900).map(|i| if (300..600).contains(&i) { "90" } else { "15" }.to_string()).collect();
+    std::fs::write(&trace, values.join("\n")).unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, POLICY).unwrap();
+    let report = dir.path().join("report.html");
+    let (code, _, err) = moontide(&[
+        "simulate",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--bind",
+        "lag=latency_ms",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("report written to"), "{err}");
+    let profile = dir.path().join("profile");
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", report.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "chromium failed: {log}");
+    for bad in ["Uncaught", "Failed to load resource", "net::ERR_"] {
+        assert!(!log.contains(bad), "the page logged `{bad}`: {log}");
+    }
+    // 5 policies (web, HPA, KPA, static peak, oracle), two plots each
+    assert_eq!(dom.matches("<svg class=\"plot\"").count(), 10, "{}", &dom[..dom.len().min(2000)]);
+    assert!(dom.contains("<table>") && dom.contains("web (moontide)") && dom.contains("oracle"));
+}

@@ -9,6 +9,7 @@ pub mod baseline;
 pub mod kpa;
 pub mod oracle;
 pub mod policy;
+pub mod report;
 pub mod run;
 pub mod score;
 pub mod service;

@@ -99,6 +99,9 @@ pub struct SimulateArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also write a self-contained HTML report (score table and plots) to this file.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
 }
 
 fn bad(msg: impl std::fmt::Display) -> ExitCode {
@@ -200,6 +203,33 @@ pub fn run_cmd(a: SimulateArgs) -> ExitCode {
     let mean = rates.iter().sum::<f64>() / rates.len().max(1) as f64;
     let peak_rate = rates.iter().copied().fold(0.0, f64::max);
     let gaps: usize = series.gaps.iter().map(|g| g.steps).sum();
+    let trace_line = format!(
+        "trace {}: {} steps of {:.0} s ({:.1} h), mean {:.1} req/s, peak {:.1} req/s{}",
+        a.trace.display(),
+        series.rates.len(),
+        step,
+        load.duration() / 3600.0,
+        mean,
+        peak_rate,
+        if gaps > 0 { format!(", {gaps} steps missing (no load)") } else { String::new() }
+    );
+    let model_line = format!(
+        "model: {} req/s per replica, startup {}, service time {}, SLO {}; policies start with {} replica(s)",
+        model.capacity,
+        moontide_core::duration::format(a.startup),
+        moontide_core::duration::format(a.service_time),
+        moontide_core::duration::format(a.slo),
+        initial
+    );
+    if let Some(path) = &a.report {
+        let header =
+            moontide_sim::report::ReportHeader { title: "Moontide simulation", trace: &trace_line, model: &model_line };
+        if let Err(e) = std::fs::write(path, moontide_sim::report::html(&header, &runs)) {
+            eprintln!("error: cannot write the report to {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        eprintln!("report written to {}", path.display());
+    }
     if a.json {
         let out = serde_json::json!({
             "trace": { "file": a.trace.display().to_string(), "steps": series.rates.len(), "step_seconds": step,
@@ -211,24 +241,8 @@ pub fn run_cmd(a: SimulateArgs) -> ExitCode {
         println!("{out}");
         return ExitCode::SUCCESS;
     }
-    println!(
-        "trace {}: {} steps of {:.0} s ({:.1} h), mean {:.1} req/s, peak {:.1} req/s{}",
-        a.trace.display(),
-        series.rates.len(),
-        step,
-        load.duration() / 3600.0,
-        mean,
-        peak_rate,
-        if gaps > 0 { format!(", {gaps} steps missing (no load)") } else { String::new() }
-    );
-    println!(
-        "model: {} req/s per replica, startup {}, service time {}, SLO {}; policies start with {} replica(s)\n",
-        model.capacity,
-        moontide_core::duration::format(a.startup),
-        moontide_core::duration::format(a.service_time),
-        moontide_core::duration::format(a.slo),
-        initial
-    );
+    println!("{trace_line}");
+    println!("{model_line}\n");
     println!(
         "{:<28} {:>10} {:>8} {:>9} {:>7} {:>7} {:>7} {:>7} {:>9} {:>5}",
         "policy", "cost r·h", "×oracle", "SLO viol%", "θU%", "θO%", "τU%", "τO%", "actions/h", "peak"
