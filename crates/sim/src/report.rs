@@ -35,7 +35,10 @@ fn line(samples: &[Sample], y_max: f64, ys: impl Fn(&Sample) -> f64, class: &str
     format!("<polyline class=\"{class}\" points=\"{}\"/>", pts.trim_end())
 }
 
-fn plot(title: &str, samples: &[Sample], series: &[(&str, &str, &dyn Fn(&Sample) -> f64)], unit: &str) -> String {
+/// A plotted line: its name, its CSS class and what it reads from a sample.
+type Line<'a> = (&'a str, &'a str, &'a dyn Fn(&Sample) -> f64);
+
+fn plot(title: &str, samples: &[Sample], series: &[Line<'_>], unit: &str) -> String {
     let y_max = samples.iter().flat_map(|s| series.iter().map(move |(_, _, f)| f(s))).fold(0.0, f64::max) * 1.05;
     let hours = samples.last().map(|s| s.t / 3600.0).unwrap_or(0.0);
     let mut svg = format!(
@@ -51,9 +54,8 @@ fn plot(title: &str, samples: &[Sample], series: &[(&str, &str, &dyn Fn(&Sample)
         lab = H - 4.0,
         ymax = y_max,
     );
-    for (name, class, f) in series {
+    for (_, class, f) in series {
         svg.push_str(&line(samples, y_max, f, class));
-        let _ = name;
     }
     let legend: Vec<String> =
         series.iter().map(|(name, class, _)| format!("<span class=\"key {class}\">{}</span>", esc(name))).collect();
