@@ -34,6 +34,7 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per run
 pub enum Command {
     /// Run the autoscaler with a config file until SIGINT or SIGTERM.
     Run {
