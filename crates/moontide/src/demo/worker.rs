@@ -1,7 +1,7 @@
 //! The demo's worker: a small HTTP server that spends real CPU per request and
 //! reports its own CPU use in the guide's JSON shape.
 //!
-//! - `GET /work`    burns `--cpu-ms` of CPU time on its single thread, then answers.
+//! - `GET /work`    burns `--cpu-ms` of CPU time, one request at a time, then answers.
 //! - `GET /metrics` `{"cpuUsage": <% of one core over the last 5 s>, "memoryUsage": <host memory %>}`.
 //! - `GET /health`  `ok`.
 //!
@@ -84,8 +84,21 @@ async fn serve(args: WorkerArgs) -> ExitCode {
     };
     tokio::spawn(sample(usage.clone()));
     let cpu_ms = args.cpu_ms;
+    // One request at a time burns CPU, on a thread beside the HTTP loop, so
+    // /metrics and /health still answer while /work requests queue up.
+    let lane = Arc::new(tokio::sync::Semaphore::new(1));
     let app = Router::new()
-        .route("/work", get(move || async move { format!("ok {}\n", burn(cpu_ms) & 0xff) }))
+        .route(
+            "/work",
+            get(move || {
+                let lane = lane.clone();
+                async move {
+                    let _turn = lane.acquire().await;
+                    let x = tokio::task::spawn_blocking(move || burn(cpu_ms)).await.unwrap_or(0);
+                    format!("ok {}\n", x & 0xff)
+                }
+            }),
+        )
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok\n" }))
         .with_state(usage);
