@@ -246,6 +246,18 @@ fn lua_test_and_check_report_through_exit_codes() {
         .unwrap();
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("decide returned 6"));
+
+    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policies/seed_loop.lua");
+    let o = Command::new(env!("CARGO_BIN_EXE_moontide")).args(["lua", "check", "--script", seed]).output().unwrap();
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("script mode: compiles"));
+    std::fs::write(dir.path().join("bad.lua"), "while true do\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_moontide"))
+        .args(["lua", "check", "--script"])
+        .arg(dir.path().join("bad.lua"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad.lua:2:"), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
 /// A library call the instruction budget cannot stop (a backtracking pattern

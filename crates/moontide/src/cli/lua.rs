@@ -13,7 +13,7 @@ use std::time::Duration;
 /// `moontide lua ...`
 #[derive(Subcommand, Debug)]
 pub enum LuaCommand {
-    /// Compile a policy, check that it defines decide(ctx), and with --metric run it once.
+    /// Compile a policy, check that it defines decide(ctx), and with --metric run it once (--script: a loop script, syntax only).
     Check(CheckArgs),
     /// Run the test_* functions of Lua test files; exit 1 if any fails.
     Test(TestArgs),
@@ -30,6 +30,9 @@ pub struct CheckArgs {
     /// The current replica count for that run.
     #[arg(long, default_value_t = 1)]
     pub current: u32,
+    /// The file is a script-mode loop (no decide): check its syntax only, without running it.
+    #[arg(long, conflicts_with = "metrics")]
+    pub script: bool,
 }
 
 /// Arguments of `moontide lua test`.
@@ -49,6 +52,18 @@ pub fn run(cmd: LuaCommand) -> ExitCode {
 }
 
 fn check(a: CheckArgs) -> ExitCode {
+    if a.script {
+        return match moontide_lua::script::check_syntax(&Origin::File(a.file.clone())) {
+            Ok(()) => {
+                println!("{}: ok (script mode: compiles; not run)", a.file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(super::EXIT_BAD_INPUT)
+            }
+        };
+    }
     let mut metrics = BTreeMap::new();
     for m in &a.metrics {
         match m.split_once('=').map(|(k, v)| (k.trim(), v.trim().parse::<f64>())) {

@@ -51,7 +51,7 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
-    /// Check a config file; print every problem with file, line and field. Exit 2 if any.
+    /// Check a config file; print its problems with file, line and field. Exit 2 if any.
     Validate {
         /// The config file (TOML).
         file: PathBuf,
