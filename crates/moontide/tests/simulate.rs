@@ -157,3 +157,36 @@ fn the_report_opens_in_headless_chromium_with_one_plot_pair_per_policy() {
     assert_eq!(dom.matches("<svg class=\"plot\"").count(), 10, "{}", &dom[..dom.len().min(2000)]);
     assert!(dom.contains("<table>") && dom.contains("web (moontide)") && dom.contains("oracle"));
 }
+
+#[test]
+fn a_sweep_scores_every_trace_with_every_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut traces = Vec::new();
+    for (name, level) in [("flat.txt", "20"), ("high.txt", "60")] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, vec![level; 600].join("\n")).unwrap();
+        traces.push(p);
+    }
+    let (t1, t2) = (traces[0].to_str().unwrap(), traces[1].to_str().unwrap());
+    let (code, out, err) =
+        moontide(&["simulate", "--sweep", "--trace", t1, "--trace", t2, "--set", "capacity=10,20", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let grid = v.as_array().unwrap();
+    assert_eq!(grid.len(), 4, "2 traces × 2 capacities");
+    assert_eq!(grid[1]["settings"], "capacity=20");
+    assert!(grid[2]["trace"].as_str().unwrap().ends_with("high.txt"));
+    // the static baseline needs ceil(60 / 10) = 6 replicas, then 3 with twice the capacity
+    let peak = |i: usize| grid[i]["runs"][2]["scores"]["peak_replicas"].as_u64().unwrap();
+    assert_eq!((peak(2), peak(3)), (6, 3));
+
+    let (code, _, err) = moontide(&["simulate", "--trace", t1, "--trace", t2]);
+    assert_eq!(code, 2);
+    assert!(err.contains("need --sweep"), "{err}");
+    let (code, _, err) = moontide(&["simulate", "--sweep", "--trace", t1, "--set", "colour=red"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("`colour` is not a setting to sweep"), "{err}");
+    let (code, _, err) = moontide(&["simulate", "--sweep", "--trace", t1, "--set", "capacity=ten"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("`ten` is not a number"), "{err}");
+}

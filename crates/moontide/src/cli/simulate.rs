@@ -10,7 +10,7 @@ use moontide_sim::policy::{PolicyScaler, SimMetric, hpa};
 use moontide_sim::run::{Autoscaler, Load, Options, Run, run};
 use moontide_sim::service::Model;
 use moontide_sim::trace::{Format, Trace};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,11 +33,11 @@ fn duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Arguments of `moontide simulate`.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct SimulateArgs {
-    /// The trace to replay (.gz is read compressed).
-    #[arg(long)]
-    pub trace: PathBuf,
+    /// The trace to replay (.gz is read compressed); several with --sweep.
+    #[arg(long, required = true)]
+    pub trace: Vec<PathBuf>,
     /// The trace's layout.
     #[arg(long, value_enum, default_value_t = TraceFormat::Auto)]
     pub format: TraceFormat,
@@ -102,6 +102,20 @@ pub struct SimulateArgs {
     /// Also write a self-contained HTML report (score table and plots) to this file.
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
+    /// Run every trace with every combination of the --set values and print the score grid.
+    #[arg(long)]
+    pub sweep: bool,
+    /// With --sweep: values to try for a setting, KEY=V1,V2,... (keys: capacity, startup, slo, scale,
+    /// speed, scrape-delay, noise, hpa-target); repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUES")]
+    pub set: Vec<String>,
+}
+
+/// The result of one simulation.
+struct Outcome {
+    runs: Vec<Run>,
+    trace_line: String,
+    model_line: String,
 }
 
 fn bad(msg: impl std::fmt::Display) -> ExitCode {
@@ -111,6 +125,162 @@ fn bad(msg: impl std::fmt::Display) -> ExitCode {
 
 /// Runs `simulate`.
 pub fn run_cmd(a: SimulateArgs) -> ExitCode {
+    if a.sweep {
+        return sweep(&a);
+    }
+    if a.trace.len() > 1 || !a.set.is_empty() {
+        return bad("several --trace values and --set need --sweep");
+    }
+    let o = match simulate(&a, &a.trace[0]) {
+        Ok(o) => o,
+        Err(e) => return bad(e),
+    };
+    if let Some(path) = &a.report {
+        let header = moontide_sim::report::ReportHeader {
+            title: "Moontide simulation",
+            trace: &o.trace_line,
+            model: &o.model_line,
+        };
+        if let Err(e) = std::fs::write(path, moontide_sim::report::html(&header, &o.runs)) {
+            eprintln!("error: cannot write the report to {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        eprintln!("report written to {}", path.display());
+    }
+    if a.json {
+        let out = serde_json::json!({
+            "trace": o.trace_line,
+            "model": o.model_line,
+            "runs": o.runs.iter().map(|r| serde_json::json!({"name": r.name, "scores": r.scores})).collect::<Vec<_>>(),
+        });
+        println!("{out}");
+        return ExitCode::SUCCESS;
+    }
+    println!("{}", o.trace_line);
+    println!("{}\n", o.model_line);
+    println!(
+        "{:<28} {:>10} {:>8} {:>9} {:>7} {:>7} {:>7} {:>7} {:>9} {:>5}",
+        "policy", "cost r·h", "×oracle", "SLO viol%", "θU%", "θO%", "τU%", "τO%", "actions/h", "peak"
+    );
+    for r in &o.runs {
+        let s = &r.scores;
+        println!(
+            "{:<28} {:>10.1} {:>8} {:>9.2} {:>7.1} {:>7.1} {:>7.1} {:>7.1} {:>9.1} {:>5}",
+            r.name,
+            s.cost_replica_hours,
+            s.cost_vs_oracle.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into()),
+            s.slo_violations_pct,
+            s.theta_u,
+            s.theta_o,
+            s.tau_u,
+            s.tau_o,
+            s.actions_per_hour,
+            s.peak_replicas
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// Applies one `--set` value to a copy of the arguments.
+fn apply(a: &mut SimulateArgs, key: &str, value: &str) -> Result<(), String> {
+    let num = || value.parse::<f64>().map_err(|_| format!("--set {key}: `{value}` is not a number"));
+    let dur = || duration(value).map_err(|e| format!("--set {key}: {e}"));
+    match key {
+        "capacity" => a.capacity = num()?,
+        "startup" => a.startup = dur()?,
+        "slo" => a.slo = dur()?,
+        "scale" => a.scale = num()?,
+        "speed" => a.speed = num()?,
+        "scrape-delay" => a.scrape_delay = dur()?,
+        "noise" => a.noise = num()?,
+        "hpa-target" => a.hpa_target = num()?,
+        other => {
+            return Err(format!(
+                "--set: `{other}` is not a setting to sweep (capacity, startup, slo, scale, speed, scrape-delay, noise, hpa-target)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every trace × every combination of the `--set` values.
+fn sweep(a: &SimulateArgs) -> ExitCode {
+    let mut axes: Vec<(String, Vec<String>)> = Vec::new();
+    for s in &a.set {
+        let Some((k, vs)) = s.split_once('=') else { return bad(format!("--set `{s}`: write KEY=V1,V2,...")) };
+        let values: Vec<String> = vs.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
+        if values.is_empty() {
+            return bad(format!("--set `{s}`: no values"));
+        }
+        axes.push((k.trim().to_string(), values));
+    }
+    let mut combos: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    for (k, vs) in &axes {
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                vs.iter().map(move |v| {
+                    let mut c = c.clone();
+                    c.push((k.clone(), v.clone()));
+                    c
+                })
+            })
+            .collect();
+    }
+    let mut rows = Vec::new();
+    for trace in &a.trace {
+        for combo in &combos {
+            let mut b = a.clone();
+            for (k, v) in combo {
+                if let Err(e) = apply(&mut b, k, v) {
+                    return bad(e);
+                }
+            }
+            let label = combo.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+            let o = match simulate(&b, trace) {
+                Ok(o) => o,
+                Err(e) => return bad(format!("{} [{label}]: {e}", trace.display())),
+            };
+            rows.push((trace.display().to_string(), label, o.runs));
+        }
+    }
+    if a.json {
+        let out: Vec<_> = rows
+            .iter()
+            .map(|(t, l, runs)| {
+                serde_json::json!({"trace": t, "settings": l,
+                    "runs": runs.iter().map(|r| serde_json::json!({"name": r.name, "scores": r.scores})).collect::<Vec<_>>()})
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(out));
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "{:<40} {:<28} {:<24} {:>10} {:>8} {:>9} {:>7} {:>9}",
+        "trace", "settings", "policy", "cost r·h", "×oracle", "SLO viol%", "θO%", "actions/h"
+    );
+    for (t, l, runs) in &rows {
+        let t = Path::new(t).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| t.clone());
+        for r in runs {
+            let s = &r.scores;
+            println!(
+                "{:<40} {:<28} {:<24} {:>10.1} {:>8} {:>9.2} {:>7.1} {:>9.1}",
+                t,
+                if l.is_empty() { "-" } else { l },
+                r.name,
+                s.cost_replica_hours,
+                s.cost_vs_oracle.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into()),
+                s.slo_violations_pct,
+                s.theta_o,
+                s.actions_per_hour
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Runs the policy under test (if any) and the baselines on one trace.
+fn simulate(a: &SimulateArgs, trace_path: &Path) -> Result<Outcome, String> {
     let model = Model {
         capacity: a.capacity,
         startup: a.startup.as_secs_f64(),
@@ -120,15 +290,15 @@ pub fn run_cmd(a: SimulateArgs) -> ExitCode {
     };
     let problems = model.validate();
     if !problems.is_empty() {
-        return bad(problems.join("; "));
+        return Err(problems.join("; "));
     }
     for (name, v) in [("--scale", a.scale), ("--speed", a.speed)] {
         if !(v.is_finite() && v > 0.0) {
-            return bad(format!("{name} must be a positive number"));
+            return Err(format!("{name} must be a positive number"));
         }
     }
     if !(a.noise.is_finite() && a.noise >= 0.0) {
-        return bad("--noise must be zero or more");
+        return Err("--noise must be zero or more".into());
     }
     let format = match a.format {
         TraceFormat::Auto => Format::Auto,
@@ -141,10 +311,7 @@ pub fn run_cmd(a: SimulateArgs) -> ExitCode {
             Format::Requests { time: a.time_column.clone().unwrap_or_else(|| "0".into()), input: None, output: None }
         }
     };
-    let trace = match Trace::load(&a.trace, &format) {
-        Ok(t) => t,
-        Err(e) => return bad(e),
-    };
+    let trace = Trace::load(trace_path, &format).map_err(|e| e.to_string())?;
     let mut series = trace.rates(Duration::from_secs(1));
     for r in series.rates.iter_mut().flatten() {
         *r *= a.scale;
@@ -155,10 +322,7 @@ pub fn run_cmd(a: SimulateArgs) -> ExitCode {
     let load = Load { rates: &series.rates, step, start };
 
     let policy = match &a.config {
-        Some(path) => match policy_scaler(path, a.policy.as_deref(), &a.bind, start) {
-            Ok(p) => Some(p),
-            Err(e) => return bad(e),
-        },
+        Some(path) => Some(policy_scaler(path, a.policy.as_deref(), &a.bind, start)?),
         None => None,
     };
     let first_rate = series.rates.iter().flatten().next().copied().unwrap_or(0.0);
@@ -205,7 +369,7 @@ pub fn run_cmd(a: SimulateArgs) -> ExitCode {
     let gaps: usize = series.gaps.iter().map(|g| g.steps).sum();
     let trace_line = format!(
         "trace {}: {} steps of {:.0} s ({:.1} h), mean {:.1} req/s, peak {:.1} req/s{}",
-        a.trace.display(),
+        trace_path.display(),
         series.rates.len(),
         step,
         load.duration() / 3600.0,
@@ -221,49 +385,7 @@ pub fn run_cmd(a: SimulateArgs) -> ExitCode {
         moontide_core::duration::format(a.slo),
         initial
     );
-    if let Some(path) = &a.report {
-        let header =
-            moontide_sim::report::ReportHeader { title: "Moontide simulation", trace: &trace_line, model: &model_line };
-        if let Err(e) = std::fs::write(path, moontide_sim::report::html(&header, &runs)) {
-            eprintln!("error: cannot write the report to {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-        eprintln!("report written to {}", path.display());
-    }
-    if a.json {
-        let out = serde_json::json!({
-            "trace": { "file": a.trace.display().to_string(), "steps": series.rates.len(), "step_seconds": step,
-                       "hours": load.duration() / 3600.0, "mean_rps": mean, "peak_rps": peak_rate, "gap_steps": gaps },
-            "model": { "capacity_rps": model.capacity, "startup_s": model.startup, "drain_s": model.drain,
-                       "service_time_s": model.service_time, "slo_s": model.slo },
-            "runs": runs.iter().map(|r| serde_json::json!({"name": r.name, "scores": r.scores})).collect::<Vec<_>>(),
-        });
-        println!("{out}");
-        return ExitCode::SUCCESS;
-    }
-    println!("{trace_line}");
-    println!("{model_line}\n");
-    println!(
-        "{:<28} {:>10} {:>8} {:>9} {:>7} {:>7} {:>7} {:>7} {:>9} {:>5}",
-        "policy", "cost r·h", "×oracle", "SLO viol%", "θU%", "θO%", "τU%", "τO%", "actions/h", "peak"
-    );
-    for r in &runs {
-        let s = &r.scores;
-        println!(
-            "{:<28} {:>10.1} {:>8} {:>9.2} {:>7.1} {:>7.1} {:>7.1} {:>7.1} {:>9.1} {:>5}",
-            r.name,
-            s.cost_replica_hours,
-            s.cost_vs_oracle.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into()),
-            s.slo_violations_pct,
-            s.theta_u,
-            s.theta_o,
-            s.tau_u,
-            s.tau_o,
-            s.actions_per_hour,
-            s.peak_replicas
-        );
-    }
-    ExitCode::SUCCESS
+    Ok(Outcome { runs, trace_line, model_line })
 }
 
 /// The policy under test, its metrics bound to the simulated ones.
