@@ -64,6 +64,8 @@ fn a_policy_and_the_baselines_are_scored_on_a_trace() {
     let (code, out, _) = moontide(&["simulate", "--trace", t, "--json", "--capacity", "10"]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["trace"]["steps"], 1800);
+    assert_eq!(v["model"]["capacity_rps"], 10.0);
     let runs = v["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 4, "without a config, only the baselines run");
     let oracle = &runs[3]["scores"];

@@ -116,6 +116,8 @@ struct Outcome {
     runs: Vec<Run>,
     trace_line: String,
     model_line: String,
+    /// The trace and model as structured JSON (for --json).
+    summary: serde_json::Value,
 }
 
 fn bad(msg: impl std::fmt::Display) -> ExitCode {
@@ -149,8 +151,8 @@ pub fn run_cmd(a: SimulateArgs) -> ExitCode {
     }
     if a.json {
         let out = serde_json::json!({
-            "trace": o.trace_line,
-            "model": o.model_line,
+            "trace": o.summary["trace"],
+            "model": o.summary["model"],
             "runs": o.runs.iter().map(|r| serde_json::json!({"name": r.name, "scores": r.scores})).collect::<Vec<_>>(),
         });
         println!("{out}");
@@ -385,7 +387,13 @@ fn simulate(a: &SimulateArgs, trace_path: &Path) -> Result<Outcome, String> {
         moontide_core::duration::format(a.slo),
         initial
     );
-    Ok(Outcome { runs, trace_line, model_line })
+    let summary = serde_json::json!({
+        "trace": { "file": trace_path.display().to_string(), "steps": series.rates.len(), "step_seconds": step,
+                   "hours": load.duration() / 3600.0, "mean_rps": mean, "peak_rps": peak_rate, "gap_steps": gaps },
+        "model": { "capacity_rps": model.capacity, "startup_s": model.startup, "drain_s": model.drain,
+                   "service_time_s": model.service_time, "slo_s": model.slo, "initial_replicas": initial },
+    });
+    Ok(Outcome { runs, trace_line, model_line, summary })
 }
 
 /// The policy under test, its metrics bound to the simulated ones.
