@@ -192,3 +192,82 @@ fn a_sweep_scores_every_trace_with_every_setting() {
     assert_eq!(code, 2);
     assert!(err.contains("`ten` is not a number"), "{err}");
 }
+
+#[test]
+fn a_suite_runs_each_trace_with_its_own_settings_and_every_policy_given() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("traces")).unwrap();
+    std::fs::write(dir.path().join("traces/flat.txt"), vec!["60"; 600].join("\n")).unwrap();
+    std::fs::write(dir.path().join("traces/rise.csv"), "t,n\n0,600\n60,1200\n120,2400\n").unwrap();
+    let suite = dir.path().join("suite.toml");
+    std::fs::write(
+        &suite,
+        r#"
+[defaults]
+capacity = 10
+slo = "300ms"
+
+[[trace]]
+name = "flat"
+file = "traces/flat.txt"
+
+[[trace]]
+file = "traces/rise.csv"
+format = "rate-csv"
+capacity = 20
+startup = "30s"
+"#,
+    )
+    .unwrap();
+    let other = POLICY.replace("[policies.web]", "[policies.other]").replace("policies.web.", "policies.other.");
+    let (c1, c2) = (dir.path().join("a.toml"), dir.path().join("b.toml"));
+    std::fs::write(&c1, POLICY).unwrap();
+    std::fs::write(&c2, other).unwrap();
+    let (s, a, b) = (suite.to_str().unwrap(), c1.to_str().unwrap(), c2.to_str().unwrap());
+    let base = ["simulate", "--suite", s, "--config", a, "--config", b, "--bind", "lag=latency_ms"];
+
+    let (code, out, err) = moontide(&[&base[..], &["--json"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["trace"], "flat");
+    assert_eq!(rows[1]["trace"], "rise.csv", "an entry without a name is labelled by its file");
+    // the defaults apply, and an entry's own settings win over them
+    assert_eq!(rows[0]["summary"]["model"]["capacity_rps"], 10.0);
+    assert_eq!(rows[0]["summary"]["model"]["slo_s"], 0.3);
+    assert_eq!(rows[1]["summary"]["model"]["capacity_rps"], 20.0);
+    assert_eq!(rows[1]["summary"]["model"]["startup_s"], 30.0);
+    assert_eq!(rows[1]["summary"]["trace"]["steps"], 3, "three rows of a per-minute CSV");
+    assert_eq!(rows[1]["summary"]["trace"]["step_seconds"], 60.0);
+    let names: Vec<&str> = rows[0]["runs"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["web (moontide)", "other (moontide)", "HPA (cpu 60%)", "KPA", "static peak", "oracle"]);
+
+    let (code, out, err) = moontide(&[&base[..], &["--markdown"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("#### flat\n") && out.contains("#### rise.csv\n"), "{out}");
+    assert!(out.contains("| policy | cost r·h | ×oracle | SLO viol% |"), "{out}");
+    assert_eq!(out.matches("| other (moontide) |").count(), 2, "{out}");
+
+    // bad suites: the file and the problem are named, exit 2
+    for (text, want) in [
+        ("[[trace]]\nfile = \"traces/flat.txt\"\ncapacty = 3\n", "unknown field `capacty`"),
+        ("[[trace]]\nname = \"x\"\n", "trace 1 has no `file`"),
+        (
+            "[defaults]\nfile = \"traces/flat.txt\"\n[[trace]]\nfile = \"traces/flat.txt\"\n",
+            "[defaults] cannot set `file`",
+        ),
+        ("[defaults]\ncapacity = 3\n", "no [[trace]] entries"),
+        ("[[trace]]\nfile = \"traces/none.txt\"\n", "none.txt"),
+        ("[[trace]]\nfile = \"traces/flat.txt\"\nstartup = \"soon\"\n", "soon"),
+    ] {
+        std::fs::write(&suite, text).unwrap();
+        let (code, _, err) = moontide(&["simulate", "--suite", s]);
+        assert_eq!(code, 2, "{text}");
+        assert!(err.contains(want), "{text}: {err}");
+        assert!(err.contains("suite.toml") || want == "none.txt", "{err}");
+    }
+    let (code, _, err) = moontide(&["simulate", "--suite", s, "--trace", a]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot be used with"), "{err}");
+}

@@ -12,9 +12,9 @@ pub struct StaticPeak {
 }
 
 impl StaticPeak {
-    /// The peak need of `load`.
-    pub fn new(model: &Model, load: &Load<'_>) -> Self {
-        let count = load.rates.iter().flatten().map(|&r| model.needed(r)).max().unwrap_or(1).max(1);
+    /// The peak demand of `load` (see [`oracle::demand`]) at steps of `dt`.
+    pub fn new(model: &Model, load: &Load<'_>, dt: f64) -> Self {
+        let count = oracle::demand(model, &load.steps(dt), dt).into_iter().max().unwrap_or(1).max(1);
         StaticPeak { count }
     }
 
@@ -46,9 +46,7 @@ pub struct Oracle {
 impl Oracle {
     /// Plans for `load` at steps of `dt`.
     pub fn new(model: &Model, load: &Load<'_>, dt: f64) -> Self {
-        let steps = (load.duration() / dt).round() as usize;
-        let rates: Vec<f64> = (0..steps).map(|i| load.at(i as f64 * dt)).collect();
-        Oracle { plan: oracle::plan(model, &rates, dt), dt, start: load.start }
+        Oracle { plan: oracle::plan(model, &load.steps(dt), dt), dt, start: load.start }
     }
 }
 

@@ -21,6 +21,8 @@ pub enum SimMetric {
     Cpu,
     /// Requests arriving per second.
     Rps,
+    /// Requests served per second.
+    Served,
     /// Requests waiting.
     Queue,
     /// Latency of a request arriving now, ms.
@@ -31,13 +33,14 @@ pub enum SimMetric {
 
 impl SimMetric {
     /// Every name, for messages.
-    pub const NAMES: &'static str = "cpu, rps, queue, latency_ms, ready";
+    pub const NAMES: &'static str = "cpu, rps, served, queue, latency_ms, ready";
 
-    /// The metric for a name (`cpu`, `rps`, `queue`, `latency_ms`, `ready`).
+    /// The metric for a name (`cpu`, `rps`, `served`, `queue`, `latency_ms`, `ready`).
     pub fn parse(name: &str) -> Option<SimMetric> {
         match name {
             "cpu" => Some(SimMetric::Cpu),
             "rps" => Some(SimMetric::Rps),
+            "served" => Some(SimMetric::Served),
             "queue" => Some(SimMetric::Queue),
             "latency_ms" => Some(SimMetric::LatencyMs),
             "ready" => Some(SimMetric::Ready),
@@ -54,6 +57,8 @@ impl SimMetric {
             Some(SimMetric::LatencyMs)
         } else if t.contains("queue") || t.contains("waiting") || t.contains("backlog") || t.contains("pending") {
             Some(SimMetric::Queue)
+        } else if t.contains("served") || t.contains("throughput") || t.contains("completed") {
+            Some(SimMetric::Served)
         } else if t.contains("rps") || t.contains("request") || t.contains("rate") {
             Some(SimMetric::Rps)
         } else if t.contains("ready") {
@@ -67,6 +72,7 @@ impl SimMetric {
         match self {
             SimMetric::Cpu => v.cpu,
             SimMetric::Rps => v.rps,
+            SimMetric::Served => v.served,
             SimMetric::Queue => v.queue,
             SimMetric::LatencyMs => v.latency_ms,
             SimMetric::Ready => v.ready as f64,
@@ -197,5 +203,27 @@ impl Autoscaler for PolicyScaler {
             self.decisions.push(d);
         }
         desired
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_names_map_to_simulated_metrics() {
+        for (name, want) in [
+            ("/cpuUsage", SimMetric::Cpu),
+            ("/servedPerSecond", SimMetric::Served),
+            ("http_requests_completed_total", SimMetric::Served),
+            ("/requestsPerSecond", SimMetric::Rps),
+            ("/queueLength", SimMetric::Queue),
+            ("p99_latency", SimMetric::LatencyMs),
+            ("ready_replicas", SimMetric::Ready),
+        ] {
+            assert_eq!(SimMetric::guess(name), Some(want), "{name}");
+        }
+        assert_eq!(SimMetric::guess("/memory"), None);
+        assert_eq!(SimMetric::parse("served"), Some(SimMetric::Served));
     }
 }

@@ -73,26 +73,17 @@ pub fn html(header: &ReportHeader<'_>, runs: &[Run]) -> String {
         CSS
     );
     let _ = write!(out, "<h1>{}</h1><p>{}</p><p>{}</p>", esc(header.title), esc(header.trace), esc(header.model));
-    out.push_str(
-        "<table><thead><tr><th>policy</th><th>cost (replica-hours)</th><th>× oracle</th><th>SLO violations %</th>\
-         <th>θU %</th><th>θO %</th><th>τU %</th><th>τO %</th><th>actions/h</th><th>peak</th></tr></thead><tbody>",
-    );
+    out.push_str("<table><thead><tr>");
+    for c in crate::score::COLUMNS {
+        let _ = write!(out, "<th>{}</th>", esc(c));
+    }
+    out.push_str("</tr></thead><tbody>");
     for r in runs {
-        let s = &r.scores;
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td>{:.1}</td><td>{}</td><td>{:.2}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td></tr>",
-            esc(&r.name),
-            s.cost_replica_hours,
-            s.cost_vs_oracle.map(|x| format!("{x:.2}")).unwrap_or_else(|| "–".into()),
-            s.slo_violations_pct,
-            s.theta_u,
-            s.theta_o,
-            s.tau_u,
-            s.tau_o,
-            s.actions_per_hour,
-            s.peak_replicas
-        );
+        let _ = write!(out, "<tr><td>{}</td>", esc(&r.name));
+        for c in r.scores.cells() {
+            let _ = write!(out, "<td>{}</td>", esc(&c));
+        }
+        out.push_str("</tr>");
     }
     out.push_str("</tbody></table>");
     for r in runs {
@@ -114,7 +105,7 @@ pub fn html(header: &ReportHeader<'_>, runs: &[Run]) -> String {
     out.push_str(
         "<p class=\"note\">Scores: cost in replica-hours paid for; SLO violations as the share of requests over the latency objective; \
          θU, θO, τU, τO as defined by the SPEC Research Group (Herbst et al., ICAC 2013), against demand = the fewest replicas that \
-         serve the load with no queue. Made by moontide simulate.</p></body></html>",
+         keep every request within the SLO (queueing allowed while in time). Made by moontide simulate.</p></body></html>",
     );
     out
 }

@@ -19,6 +19,8 @@ pub struct View {
     pub ready: u32,
     /// `rps`: requests arriving per second.
     pub rps: f64,
+    /// `served`: requests served per second.
+    pub served: f64,
     /// `cpu`: busy share of the serving replicas, %.
     pub cpu: f64,
     /// `queue`: requests waiting.
@@ -106,6 +108,12 @@ impl Load<'_> {
         self.rates.len() as f64 * self.step
     }
 
+    /// The rate at each step of `dt` seconds.
+    pub fn steps(&self, dt: f64) -> Vec<f64> {
+        let steps = (self.duration() / dt).round() as usize;
+        (0..steps).map(|i| self.at(i as f64 * dt)).collect()
+    }
+
     /// The rate at `t` seconds from the start.
     pub fn at(&self, t: f64) -> f64 {
         let i = (t / self.step) as usize;
@@ -122,6 +130,7 @@ fn gaussian(rng: &mut fastrand::Rng) -> f64 {
 pub fn run(load: &Load<'_>, model: &Model, scaler: &mut dyn Autoscaler, opts: &Options) -> Run {
     let dt = opts.dt;
     let steps = (load.duration() / dt).round() as usize;
+    let mut demands = crate::oracle::Demand::new(model, dt);
     let mut service = Service::new(model.clone(), opts.initial);
     let mut tally = Tally::default();
     let mut rng = fastrand::Rng::with_seed(opts.seed);
@@ -143,7 +152,7 @@ pub fn run(load: &Load<'_>, model: &Model, scaler: &mut dyn Autoscaler, opts: &O
             seen.current = service.current();
             seen.ready = service.ready();
             if opts.noise > 0.0 {
-                for m in [&mut seen.rps, &mut seen.cpu, &mut seen.queue, &mut seen.latency_ms] {
+                for m in [&mut seen.rps, &mut seen.served, &mut seen.cpu, &mut seen.queue, &mut seen.latency_ms] {
                     *m = (*m * (1.0 + opts.noise * gaussian(&mut rng))).max(0.0);
                 }
             }
@@ -155,13 +164,14 @@ pub fn run(load: &Load<'_>, model: &Model, scaler: &mut dyn Autoscaler, opts: &O
         }
         let rate = load.at(t);
         let step = service.step(t, dt, rate);
-        let demand = model.needed(rate);
+        let demand = demands.next(rate);
         tally.add(dt, &step, demand);
         past.push_back(View {
             now: load.start + t + dt,
             current: service.current(),
             ready: service.ready(),
             rps: rate,
+            served: step.served / dt,
             cpu: 100.0 * step.utilisation,
             queue: step.backlog,
             latency_ms: 1000.0 * step.latency.min(1e9),

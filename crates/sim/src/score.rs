@@ -6,14 +6,18 @@
 //!   in Cloud Computing: What It Is, and What It Is Not", ICAC 2013; Herbst et
 //!   al., "Ready for Rain? A View from SPEC Research on the Future of Cloud
 //!   Metrics", SPEC RG tech. report 2016), with demand d(t) = the fewest
-//!   replicas that serve the load with no queue and supply s(t) = the
-//!   replicas serving:
+//!   replicas that keep every request within the SLO ([`crate::oracle::demand`])
+//!   and supply s(t) = the replicas serving:
 //!   θU = 100/T ∫ max(d − s, 0) / max(d, 1) dt, θO = 100/T ∫ max(s − d, 0) / max(d, 1) dt,
 //!   τU = 100/T ∫ [s < d] dt, τO = 100/T ∫ [s > d] dt (all in %);
 //! - scaling actions per hour and the peak replica count.
 
 use crate::service::Step;
 use serde::Serialize;
+
+/// Column headers of a score table, policy name first.
+pub const COLUMNS: [&str; 10] =
+    ["policy", "cost r·h", "×oracle", "SLO viol%", "θU%", "θO%", "τU%", "τO%", "actions/h", "peak"];
 
 /// The scores of one run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -40,6 +44,23 @@ pub struct Scores {
     pub requests: f64,
     /// Simulated hours.
     pub hours: f64,
+}
+
+impl Scores {
+    /// The scores formatted for a table, in [`COLUMNS`] order after the name.
+    pub fn cells(&self) -> [String; 9] {
+        [
+            format!("{:.1}", self.cost_replica_hours),
+            self.cost_vs_oracle.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into()),
+            format!("{:.2}", self.slo_violations_pct),
+            format!("{:.1}", self.theta_u),
+            format!("{:.1}", self.theta_o),
+            format!("{:.1}", self.tau_u),
+            format!("{:.1}", self.tau_o),
+            format!("{:.1}", self.actions_per_hour),
+            self.peak_replicas.to_string(),
+        ]
+    }
 }
 
 /// Adds up a run step by step.

@@ -153,7 +153,8 @@ impl Service {
         } else {
             f64::INFINITY
         };
-        let violating = if latency > self.model.slo { arrived } else { 0.0 };
+        // a microsecond of slack absorbs floating-point error in a plan sized exactly to the SLO
+        let violating = if latency > self.model.slo + 1e-6 { arrived } else { 0.0 };
         let utilisation = if capacity > 0.0 { (served / dt / capacity).min(1.0) } else { 0.0 };
         Step {
             arrived,

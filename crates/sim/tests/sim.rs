@@ -45,7 +45,7 @@ fn the_oracle_is_never_beaten_on_cost_at_zero_slo_violations() {
         assert_eq!(oracle.scores.slo_violations_pct, 0.0, "seed {seed}: the oracle meets the SLO");
         assert_eq!(oracle.scores.theta_u, 0.0, "seed {seed}: the oracle is never under-provisioned");
         let mut others: Vec<Box<dyn Autoscaler>> = vec![
-            Box::new(StaticPeak::new(&m, &load)),
+            Box::new(StaticPeak::new(&m, &load, opts.dt)),
             Box::new(hpa(60.0, 1, 50)),
             Box::new(Kpa::new(KpaConfig::defaults(m.capacity))),
         ];

@@ -1,6 +1,9 @@
 //! `moontide simulate`: replay a trace through a policy and the baselines on
 //! the simulated service, and compare their scores.
 
+mod output;
+mod suite;
+
 use crate::config::{Config, Policy};
 use clap::{Args, ValueEnum};
 use moontide_core::{ManualClock, StrategyConfig, Timestamp};
@@ -10,13 +13,15 @@ use moontide_sim::policy::{PolicyScaler, SimMetric, hpa};
 use moontide_sim::run::{Autoscaler, Load, Options, Run, run};
 use moontide_sim::service::Model;
 use moontide_sim::trace::{Format, Trace};
+use output::{Row, Style};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How the trace file is laid out.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum TraceFormat {
     /// Guess from the first line.
     Auto,
@@ -36,8 +41,11 @@ fn duration(s: &str) -> Result<Duration, String> {
 #[derive(Args, Debug, Clone)]
 pub struct SimulateArgs {
     /// The trace to replay (.gz is read compressed); several with --sweep.
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "suite")]
     pub trace: Vec<PathBuf>,
+    /// Run the traces listed in a suite file, each with its own settings (see BENCHMARKS.md).
+    #[arg(long, value_name = "FILE.toml", conflicts_with_all = ["trace", "sweep"])]
+    pub suite: Option<PathBuf>,
     /// The trace's layout.
     #[arg(long, value_enum, default_value_t = TraceFormat::Auto)]
     pub format: TraceFormat,
@@ -50,10 +58,11 @@ pub struct SimulateArgs {
     /// For rate CSVs: the count column (default: the second).
     #[arg(long)]
     pub count_column: Option<String>,
-    /// The config holding the policy under test (without it, only the baselines run).
+    /// A config holding a policy under test (repeatable: one policy from each; without it, only the
+    /// baselines run).
     #[arg(long, short)]
-    pub config: Option<PathBuf>,
-    /// The policy under test (default: the config's only policy).
+    pub config: Vec<PathBuf>,
+    /// The policy under test in each config (default: the config's only policy).
     #[arg(long, short)]
     pub policy: Option<String>,
     /// Bind a policy metric to a simulated one: NAME=cpu|rps|queue|latency_ms|ready (repeatable;
@@ -90,15 +99,19 @@ pub struct SimulateArgs {
     /// Seed of the noise.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Replicas at the start (default: what the trace's first rate needs, so no policy starts behind).
+    /// Replicas at the start (default: the oracle's, what the load over the first startup delay needs, so no
+    /// policy starts behind).
     #[arg(long)]
     pub initial: Option<u32>,
     /// The HPA baseline's CPU target, %.
     #[arg(long, default_value_t = 60.0)]
     pub hpa_target: f64,
     /// Print JSON instead of a table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "markdown")]
     pub json: bool,
+    /// Print Markdown tables (one per trace, with its settings) instead of a table.
+    #[arg(long)]
+    pub markdown: bool,
     /// Also write a self-contained HTML report (score table and plots) to this file.
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
@@ -111,15 +124,6 @@ pub struct SimulateArgs {
     pub set: Vec<String>,
 }
 
-/// The result of one simulation.
-struct Outcome {
-    runs: Vec<Run>,
-    trace_line: String,
-    model_line: String,
-    /// The trace and model as structured JSON (for --json).
-    summary: serde_json::Value,
-}
-
 fn bad(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::from(super::EXIT_BAD_INPUT)
@@ -127,60 +131,58 @@ fn bad(msg: impl std::fmt::Display) -> ExitCode {
 
 /// Runs `simulate`.
 pub fn run_cmd(a: SimulateArgs) -> ExitCode {
-    if a.sweep {
-        return sweep(&a);
+    let style = if a.json {
+        Style::Json
+    } else if a.markdown {
+        Style::Markdown
+    } else {
+        Style::Table
+    };
+    if a.sweep || a.suite.is_some() {
+        if a.report.is_some() {
+            return bad("--report writes one simulation; leave it out with --sweep and --suite");
+        }
+        let rows = match if a.sweep { sweep(&a) } else { run_suite(&a) } {
+            Ok(rows) => rows,
+            Err(e) => return bad(e),
+        };
+        output::print(&rows, style, false);
+        return ExitCode::SUCCESS;
     }
     if a.trace.len() > 1 || !a.set.is_empty() {
         return bad("several --trace values and --set need --sweep");
     }
-    let o = match simulate(&a, &a.trace[0]) {
+    let row = match simulate(&a, &a.trace[0], suite::file_label(&a.trace[0]), String::new()) {
         Ok(o) => o,
         Err(e) => return bad(e),
     };
     if let Some(path) = &a.report {
         let header = moontide_sim::report::ReportHeader {
             title: "Moontide simulation",
-            trace: &o.trace_line,
-            model: &o.model_line,
+            trace: &row.trace_line,
+            model: &row.model_line,
         };
-        if let Err(e) = std::fs::write(path, moontide_sim::report::html(&header, &o.runs)) {
+        if let Err(e) = std::fs::write(path, moontide_sim::report::html(&header, &row.runs)) {
             eprintln!("error: cannot write the report to {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
         eprintln!("report written to {}", path.display());
     }
-    if a.json {
-        let out = serde_json::json!({
-            "trace": o.summary["trace"],
-            "model": o.summary["model"],
-            "runs": o.runs.iter().map(|r| serde_json::json!({"name": r.name, "scores": r.scores})).collect::<Vec<_>>(),
-        });
-        println!("{out}");
-        return ExitCode::SUCCESS;
-    }
-    println!("{}", o.trace_line);
-    println!("{}\n", o.model_line);
-    println!(
-        "{:<28} {:>10} {:>8} {:>9} {:>7} {:>7} {:>7} {:>7} {:>9} {:>5}",
-        "policy", "cost r·h", "×oracle", "SLO viol%", "θU%", "θO%", "τU%", "τO%", "actions/h", "peak"
-    );
-    for r in &o.runs {
-        let s = &r.scores;
-        println!(
-            "{:<28} {:>10.1} {:>8} {:>9.2} {:>7.1} {:>7.1} {:>7.1} {:>7.1} {:>9.1} {:>5}",
-            r.name,
-            s.cost_replica_hours,
-            s.cost_vs_oracle.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into()),
-            s.slo_violations_pct,
-            s.theta_u,
-            s.theta_o,
-            s.tau_u,
-            s.tau_o,
-            s.actions_per_hour,
-            s.peak_replicas
-        );
-    }
+    output::print(std::slice::from_ref(&row), style, true);
     ExitCode::SUCCESS
+}
+
+/// Every trace of the suite file, with its settings.
+fn run_suite(a: &SimulateArgs) -> Result<Vec<Row>, String> {
+    let path = a.suite.as_deref().unwrap_or(Path::new(""));
+    let mut rows = Vec::new();
+    for e in suite::load(path, a)? {
+        let row =
+            simulate(&e.args, &e.file, e.name.clone(), String::new()).map_err(|err| format!("{}: {err}", e.name))?;
+        eprintln!("{}: done", e.name);
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// Applies one `--set` value to a copy of the arguments.
@@ -206,13 +208,13 @@ fn apply(a: &mut SimulateArgs, key: &str, value: &str) -> Result<(), String> {
 }
 
 /// Every trace × every combination of the `--set` values.
-fn sweep(a: &SimulateArgs) -> ExitCode {
+fn sweep(a: &SimulateArgs) -> Result<Vec<Row>, String> {
     let mut axes: Vec<(String, Vec<String>)> = Vec::new();
     for s in &a.set {
-        let Some((k, vs)) = s.split_once('=') else { return bad(format!("--set `{s}`: write KEY=V1,V2,...")) };
+        let Some((k, vs)) = s.split_once('=') else { return Err(format!("--set `{s}`: write KEY=V1,V2,...")) };
         let values: Vec<String> = vs.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
         if values.is_empty() {
-            return bad(format!("--set `{s}`: no values"));
+            return Err(format!("--set `{s}`: no values"));
         }
         axes.push((k.trim().to_string(), values));
     }
@@ -234,55 +236,19 @@ fn sweep(a: &SimulateArgs) -> ExitCode {
         for combo in &combos {
             let mut b = a.clone();
             for (k, v) in combo {
-                if let Err(e) = apply(&mut b, k, v) {
-                    return bad(e);
-                }
+                apply(&mut b, k, v)?;
             }
             let label = combo.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
-            let o = match simulate(&b, trace) {
-                Ok(o) => o,
-                Err(e) => return bad(format!("{} [{label}]: {e}", trace.display())),
-            };
-            rows.push((trace.display().to_string(), label, o.runs));
+            let row = simulate(&b, trace, suite::file_label(trace), label.clone())
+                .map_err(|e| format!("{} [{label}]: {e}", trace.display()))?;
+            rows.push(row);
         }
     }
-    if a.json {
-        let out: Vec<_> = rows
-            .iter()
-            .map(|(t, l, runs)| {
-                serde_json::json!({"trace": t, "settings": l,
-                    "runs": runs.iter().map(|r| serde_json::json!({"name": r.name, "scores": r.scores})).collect::<Vec<_>>()})
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(out));
-        return ExitCode::SUCCESS;
-    }
-    println!(
-        "{:<40} {:<28} {:<24} {:>10} {:>8} {:>9} {:>7} {:>9}",
-        "trace", "settings", "policy", "cost r·h", "×oracle", "SLO viol%", "θO%", "actions/h"
-    );
-    for (t, l, runs) in &rows {
-        let t = Path::new(t).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| t.clone());
-        for r in runs {
-            let s = &r.scores;
-            println!(
-                "{:<40} {:<28} {:<24} {:>10.1} {:>8} {:>9.2} {:>7.1} {:>9.1}",
-                t,
-                if l.is_empty() { "-" } else { l },
-                r.name,
-                s.cost_replica_hours,
-                s.cost_vs_oracle.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into()),
-                s.slo_violations_pct,
-                s.theta_o,
-                s.actions_per_hour
-            );
-        }
-    }
-    ExitCode::SUCCESS
+    Ok(rows)
 }
 
 /// Runs the policy under test (if any) and the baselines on one trace.
-fn simulate(a: &SimulateArgs, trace_path: &Path) -> Result<Outcome, String> {
+fn simulate(a: &SimulateArgs, trace_path: &Path, label: String, settings: String) -> Result<Row, String> {
     let model = Model {
         capacity: a.capacity,
         startup: a.startup.as_secs_f64(),
@@ -323,12 +289,13 @@ fn simulate(a: &SimulateArgs, trace_path: &Path) -> Result<Outcome, String> {
     let start = series.start.unwrap_or(1_700_000_000.0);
     let load = Load { rates: &series.rates, step, start };
 
-    let policy = match &a.config {
-        Some(path) => Some(policy_scaler(path, a.policy.as_deref(), &a.bind, start)?),
-        None => None,
-    };
-    let first_rate = series.rates.iter().flatten().next().copied().unwrap_or(0.0);
-    let initial = a.initial.unwrap_or_else(|| model.needed(first_rate).max(1));
+    let mut policies = Vec::new();
+    for path in &a.config {
+        policies.push(policy_scaler(path, a.policy.as_deref(), &a.bind, start)?);
+    }
+    let oracle = Oracle::new(&model, &load, dt);
+    // by default everyone starts where the oracle does: ready for the first startup delay's load
+    let initial = a.initial.unwrap_or_else(|| oracle.initial().max(1));
     let opts = Options {
         dt,
         initial,
@@ -337,15 +304,14 @@ fn simulate(a: &SimulateArgs, trace_path: &Path) -> Result<Outcome, String> {
         seed: a.seed,
         plot_points: 2_000,
     };
-    let oracle = Oracle::new(&model, &load, dt);
     let oracle_opts = Options { initial: oracle.initial().max(1), ..opts.clone() };
     let mut scalers: Vec<(Box<dyn Autoscaler + Send>, Options)> = Vec::new();
-    if let Some(p) = policy {
+    for p in policies {
         scalers.push((Box::new(p), opts.clone()));
     }
     scalers.push((Box::new(hpa(a.hpa_target, 1, 10_000)), opts.clone()));
     scalers.push((Box::new(Kpa::new(KpaConfig::defaults(model.capacity))), opts.clone()));
-    let peak = StaticPeak::new(&model, &load);
+    let peak = StaticPeak::new(&model, &load, dt);
     let peak_opts = Options { initial: peak.count(), ..opts.clone() };
     scalers.push((Box::new(peak), peak_opts));
     scalers.push((Box::new(oracle), oracle_opts));
@@ -393,7 +359,7 @@ fn simulate(a: &SimulateArgs, trace_path: &Path) -> Result<Outcome, String> {
         "model": { "capacity_rps": model.capacity, "startup_s": model.startup, "drain_s": model.drain,
                    "service_time_s": model.service_time, "slo_s": model.slo, "initial_replicas": initial },
     });
-    Ok(Outcome { runs, trace_line, model_line, summary })
+    Ok(Row { trace: label, settings, trace_line, model_line, summary, runs })
 }
 
 /// The policy under test, its metrics bound to the simulated ones.
