@@ -2,6 +2,7 @@
 //!
 //! Every target's `scale(n)` means "set to n" and is safe to repeat.
 
+pub mod command;
 pub mod process;
 pub mod webhook;
 
@@ -17,6 +18,8 @@ pub enum TargetConfig {
     Process(process::ProcessConfig),
     /// A cloud or in-house HTTP API.
     Webhook(webhook::WebhookConfig),
+    /// A user command run with the desired count.
+    Command(command::CommandConfig),
 }
 
 impl TargetConfig {
@@ -25,6 +28,7 @@ impl TargetConfig {
         match self {
             TargetConfig::Process(_) => "process",
             TargetConfig::Webhook(_) => "webhook",
+            TargetConfig::Command(_) => "command",
         }
     }
 
@@ -33,6 +37,7 @@ impl TargetConfig {
         match self {
             TargetConfig::Process(c) => c.validate(),
             TargetConfig::Webhook(c) => c.validate(),
+            TargetConfig::Command(c) => c.validate(),
         }
     }
 }
@@ -65,6 +70,8 @@ pub enum Target {
     Process(process::ProcessPool),
     /// See [`webhook::Webhook`].
     Webhook(Box<webhook::Webhook>),
+    /// See [`command::CommandTarget`].
+    Command(command::CommandTarget),
 }
 
 impl Target {
@@ -73,6 +80,7 @@ impl Target {
         Ok(match config {
             TargetConfig::Process(c) => Target::Process(process::ProcessPool::start(name, c.clone())),
             TargetConfig::Webhook(c) => Target::Webhook(Box::new(webhook::Webhook::new(name, c)?)),
+            TargetConfig::Command(c) => Target::Command(command::CommandTarget::new(name, c)),
         })
     }
 
@@ -81,6 +89,7 @@ impl Target {
         match self {
             Target::Process(t) => t.status().await,
             Target::Webhook(t) => t.status().await,
+            Target::Command(t) => t.status().await,
         }
     }
 
@@ -89,6 +98,7 @@ impl Target {
         match self {
             Target::Process(t) => t.scale(desired, key).await,
             Target::Webhook(t) => t.scale(current, desired, key).await,
+            Target::Command(t) => t.scale(current, desired, key).await,
         }
     }
 
@@ -98,6 +108,7 @@ impl Target {
     pub async fn restore(&self, last_set: u32) {
         match self {
             Target::Webhook(t) => t.restore(last_set),
+            Target::Command(t) => t.restore(last_set),
             Target::Process(t) => {
                 tracing::info!(target: "moontide::process", count = last_set, "restoring the pool to its last count");
                 if let Err(e) = t.scale(last_set, "restore").await {
