@@ -97,7 +97,11 @@ impl ScriptConfig {
                 (Some(_), None) => {}
                 (None, Some(s)) => match sources.get(s) {
                     None => errs.push(format!("urls.\"{url}\": no source named `{s}`")),
-                    Some(SourceConfig::HttpJson(_)) | Some(SourceConfig::Host(_)) => {}
+                    Some(c) if c.has_document() => {}
+                    Some(c) => errs.push(format!(
+                        "urls.\"{url}\": source `{s}` is a `{}` source; script URLs map to http_json and host sources",
+                        c.kind()
+                    )),
                 },
                 _ => errs.push(format!("urls.\"{url}\": give exactly one of `action` or `source`")),
             }

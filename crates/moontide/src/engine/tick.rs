@@ -43,6 +43,8 @@ pub struct PolicyRuntime {
     restore_to: Option<u32>,
     /// The last state saved for each check, to write only changes.
     saved_states: BTreeMap<String, String>,
+    /// Whether empty windows were offered history from their sources yet.
+    backfilled: bool,
     store: Store,
     clock: Arc<dyn Clock>,
     decisions: broadcast::Sender<Decision>,
@@ -87,6 +89,7 @@ impl PolicyRuntime {
             lua,
             restore_to: None,
             saved_states: BTreeMap::new(),
+            backfilled: false,
             store,
             clock,
             decisions,
@@ -142,6 +145,10 @@ impl PolicyRuntime {
             Ok(x) => x,
             Err(skipped) => return self.finish(skipped).await,
         };
+        if !self.backfilled {
+            self.backfilled = true;
+            self.backfill(now).await;
+        }
         let inputs = self.read(now).await;
         let keep = self.policy.spec.series_retention();
         for i in &inputs {
@@ -225,6 +232,37 @@ impl PolicyRuntime {
             d.reason.push_str(&format!("; target: {note}"));
         }
         self.finish(d).await
+    }
+
+    /// Before the first reading: fills each empty window from its source's
+    /// history, where the source keeps one (Prometheus), one point per
+    /// interval, so windows hold data from the first tick.
+    async fn backfill(&mut self, now: Timestamp) {
+        let keep = self.policy.spec.series_retention();
+        let step = self.policy.spec.interval;
+        for read in &self.reads {
+            for (metric, query) in &read.queries {
+                let Some(series) = self.series.get_mut(metric).filter(|s| s.is_empty()) else { continue };
+                let ask = read.source.history(query, now.minus(keep), now.minus(step), step);
+                let points = match tokio::time::timeout(READ_TIMEOUT, ask).await {
+                    Ok(None) => continue,
+                    Ok(Some(Ok(points))) => points,
+                    Ok(Some(Err(e))) => {
+                        tracing::warn!(policy = %self.policy.spec.name, metric = %metric, "cannot fill the window from `{}`: {e}", read.name);
+                        continue;
+                    }
+                    Err(_) => {
+                        tracing::warn!(policy = %self.policy.spec.name, metric = %metric, "no history from `{}` within {}s", read.name, READ_TIMEOUT.as_secs());
+                        continue;
+                    }
+                };
+                let n = points.iter().filter(|(at, _)| *at < now).count();
+                for (at, v) in points.into_iter().filter(|(at, _)| *at < now) {
+                    series.push(Point { at, value: Some(v) }, keep);
+                }
+                tracing::info!(policy = %self.policy.spec.name, metric = %metric, points = n, "window filled from `{}`", read.name);
+            }
+        }
     }
 
     /// Reads every metric, one request per source, sources in parallel.

@@ -1,7 +1,10 @@
 //! Sources: where numbers come from. One config variant and one module each.
 
+pub mod exposition;
 pub mod host;
 pub mod http_json;
+pub mod prometheus;
+pub mod scrape;
 
 use crate::secret::Secret;
 use moontide_core::Timestamp;
@@ -15,6 +18,10 @@ pub enum SourceConfig {
     HttpJson(http_json::HttpJsonConfig),
     /// This machine's CPU, memory and network.
     Host(host::HostConfig),
+    /// PromQL against a Prometheus HTTP API.
+    Prometheus(prometheus::PrometheusConfig),
+    /// `/metrics` endpoints in the Prometheus text format, read directly.
+    Scrape(scrape::ScrapeConfig),
 }
 
 impl SourceConfig {
@@ -23,7 +30,14 @@ impl SourceConfig {
         match self {
             SourceConfig::HttpJson(_) => "http_json",
             SourceConfig::Host(_) => "host",
+            SourceConfig::Prometheus(_) => "prometheus",
+            SourceConfig::Scrape(_) => "scrape",
         }
+    }
+
+    /// Whether the source has a whole document a script-mode URL can map to.
+    pub fn has_document(&self) -> bool {
+        matches!(self, SourceConfig::HttpJson(_) | SourceConfig::Host(_))
     }
 
     /// Checks a query for this source; the error says what a valid one looks like.
@@ -31,6 +45,8 @@ impl SourceConfig {
         match self {
             SourceConfig::HttpJson(_) => http_json::check_query(query),
             SourceConfig::Host(_) => host::HostMetric::parse(query).map(|_| ()),
+            SourceConfig::Prometheus(_) => prometheus::check_query(query),
+            SourceConfig::Scrape(_) => scrape::check_query(query),
         }
     }
 
@@ -39,6 +55,34 @@ impl SourceConfig {
         match self {
             SourceConfig::HttpJson(c) => c.validate(),
             SourceConfig::Host(_) => Vec::new(),
+            SourceConfig::Prometheus(c) => c.validate(),
+            SourceConfig::Scrape(c) => c.validate(),
+        }
+    }
+}
+
+/// How several series are combined into one number.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregate {
+    /// Their sum.
+    Sum,
+    /// Their mean.
+    Avg,
+    /// The largest.
+    Max,
+    /// The smallest.
+    Min,
+}
+
+impl Aggregate {
+    /// Combines `values` (not empty).
+    pub fn apply(self, values: &[f64]) -> f64 {
+        match self {
+            Aggregate::Sum => values.iter().sum(),
+            Aggregate::Avg => values.iter().sum::<f64>() / values.len() as f64,
+            Aggregate::Max => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            Aggregate::Min => values.iter().copied().fold(f64::INFINITY, f64::min),
         }
     }
 }
@@ -61,6 +105,10 @@ pub enum Source {
     HttpJson(http_json::HttpJson),
     /// See [`host::Host`].
     Host(host::Host),
+    /// See [`prometheus::Prometheus`].
+    Prometheus(prometheus::Prometheus),
+    /// See [`scrape::Scrape`].
+    Scrape(scrape::Scrape),
 }
 
 impl Source {
@@ -69,6 +117,8 @@ impl Source {
         Ok(match config {
             SourceConfig::HttpJson(c) => Source::HttpJson(http_json::HttpJson::new(name, c)?),
             SourceConfig::Host(c) => Source::Host(host::Host::new(c).map_err(|e| format!("source `{name}`: {e}"))?),
+            SourceConfig::Prometheus(c) => Source::Prometheus(prometheus::Prometheus::new(name, c)?),
+            SourceConfig::Scrape(c) => Source::Scrape(scrape::Scrape::new(name, c)?),
         })
     }
 
@@ -77,6 +127,24 @@ impl Source {
         match self {
             Source::HttpJson(s) => s.read(queries).await,
             Source::Host(s) => s.read(queries).await,
+            Source::Prometheus(s) => s.read(queries).await,
+            Source::Scrape(s) => s.read(queries).await,
+        }
+    }
+
+    /// A query's past values from `start` to `end` every `step`, for sources
+    /// that keep history (None for the others): fills a policy's windows when
+    /// it starts with none.
+    pub async fn history(
+        &self,
+        query: &str,
+        start: Timestamp,
+        end: Timestamp,
+        step: std::time::Duration,
+    ) -> Option<Result<Vec<(Timestamp, f64)>, String>> {
+        match self {
+            Source::Prometheus(s) => Some(s.history(query, start, end, step).await),
+            _ => None,
         }
     }
 
@@ -94,6 +162,9 @@ impl Source {
                 }
                 Ok(serde_json::Value::Object(doc))
             }
+            Source::Prometheus(_) | Source::Scrape(_) => {
+                Err("only http_json and host sources have a document to map a script URL to".into())
+            }
         }
     }
 
@@ -101,7 +172,7 @@ impl Source {
     pub fn max_age(&self) -> Option<std::time::Duration> {
         match self {
             Source::HttpJson(s) => s.max_age(),
-            Source::Host(_) => None,
+            Source::Host(_) | Source::Prometheus(_) | Source::Scrape(_) => None,
         }
     }
 }
@@ -111,5 +182,19 @@ pub(crate) fn with_token(req: reqwest::RequestBuilder, token: Option<&Secret>) -
     match token {
         Some(t) => req.bearer_auth(t.expose()),
         None => req,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregates() {
+        let v = [1.0, 4.0, 7.0];
+        assert_eq!(Aggregate::Sum.apply(&v), 12.0);
+        assert_eq!(Aggregate::Avg.apply(&v), 4.0);
+        assert_eq!(Aggregate::Max.apply(&v), 7.0);
+        assert_eq!(Aggregate::Min.apply(&v), 1.0);
     }
 }

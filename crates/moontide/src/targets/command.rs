@@ -259,7 +259,8 @@ pub fn parse_status(stdout: &str) -> Result<Status, String> {
         Ok(v as u32)
     };
     if text.starts_with('{') {
-        let doc: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("malformed JSON on stdout: {e}"))?;
+        let doc: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("malformed JSON on stdout: {e}"))?;
         let field = |k: &str| doc.get(k).and_then(|v| v.as_f64());
         let current = field("current")
             .or_else(|| field("replicas"))

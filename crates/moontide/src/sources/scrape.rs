@@ -1,0 +1,235 @@
+//! `scrape`: read `/metrics` endpoints in the Prometheus text format
+//! directly, without a Prometheus server: model servers (vLLM, TGI),
+//! node_exporter, any instrumented service.
+//!
+//! A query is a PromQL series selector, `name{label="value", other=~"re.*"}`,
+//! checked when the config is loaded. Each tick GETs every endpoint (in
+//! parallel), keeps the samples the selector matches, and combines them
+//! across series and endpoints with `aggregate` (default `sum`). An
+//! endpoint that fails fails the reading: a partial sum would understate
+//! the load.
+
+use super::{Aggregate, QueryResult, Value, exposition, with_token};
+use crate::secret::{Secret, SecretRef};
+use moontide_core::duration::serde_text;
+use promql_parser::label::Matcher;
+use promql_parser::parser::Expr;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_aggregate() -> Aggregate {
+    Aggregate::Sum
+}
+
+/// Most bytes read from one endpoint.
+const BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// `type = "scrape"`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeConfig {
+    /// The endpoints, e.g. `["http://10.0.0.5:8000/metrics"]`.
+    pub urls: Vec<String>,
+    /// How matching samples combine, across series and endpoints (default sum).
+    #[serde(default = "default_aggregate")]
+    pub aggregate: Aggregate,
+    /// Whole-request timeout per endpoint (default 5s).
+    #[serde(default = "default_timeout", with = "serde_text")]
+    pub timeout: Duration,
+    /// Environment variable holding a bearer token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// File holding a bearer token.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl ScrapeConfig {
+    /// Problems with the settings.
+    pub fn validate(&self) -> Vec<String> {
+        let mut errs = Vec::new();
+        if self.urls.is_empty() {
+            errs.push("urls: give at least one endpoint".into());
+        }
+        for u in &self.urls {
+            match reqwest::Url::parse(u) {
+                Ok(p) if matches!(p.scheme(), "http" | "https") => {}
+                Ok(p) => errs.push(format!("urls: scheme `{}` is not http or https", p.scheme())),
+                Err(e) => errs.push(format!("urls: `{u}` is not a valid URL ({e})")),
+            }
+        }
+        if self.timeout.is_zero() {
+            errs.push("timeout must be longer than 0s".into());
+        }
+        if self.token_env.is_some() && self.token_file.is_some() {
+            errs.push("give either token_env or token_file, not both".into());
+        }
+        for (k, v) in &self.headers {
+            if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err()
+                || reqwest::header::HeaderValue::from_str(v).is_err()
+            {
+                errs.push(format!("headers: `{k}` is not a valid HTTP header"));
+            }
+        }
+        errs
+    }
+}
+
+/// A parsed query: the matchers a sample must pass (the name is one of them).
+#[derive(Clone, Debug)]
+pub struct Selector {
+    matchers: Vec<Matcher>,
+}
+
+impl Selector {
+    /// Parses `name{label="value", ...}`; anything else PromQL allows (functions, ranges) is refused.
+    pub fn parse(q: &str) -> Result<Selector, String> {
+        let expr = promql_parser::parser::parse(q).map_err(|e| format!("`{q}` is not a series selector: {e}"))?;
+        let Expr::VectorSelector(vs) = expr else {
+            return Err(format!(
+                "`{q}` is not a series selector; write `name{{label=\"value\"}}` (functions need a prometheus source)"
+            ));
+        };
+        if vs.offset.is_some() || vs.at.is_some() {
+            return Err(format!("`{q}`: offset and @ need a prometheus source"));
+        }
+        if !vs.matchers.or_matchers.is_empty() {
+            return Err(format!("`{q}`: `or` in a selector is not supported"));
+        }
+        let mut matchers = vs.matchers.matchers;
+        if let Some(name) = vs.name
+            && !matchers.iter().any(|m| m.name == "__name__")
+        {
+            matchers.push(Matcher::new(promql_parser::label::MatchOp::Equal, "__name__", &name));
+        }
+        Ok(Selector { matchers })
+    }
+
+    /// Whether a sample passes every matcher.
+    pub fn matches(&self, s: &exposition::Sample) -> bool {
+        self.matchers.iter().all(|m| m.is_match(if m.name == "__name__" { &s.name } else { s.label(&m.name) }))
+    }
+}
+
+/// A query must be a series selector.
+pub fn check_query(q: &str) -> Result<(), String> {
+    Selector::parse(q).map(|_| ())
+}
+
+/// A live `scrape` source.
+pub struct Scrape {
+    config: ScrapeConfig,
+    client: reqwest::Client,
+    token: Option<Secret>,
+}
+
+impl Scrape {
+    /// Builds the client and reads the token.
+    pub fn new(name: &str, config: &ScrapeConfig) -> Result<Self, String> {
+        let token = SecretRef::new(config.token_env.clone(), config.token_file.clone())
+            .load()
+            .map_err(|e| format!("source `{name}`: {e}"))?;
+        let client = crate::http::client(config.timeout).map_err(|e| format!("source `{name}`: {e}"))?;
+        Ok(Scrape { config: config.clone(), client, token })
+    }
+
+    /// Scrapes every endpoint once, then answers each query from the samples.
+    pub async fn read(&self, queries: &[String]) -> Vec<QueryResult> {
+        let bodies = futures_util::future::join_all(self.config.urls.iter().map(|u| self.fetch(u))).await;
+        let mut samples = Vec::new();
+        for (url, body) in self.config.urls.iter().zip(bodies) {
+            match body {
+                Ok(s) => samples.extend(s),
+                Err(e) => {
+                    let e = format!("{url}: {e}");
+                    return queries.iter().map(|_| Err(e.clone())).collect();
+                }
+            }
+        }
+        queries.iter().map(|q| self.answer(q, &samples)).collect()
+    }
+
+    fn answer(&self, query: &str, samples: &[exposition::Sample]) -> QueryResult {
+        let selector = Selector::parse(query)?;
+        let values: Vec<f64> = samples.iter().filter(|s| selector.matches(s)).map(|s| s.value).collect();
+        if values.is_empty() {
+            return Err(format!("no sample matches `{query}` at {}", self.config.urls.join(", ")));
+        }
+        let value = self.config.aggregate.apply(&values);
+        if !value.is_finite() {
+            return Err(format!("`{query}` is {value}, not a usable number"));
+        }
+        Ok(Value { value, measured_at: None })
+    }
+
+    async fn fetch(&self, url: &str) -> Result<Vec<exposition::Sample>, String> {
+        let timeout = self.config.timeout;
+        // the classic text format; OpenMetrics renders counters differently
+        let mut req =
+            with_token(self.client.get(url), self.token.as_ref()).header("Accept", "text/plain;version=0.0.4");
+        for (k, v) in &self.config.headers {
+            req = req.header(k, v);
+        }
+        let mut resp = req.send().await.map_err(|e| super::http_json::describe(&e, timeout))?;
+        if !resp.status().is_success() {
+            return Err(format!("HTTP {}", resp.status()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| super::http_json::describe(&e, timeout))? {
+            if body.len() + chunk.len() > BODY_LIMIT {
+                return Err(format!("the body is larger than {} MiB", BODY_LIMIT / (1024 * 1024)));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let text = String::from_utf8(body).map_err(|_| "the body is not UTF-8 text".to_string())?;
+        exposition::parse(&text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(name: &str, labels: &[(&str, &str)]) -> exposition::Sample {
+        exposition::Sample {
+            name: name.into(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            value: 1.0,
+        }
+    }
+
+    #[test]
+    fn selectors_match_names_and_labels() {
+        let s = Selector::parse(r#"vllm:num_requests_waiting{model_name="llama", engine!="1"}"#).unwrap();
+        assert!(s.matches(&sample("vllm:num_requests_waiting", &[("model_name", "llama"), ("engine", "0")])));
+        assert!(!s.matches(&sample("vllm:num_requests_waiting", &[("model_name", "llama"), ("engine", "1")])));
+        assert!(!s.matches(&sample("vllm:num_requests_running", &[("model_name", "llama")])));
+        let re = Selector::parse(r#"{__name__=~"node_cpu.*", mode="idle"}"#).unwrap();
+        assert!(re.matches(&sample("node_cpu_seconds_total", &[("mode", "idle")])));
+        assert!(!re.matches(&sample("node_load1", &[("mode", "idle")])));
+        // a label the sample lacks is "" (as in PromQL)
+        assert!(Selector::parse(r#"m{absent=""}"#).unwrap().matches(&sample("m", &[])));
+    }
+
+    #[test]
+    fn only_selectors_are_queries() {
+        for (q, want) in [
+            ("sum(m)", "not a series selector"),
+            ("m[5m]", "not a series selector"),
+            ("m offset 5m", "offset"),
+            ("m{", "not a series selector"),
+        ] {
+            let err = check_query(q).unwrap_err();
+            assert!(err.contains(want), "{q}: {err}");
+        }
+    }
+}

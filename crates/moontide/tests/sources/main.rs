@@ -1,0 +1,12 @@
+//! Every source kind against the same contract (tests/sources/contract.rs):
+//! it reads a value the test controls from a real server, reports errors and
+//! timeouts as failed readings, sends its credentials and never prints them.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod contract;
+mod servers;
+
+mod http_json;
+mod prometheus;
+mod scrape;

@@ -1,0 +1,167 @@
+//! The `prometheus` source against a real Prometheus (Debian's package),
+//! started by the test on 127.0.0.1 behind basic auth, scraping two test
+//! endpoints whose values the test sets.
+
+use crate::common::{TestServer, text};
+use crate::contract::{Kit, check};
+use crate::servers::{PROM_PASSWORD, PROM_USER, Prometheus, Silent};
+use moontide::sources::{Source, SourceConfig};
+use moontide_core::Timestamp;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+fn now() -> Timestamp {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    Timestamp::from_millis(since.as_millis() as i64)
+}
+
+/// An endpoint serving `app_queue_depth{queue="jobs"} N` in the exposition format.
+async fn exporter(depth: Arc<AtomicU32>) -> TestServer {
+    TestServer::start(move |_, _| {
+        text(
+            200,
+            &format!(
+                "# TYPE app_queue_depth gauge\napp_queue_depth{{queue=\"jobs\"}} {}\n",
+                depth.load(Ordering::SeqCst)
+            ),
+        )
+    })
+    .await
+}
+
+fn config(prom: &Prometheus, extra: &str, password_file: &std::path::Path) -> String {
+    format!(
+        "type = \"prometheus\"\nurl = \"{}\"\nusername = \"{PROM_USER}\"\npassword_file = \"{}\"\n{extra}",
+        prom.url,
+        password_file.display()
+    )
+}
+
+fn source(text: &str) -> Source {
+    let c: SourceConfig = toml::from_str(text).unwrap();
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
+    Source::build("prom", &c).unwrap()
+}
+
+#[tokio::test]
+async fn prometheus_passes_the_source_contract_and_reads_series_and_history() {
+    let (a, b) = (Arc::new(AtomicU32::new(7)), Arc::new(AtomicU32::new(5)));
+    let (ea, eb) = (exporter(a.clone()).await, exporter(b.clone()).await);
+    let Some(prom) = Prometheus::start(&[ea.addr, eb.addr]).await else { return };
+    prom.wait_for("app_queue_depth", 2).await;
+    let first_seen = now();
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("password");
+    std::fs::write(&pw, PROM_PASSWORD).unwrap();
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "not-the-password").unwrap();
+    let silent = Silent::start();
+
+    check(
+        "prometheus",
+        Kit {
+            healthy: config(&prom, "", &pw),
+            query: "sum(app_queue_depth{queue=\"jobs\"})".into(),
+            expected: 12.0,
+            failing: config(&prom, "", &wrong),
+            failing_query: "sum(app_queue_depth)".into(),
+            failing_says: "HTTP 401",
+            hanging: format!("type = \"prometheus\"\nurl = \"http://{}\"\ntimeout = \"300ms\"", silent.addr),
+            secret: Some(PROM_PASSWORD.into()),
+        },
+    )
+    .await;
+
+    // several series: an error unless the source says how to combine them
+    let plain = source(&config(&prom, "", &pw));
+    let err = plain.read(&["app_queue_depth".into()]).await.remove(0).unwrap_err();
+    assert!(err.contains("gave 2 series") && err.contains("aggregate"), "{err}");
+    let max = source(&config(&prom, "aggregate = \"max\"", &pw));
+    assert_eq!(max.read(&["app_queue_depth".into()]).await.remove(0).unwrap().value, 7.0);
+    let avg = source(&config(&prom, "aggregate = \"avg\"", &pw));
+    assert_eq!(avg.read(&["app_queue_depth".into()]).await.remove(0).unwrap().value, 6.0);
+    // nothing matched, a range vector, a NaN, a query Prometheus refuses: failed readings that say so
+    for (q, want) in [
+        ("app_queue_depth{queue=\"none\"}", "matched no series"),
+        ("app_queue_depth[1m]", "range vector"),
+        ("scalar(vector(0) / 0)", "not a usable number"),
+        ("rate(app_queue_depth)", "Prometheus refused the query"),
+    ] {
+        let err = plain.read(&[q.into()]).await.remove(0).unwrap_err();
+        assert!(err.contains(want), "{q}: {err}");
+    }
+    // a value the endpoint changes is read on the next scrape
+    a.store(30, Ordering::SeqCst);
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = plain.read(&["sum(app_queue_depth)".into()]).await.remove(0).unwrap().value;
+        if v == 35.0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < end, "the new value never arrived (last {v})");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // history: a range query, one point per step, oldest first (from when Prometheus first had data)
+    let wait = 4000 - (now().as_millis() - first_seen.as_millis());
+    if wait > 0 {
+        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+    }
+    let points = plain
+        .history("sum(app_queue_depth)", first_seen, now(), Duration::from_secs(1))
+        .await
+        .expect("prometheus keeps history")
+        .unwrap();
+    assert!(points.len() >= 3, "{points:?}");
+    assert!(points.windows(2).all(|w| w[1].0.as_millis() - w[0].0.as_millis() == 1000), "{points:?}");
+    assert_eq!(points.last().unwrap().1, 35.0);
+}
+
+#[tokio::test]
+async fn a_policy_starts_with_its_window_filled_from_prometheus() {
+    let depth = Arc::new(AtomicU32::new(90));
+    let ex = exporter(depth).await;
+    let Some(prom) = Prometheus::start(&[ex.addr]).await else { return };
+    prom.wait_for("app_queue_depth", 1).await;
+    // let Prometheus hold a few seconds of 90s
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let cloud = TestServer::start(|_, _| text(200, "ok")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("password");
+    std::fs::write(&pw, PROM_PASSWORD).unwrap();
+    // "above 80 for 3 s" can only fire on the first tick if the window was filled
+    let text_cfg = format!(
+        r#"
+[sources.prom]
+type = "prometheus"
+url = "{url}"
+username = "{PROM_USER}"
+password_file = "{pw}"
+
+[targets.cloud]
+type = "webhook"
+url = "{cloud}"
+initial = 2
+
+[policies.jobs]
+target = "cloud"
+interval = "1s"
+min = 1
+max = 10
+metrics = {{ depth = {{ source = "prom", query = "max(app_queue_depth)" }} }}
+checks = {{ busy = {{ strategy = "threshold", conditions = [{{ metric = "depth", upper = 80, lower = 10, up_for = "3s" }}] }} }}
+"#,
+        url = prom.url,
+        pw = pw.display(),
+        cloud = cloud.url("/scale?n={count}"),
+    );
+    let (cdir, path) = crate::common::config_file(&text_cfg);
+    let config = moontide::config::Config::load(&path).unwrap();
+    let store = moontide::store::Store::open(&cdir.path().join("state")).unwrap();
+    let mut engine =
+        moontide::engine::Engine::build(&config, store, Arc::new(moontide::engine::SystemClock), false).unwrap();
+    let d = engine.tick("jobs").await.unwrap();
+    assert_eq!((d.current, d.desired), (2, 3), "the first tick scales up: {d:?}");
+    engine.shutdown().await;
+}

@@ -1,0 +1,117 @@
+//! The `scrape` source: vLLM-style endpoints (an exposition sample written
+//! for this test, served on 127.0.0.1) and the real node_exporter.
+
+use crate::common::{TestServer, text};
+use crate::contract::{Kit, check};
+use crate::servers::{NodeExporter, Silent};
+use moontide::sources::{Source, SourceConfig};
+
+/// A vLLM server's /metrics, in the shape vLLM's V1 engine writes (values made up).
+fn vllm(waiting: u32, running: u32, kv: f64) -> String {
+    format!(
+        r#"# HELP vllm:num_requests_running Number of requests in model execution batches.
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{{engine="0",model_name="meta-llama/Llama-3.1-8B-Instruct"}} {running}.0
+# HELP vllm:num_requests_waiting Number of requests waiting to be processed.
+# TYPE vllm:num_requests_waiting gauge
+vllm:num_requests_waiting{{engine="0",model_name="meta-llama/Llama-3.1-8B-Instruct"}} {waiting}.0
+# HELP vllm:gpu_cache_usage_perc GPU KV-cache usage. 1 means 100 percent usage.
+# TYPE vllm:gpu_cache_usage_perc gauge
+vllm:gpu_cache_usage_perc{{engine="0",model_name="meta-llama/Llama-3.1-8B-Instruct"}} {kv}
+# HELP vllm:generation_tokens_total Number of generation tokens processed.
+# TYPE vllm:generation_tokens_total counter
+vllm:generation_tokens_total{{engine="0",model_name="meta-llama/Llama-3.1-8B-Instruct"}} 91544.0
+# HELP vllm:time_to_first_token_seconds Histogram of time to first token in seconds.
+# TYPE vllm:time_to_first_token_seconds histogram
+vllm:time_to_first_token_seconds_bucket{{engine="0",le="0.5",model_name="meta-llama/Llama-3.1-8B-Instruct"}} 95.0
+vllm:time_to_first_token_seconds_bucket{{engine="0",le="+Inf",model_name="meta-llama/Llama-3.1-8B-Instruct"}} 120.0
+vllm:time_to_first_token_seconds_count{{engine="0",model_name="meta-llama/Llama-3.1-8B-Instruct"}} 120.0
+vllm:time_to_first_token_seconds_sum{{engine="0",model_name="meta-llama/Llama-3.1-8B-Instruct"}} 31.4
+"#
+    )
+}
+
+async fn read(s: &Source, q: &str) -> moontide::sources::QueryResult {
+    s.read(&[q.to_string()]).await.remove(0)
+}
+
+fn source(text: &str) -> Source {
+    let c: SourceConfig = toml::from_str(text).unwrap();
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
+    Source::build("s", &c).unwrap()
+}
+
+#[tokio::test]
+async fn scrape_passes_the_source_contract_on_vllm_metrics() {
+    let a = TestServer::start(|req, _| {
+        if req.header("authorization").as_deref() != Some("Bearer vllm-s3cret") {
+            return text(401, "no");
+        }
+        text(200, &vllm(12, 7, 0.8125))
+    })
+    .await;
+    let b = TestServer::start(|_, _| text(200, &vllm(3, 8, 0.5))).await;
+    let broken = TestServer::start(|_, _| text(200, "vllm:num_requests_waiting{engine=\"0\" 3\n")).await;
+    let silent = Silent::start();
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "vllm-s3cret").unwrap();
+    let t = token.display();
+    let both = format!("urls = [\"{}\", \"{}\"]\ntoken_file = \"{t}\"", a.url("/metrics"), b.url("/metrics"));
+    check(
+        "scrape",
+        Kit {
+            healthy: format!("type = \"scrape\"\n{both}"),
+            query: "vllm:num_requests_waiting".into(),
+            expected: 15.0,
+            failing: format!("type = \"scrape\"\nurls = [\"{}\", \"{}\"]", a.url("/metrics"), broken.url("/metrics")),
+            failing_query: "vllm:num_requests_waiting".into(),
+            failing_says: "HTTP 401",
+            hanging: format!("type = \"scrape\"\nurls = [\"http://{}/metrics\"]\ntimeout = \"300ms\"", silent.addr),
+            secret: Some("vllm-s3cret".into()),
+        },
+    )
+    .await;
+
+    // aggregates across endpoints, label selection, counters and histogram series
+    let max = source(&format!("type = \"scrape\"\naggregate = \"max\"\n{both}"));
+    let avg = source(&format!("type = \"scrape\"\naggregate = \"avg\"\n{both}"));
+    let sum = source(&format!("type = \"scrape\"\n{both}"));
+    assert_eq!(read(&max, "vllm:gpu_cache_usage_perc").await.unwrap().value, 0.8125);
+    assert_eq!(read(&avg, "vllm:num_requests_running").await.unwrap().value, 7.5);
+    assert_eq!(read(&sum, r#"vllm:num_requests_running{model_name=~"meta-llama/.*"}"#).await.unwrap().value, 15.0);
+    assert_eq!(read(&sum, "vllm:generation_tokens_total").await.unwrap().value, 2.0 * 91544.0);
+    assert_eq!(read(&sum, r#"vllm:time_to_first_token_seconds_bucket{le="+Inf"}"#).await.unwrap().value, 240.0);
+    let err = read(&sum, r#"vllm:num_requests_waiting{model_name="other"}"#).await.unwrap_err();
+    assert!(err.contains("no sample matches"), "{err}");
+    // a malformed body fails the reading with the line, even when another endpoint answered
+    let mixed = source(&format!("type = \"scrape\"\nurls = [\"{}\", \"{}\"]", b.url("/m"), broken.url("/m")));
+    let err = read(&mixed, "vllm:num_requests_waiting").await.unwrap_err();
+    assert!(err.contains("line 1") && err.contains(&broken.url("/m")), "{err}");
+}
+
+#[tokio::test]
+async fn scrape_reads_the_real_node_exporter() {
+    let Some(ne) = NodeExporter::start().await else { return };
+    let s = source(&format!("type = \"scrape\"\nurls = [\"{}\"]", ne.url));
+    // MemTotal does not change while the machine runs: compare with /proc/meminfo
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib: f64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    let got = s.read(&["node_memory_MemTotal_bytes".into()]).await.remove(0).unwrap();
+    assert_eq!(got.value, kib * 1024.0);
+    // one idle-seconds series per CPU, summed
+    let cpus = std::fs::read_to_string("/proc/stat")
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+        .count();
+    let idle = s.read(&[r#"node_cpu_seconds_total{mode="idle"}"#.into()]).await.remove(0).unwrap();
+    assert!(idle.value > 0.0);
+    let per_cpu = source(&format!("type = \"scrape\"\naggregate = \"min\"\nurls = [\"{}\"]", ne.url));
+    let min = per_cpu.read(&[r#"node_cpu_seconds_total{mode="idle"}"#.into()]).await.remove(0).unwrap();
+    assert!(idle.value >= min.value * cpus as f64 - 1.0, "sum {} over {cpus} cpus, min {}", idle.value, min.value);
+}
