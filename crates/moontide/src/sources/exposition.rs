@@ -59,7 +59,7 @@ fn parse_line(line: &str) -> Result<Sample, String> {
     if !name.starts_with(is_name_start) {
         return Err("expected a metric name".into());
     }
-    rest = &rest[name_len..];
+    rest = rest[name_len..].trim_start();
     let mut labels = Vec::new();
     if let Some(after) = rest.strip_prefix('{') {
         rest = parse_labels(after, &mut labels)?;
