@@ -12,6 +12,7 @@ pub mod logging;
 pub mod lua;
 pub mod script;
 pub mod secret;
+pub mod server;
 pub mod sources;
 pub mod store;
 pub mod targets;

@@ -167,6 +167,46 @@ const BROKEN: &[Broken] = &[
         "give `status_url`",
     ),
     b("bad TOML", "max = 10", "max = = 10", "max = =", "policies.web.max", "extra `=`"),
+    b(
+        "server off loopback",
+        "[sources.app]",
+        "[server]\nlisten = \"0.0.0.0:9464\"\n\n[sources.app]",
+        "[server]",
+        "server",
+        "not a loopback address",
+    ),
+    b(
+        "bad PromQL",
+        "type = \"http_json\"\nurl = \"http://127.0.0.1:8080/metrics\"",
+        "type = \"prometheus\"\nurl = \"http://127.0.0.1:9090\"",
+        "query = ",
+        "policies.web.metrics.cpu.query",
+        "is not valid PromQL",
+    ),
+    b(
+        "scrape query that is not a selector",
+        "type = \"http_json\"\nurl = \"http://127.0.0.1:8080/metrics\"",
+        "type = \"scrape\"\nurls = [\"http://127.0.0.1:8080/metrics\"]",
+        "query = ",
+        "policies.web.metrics.cpu.query",
+        "is not a series selector",
+    ),
+    b(
+        "push source without a token",
+        "type = \"http_json\"\nurl = \"http://127.0.0.1:8080/metrics\"",
+        "type = \"push\"",
+        "[sources.app]",
+        "sources.app",
+        "needs a token",
+    ),
+    b(
+        "command target with command and shell",
+        "type = \"webhook\"\nurl = \"http://127.0.0.1:9000/scale\"",
+        "type = \"command\"\ncommand = [\"true\"]\nshell = \"true\"",
+        "[targets.cloud]",
+        "targets.cloud",
+        "either `command` or `shell`",
+    ),
 ];
 
 #[test]

@@ -187,11 +187,37 @@ async fn run(path: &Path, state_dir: Option<PathBuf>, dry_run: bool, once: bool)
         return ExitCode::SUCCESS;
     }
     let (tx, rx) = tokio::sync::watch::channel(false);
+    let pushes = engine.push_sources();
+    let server = if pushes.is_empty() {
+        None
+    } else {
+        let addr = match config.server.addr() {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("error: server: {e}");
+                return ExitCode::from(EXIT_BAD_INPUT);
+            }
+        };
+        match crate::server::start(addr, crate::server::State { pushes }, rx.clone()).await {
+            Ok((bound, task)) => {
+                tracing::info!(%bound, "receiving pushes on http://{bound}/push/SOURCE");
+                Some(task)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                engine.shutdown().await;
+                return ExitCode::FAILURE;
+            }
+        }
+    };
     let runner = tokio::spawn(engine.run(rx));
     signals.recv().await;
     tracing::info!("signal received, shutting down");
     let _ = tx.send(true);
     let _ = runner.await;
+    if let Some(server) = server {
+        let _ = server.await;
+    }
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }

@@ -31,6 +31,8 @@ struct RawConfig {
     targets: BTreeMap<String, Spanned<TargetConfig>>,
     #[serde(default)]
     policies: BTreeMap<String, Spanned<RawPolicy>>,
+    #[serde(default)]
+    server: Option<Spanned<crate::server::ServerConfig>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +89,8 @@ pub struct Config {
     pub targets: BTreeMap<String, TargetConfig>,
     /// Policies, by name order.
     pub policies: Vec<Policy>,
+    /// Moontide's own HTTP server.
+    pub server: crate::server::ServerConfig,
 }
 
 /// The nominal interval of a script-mode policy (its script sets its own pace).
@@ -137,6 +141,11 @@ fn validate(path: &Path, raw: RawConfig, p: &mut Problems<'_>) -> Config {
     for (name, t) in &raw.targets {
         for e in t.get_ref().validate() {
             p.add(t.span(), format!("targets.{name}"), e);
+        }
+    }
+    if let Some(server) = &raw.server {
+        for e in server.get_ref().validate() {
+            p.add(server.span(), "server", e);
         }
     }
     if raw.policies.is_empty() {
@@ -286,5 +295,6 @@ fn validate(path: &Path, raw: RawConfig, p: &mut Problems<'_>) -> Config {
         sources: raw.sources.into_iter().map(|(k, v)| (k, v.into_inner())).collect(),
         targets: raw.targets.into_iter().map(|(k, v)| (k, v.into_inner())).collect(),
         policies,
+        server: raw.server.map(|s| s.into_inner()).unwrap_or_default(),
     }
 }

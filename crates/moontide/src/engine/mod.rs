@@ -118,6 +118,17 @@ impl Engine {
         self.sleeper = sleeper;
     }
 
+    /// The `push` sources, for the server that receives their values.
+    pub fn push_sources(&self) -> BTreeMap<String, Arc<crate::sources::push::Push>> {
+        self.sources
+            .iter()
+            .filter_map(|(name, s)| match s.as_ref() {
+                Source::Push(p) => Some((name.clone(), p.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Every decision, as it is made.
     pub fn subscribe(&self) -> broadcast::Receiver<Decision> {
         self.decisions.subscribe()

@@ -4,6 +4,7 @@ pub mod exposition;
 pub mod host;
 pub mod http_json;
 pub mod prometheus;
+pub mod push;
 pub mod scrape;
 
 use crate::secret::Secret;
@@ -22,6 +23,8 @@ pub enum SourceConfig {
     Prometheus(prometheus::PrometheusConfig),
     /// `/metrics` endpoints in the Prometheus text format, read directly.
     Scrape(scrape::ScrapeConfig),
+    /// Values other systems push to Moontide's server.
+    Push(push::PushConfig),
 }
 
 impl SourceConfig {
@@ -32,6 +35,7 @@ impl SourceConfig {
             SourceConfig::Host(_) => "host",
             SourceConfig::Prometheus(_) => "prometheus",
             SourceConfig::Scrape(_) => "scrape",
+            SourceConfig::Push(_) => "push",
         }
     }
 
@@ -47,6 +51,7 @@ impl SourceConfig {
             SourceConfig::Host(_) => host::HostMetric::parse(query).map(|_| ()),
             SourceConfig::Prometheus(_) => prometheus::check_query(query),
             SourceConfig::Scrape(_) => scrape::check_query(query),
+            SourceConfig::Push(_) => push::check_query(query),
         }
     }
 
@@ -57,6 +62,7 @@ impl SourceConfig {
             SourceConfig::Host(_) => Vec::new(),
             SourceConfig::Prometheus(c) => c.validate(),
             SourceConfig::Scrape(c) => c.validate(),
+            SourceConfig::Push(c) => c.validate(),
         }
     }
 }
@@ -109,6 +115,8 @@ pub enum Source {
     Prometheus(prometheus::Prometheus),
     /// See [`scrape::Scrape`].
     Scrape(scrape::Scrape),
+    /// See [`push::Push`].
+    Push(std::sync::Arc<push::Push>),
 }
 
 impl Source {
@@ -119,6 +127,7 @@ impl Source {
             SourceConfig::Host(c) => Source::Host(host::Host::new(c).map_err(|e| format!("source `{name}`: {e}"))?),
             SourceConfig::Prometheus(c) => Source::Prometheus(prometheus::Prometheus::new(name, c)?),
             SourceConfig::Scrape(c) => Source::Scrape(scrape::Scrape::new(name, c)?),
+            SourceConfig::Push(c) => Source::Push(std::sync::Arc::new(push::Push::new(name, c)?)),
         })
     }
 
@@ -129,6 +138,7 @@ impl Source {
             Source::Host(s) => s.read(queries).await,
             Source::Prometheus(s) => s.read(queries).await,
             Source::Scrape(s) => s.read(queries).await,
+            Source::Push(s) => s.read(queries),
         }
     }
 
@@ -162,7 +172,7 @@ impl Source {
                 }
                 Ok(serde_json::Value::Object(doc))
             }
-            Source::Prometheus(_) | Source::Scrape(_) => {
+            Source::Prometheus(_) | Source::Scrape(_) | Source::Push(_) => {
                 Err("only http_json and host sources have a document to map a script URL to".into())
             }
         }
@@ -172,6 +182,7 @@ impl Source {
     pub fn max_age(&self) -> Option<std::time::Duration> {
         match self {
             Source::HttpJson(s) => s.max_age(),
+            Source::Push(s) => Some(s.max_age()),
             Source::Host(_) | Source::Prometheus(_) | Source::Scrape(_) => None,
         }
     }

@@ -3,6 +3,9 @@
 use moontide::sources::{Source, SourceConfig};
 use std::time::Duration;
 
+/// Gives a source its value.
+pub type Feed = Box<dyn Fn(&Source) + Send + Sync>;
+
 /// How to try one source kind. Configs are TOML tables as under `[sources.NAME]`.
 pub struct Kit {
     /// A source on a server that works, a query, and the value it must read.
@@ -13,10 +16,13 @@ pub struct Kit {
     pub failing: String,
     pub failing_query: String,
     pub failing_says: &'static str,
-    /// A source on a server that never answers (with a short timeout).
-    pub hanging: String,
+    /// A source on a server that never answers (with a short timeout); None
+    /// for sources that wait for no one (push).
+    pub hanging: Option<String>,
     /// The credential the healthy server requires (reading at all proves it was sent).
     pub secret: Option<String>,
+    /// Gives a newly built healthy source its value, for sources that are given values (push).
+    pub feed: Option<Feed>,
 }
 
 fn build(toml_text: &str) -> (SourceConfig, Source) {
@@ -32,6 +38,9 @@ pub async fn check(kind: &str, kit: Kit) {
     let (config, source) = build(&kit.healthy);
     assert_eq!(config.kind(), kind);
     config.check_query(&kit.query).unwrap_or_else(|e| panic!("{kind}: the query is refused: {e}"));
+    if let Some(feed) = &kit.feed {
+        feed(&source);
+    }
 
     // reading: the value the server holds, once per query asked
     let got = source.read(&[kit.query.clone(), kit.query.clone()]).await;
@@ -56,7 +65,8 @@ pub async fn check(kind: &str, kit: Kit) {
     no_secret("an error", err);
 
     // timeouts: a server that never answers gives a failed reading, bounded
-    let (_, hanging) = build(&kit.hanging);
+    let Some(hanging) = &kit.hanging else { return };
+    let (_, hanging) = build(hanging);
     let got = tokio::time::timeout(Duration::from_secs(60), hanging.read(std::slice::from_ref(&kit.query)))
         .await
         .unwrap_or_else(|_| panic!("{kind}: the source's own timeout never fired"));

@@ -29,8 +29,9 @@ async fn http_json_passes_the_source_contract() {
             failing: format!("type = \"http_json\"\nurl = \"{}\"\ntoken_file = \"{t}\"", refusing.url("/m")),
             failing_query: "/queue/depth".into(),
             failing_says: "HTTP 503",
-            hanging: format!("type = \"http_json\"\nurl = \"http://{}/m\"\ntimeout = \"300ms\"", silent.addr),
+            hanging: Some(format!("type = \"http_json\"\nurl = \"http://{}/m\"\ntimeout = \"300ms\"", silent.addr)),
             secret: Some("json-s3cret".into()),
+            feed: None,
         },
     )
     .await;

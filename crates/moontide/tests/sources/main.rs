@@ -9,4 +9,5 @@ mod servers;
 
 mod http_json;
 mod prometheus;
+mod push;
 mod scrape;

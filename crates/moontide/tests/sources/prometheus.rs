@@ -67,8 +67,9 @@ async fn prometheus_passes_the_source_contract_and_reads_series_and_history() {
             failing: config(&prom, "", &wrong),
             failing_query: "sum(app_queue_depth)".into(),
             failing_says: "HTTP 401",
-            hanging: format!("type = \"prometheus\"\nurl = \"http://{}\"\ntimeout = \"300ms\"", silent.addr),
+            hanging: Some(format!("type = \"prometheus\"\nurl = \"http://{}\"\ntimeout = \"300ms\"", silent.addr)),
             secret: Some(PROM_PASSWORD.into()),
+            feed: None,
         },
     )
     .await;

@@ -67,8 +67,12 @@ async fn scrape_passes_the_source_contract_on_vllm_metrics() {
             failing: format!("type = \"scrape\"\nurls = [\"{}\", \"{}\"]", a.url("/metrics"), broken.url("/metrics")),
             failing_query: "vllm:num_requests_waiting".into(),
             failing_says: "HTTP 401",
-            hanging: format!("type = \"scrape\"\nurls = [\"http://{}/metrics\"]\ntimeout = \"300ms\"", silent.addr),
+            hanging: Some(format!(
+                "type = \"scrape\"\nurls = [\"http://{}/metrics\"]\ntimeout = \"300ms\"",
+                silent.addr
+            )),
             secret: Some("vllm-s3cret".into()),
+            feed: None,
         },
     )
     .await;

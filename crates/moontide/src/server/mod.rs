@@ -1,0 +1,99 @@
+//! Moontide's own HTTP server, run by `moontide run`: today the endpoint
+//! `push` sources receive values on.
+//!
+//! It listens on 127.0.0.1:9464 unless `[server] listen` says otherwise, and
+//! only on a loopback address: bearer tokens must not cross a network in
+//! clear text, and Moontide does not serve TLS yet.
+
+mod push;
+
+use crate::sources::push::Push;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+fn default_listen() -> String {
+    "127.0.0.1:9464".into()
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port (default 127.0.0.1:9464).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { listen: default_listen() }
+    }
+}
+
+impl ServerConfig {
+    /// Problems with the settings.
+    pub fn validate(&self) -> Vec<String> {
+        match self.listen.parse::<SocketAddr>() {
+            Err(_) => vec![format!("listen: `{}` is not an address and port, like \"127.0.0.1:9464\"", self.listen)],
+            Ok(a) if !a.ip().is_loopback() => vec![format!(
+                "listen: `{}` is not a loopback address; Moontide serves only on 127.0.0.1 or ::1 \
+                 (tokens would cross the network in clear text without TLS)",
+                self.listen
+            )],
+            Ok(_) => Vec::new(),
+        }
+    }
+
+    /// The address (checked by `validate`).
+    pub fn addr(&self) -> Result<SocketAddr, String> {
+        self.listen.parse().map_err(|_| format!("`{}` is not an address and port", self.listen))
+    }
+}
+
+/// What the server serves.
+#[derive(Clone, Default)]
+pub struct State {
+    /// `push` sources by name.
+    pub pushes: BTreeMap<String, Arc<Push>>,
+}
+
+/// The routes.
+pub fn router(state: State) -> axum::Router {
+    axum::Router::new()
+        .route("/push/{source}", axum::routing::post(push::receive))
+        .layer(axum::extract::DefaultBodyLimit::max(push::BODY_LIMIT))
+        .with_state(Arc::new(state))
+}
+
+/// Binds `addr` and serves until `shutdown` turns true; returns the bound address.
+pub async fn start(
+    addr: SocketAddr,
+    state: State,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), String> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let app = router(state);
+    let task = tokio::spawn(async move {
+        let stop = async move {
+            while !*shutdown.borrow() {
+                if shutdown.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+            tracing::error!(target: "moontide::server", "server stopped: {e}");
+        }
+    });
+    tracing::info!(target: "moontide::server", %bound, "serving");
+    Ok((bound, task))
+}
+
+/// A JSON error reply.
+pub(crate) fn error(status: axum::http::StatusCode, message: impl Into<String>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (status, axum::Json(serde_json::json!({ "error": message.into() }))).into_response()
+}

@@ -1,0 +1,205 @@
+//! The `push` source and the server endpoint it receives values on, over
+//! real HTTP on 127.0.0.1, and through `moontide run`.
+
+use crate::common::{TestServer, text};
+use crate::contract::{Kit, check};
+use moontide::sources::{Source, SourceConfig};
+use moontide_core::ReadingStatus;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn token_file(dir: &tempfile::TempDir, token: &str) -> std::path::PathBuf {
+    let p = dir.path().join("push-token");
+    std::fs::write(&p, token).unwrap();
+    p
+}
+
+async fn post(url: &str, token: Option<&str>, body: &str) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new().post(url).header("content-type", "application/json").body(body.to_string());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn push_passes_the_source_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = token_file(&dir, "push-s3cret");
+    let config = format!("type = \"push\"\ntoken_file = \"{}\"", t.display());
+    check(
+        "push",
+        Kit {
+            healthy: config.clone(),
+            query: "pending".into(),
+            expected: 42.0,
+            failing: config,
+            failing_query: "never_pushed".into(),
+            failing_says: "nothing pushed yet for `never_pushed`",
+            hanging: None,
+            secret: Some("push-s3cret".into()),
+            feed: Some(Box::new(|s| {
+                let Source::Push(p) = s else { panic!("not a push source") };
+                p.accept(Some("push-s3cret"), br#"{"pending": 42}"#, moontide_core::Timestamp::from_secs(1)).unwrap();
+            })),
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_server_takes_pushes_whole_and_refuses_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = token_file(&dir, "push-s3cret");
+    let config = format!("type = \"push\"\ntoken_file = \"{}\"", t.display());
+    let c: SourceConfig = toml::from_str(&config).unwrap();
+    let Source::Push(push) = Source::build("gateway", &c).unwrap() else { panic!("not a push source") };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let state = moontide::server::State { pushes: BTreeMap::from([("gateway".to_string(), push.clone())]) };
+    let (addr, server) = moontide::server::start("127.0.0.1:0".parse().unwrap(), state, stopped).await.unwrap();
+    let url = format!("http://{addr}/push/gateway");
+
+    // refusals: nothing changes, and the reply says why
+    assert_eq!(post(&url, None, r#"{"pending": 1}"#).await.0, 401);
+    assert_eq!(post(&url, Some("push-s3cret-not"), r#"{"pending": 1}"#).await.0, 401);
+    let (code, body) = post(&format!("http://{addr}/push/nope"), Some("push-s3cret"), r#"{"pending": 1}"#).await;
+    assert_eq!((code, body["error"].as_str().unwrap()), (404, "no push source named `nope`"));
+    assert!(push.read(&["pending".into()])[0].is_err());
+
+    let (code, body) = post(&url, Some("push-s3cret"), r#"{"pending": 42, "inflight": 7}"#).await;
+    assert_eq!((code, body["accepted"].as_u64()), (200, Some(2)));
+    let (code, body) = post(&url, Some("push-s3cret"), r#"{"pending": 1, "inflight": "many"}"#).await;
+    assert_eq!(code, 400);
+    assert!(body["error"].as_str().unwrap().contains("`inflight` is \"many\", not a number"), "{body}");
+    let big = format!("{{\"pending\": 1, \"pad\": \"{}\"}}", "x".repeat(70 * 1024));
+    assert_eq!(post(&url, Some("push-s3cret"), &big).await.0, 413);
+
+    // 42 survived both refused bodies
+    let got = push.read(&["pending".into()]).remove(0).unwrap();
+    assert_eq!(got.value, 42.0);
+    assert!(got.measured_at.is_some(), "a pushed value carries when it came");
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn moontide_run_receives_pushes_and_a_policy_scales_on_them() {
+    let cloud = TestServer::start(|_, _| text(200, "ok")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = token_file(&dir, "gw-token");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+
+[sources.gateway]
+type = "push"
+token_file = "{t}"
+max_age = "30s"
+
+[targets.cloud]
+type = "webhook"
+url = "{cloud}"
+initial = 1
+
+[policies.llm]
+target = "cloud"
+interval = "200ms"
+min = 1
+max = 10
+metrics = {{ pending = {{ source = "gateway", query = "pending_requests" }} }}
+checks = {{ queue = {{ strategy = "target_tracking", targets = [{{ metric = "pending", target = 10, aggregate = "total" }}] }} }}
+"#,
+        t = t.display(),
+        cloud = cloud.url("/scale?n={count}"),
+    );
+    let path = dir.path().join("moontide.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_moontide"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/push/gateway");
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let sent = reqwest::Client::new()
+            .post(&url)
+            .bearer_auth("gw-token")
+            .body(r#"{"pending_requests": 42}"#)
+            .send()
+            .await
+            .map(|r| r.status().as_u16());
+        if matches!(sent, Ok(200)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < end, "the server never took the push: {sent:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // 42 pending at 10 per replica: 5
+    let scaled = crate::common::wait_until(Duration::from_secs(30), || {
+        cloud.seen().iter().any(|r| r.query.as_deref() == Some("n=5"))
+    })
+    .await;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    assert!(scaled, "never scaled to 5: {:?}", cloud.seen().iter().map(|r| r.query.clone()).collect::<Vec<_>>());
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn a_pushed_value_goes_stale_after_max_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = token_file(&dir, "tok");
+    let cloud = TestServer::start(|_, _| text(200, "ok")).await;
+    let config = format!(
+        r#"
+[sources.gateway]
+type = "push"
+token_file = "{t}"
+max_age = "1s"
+
+[targets.cloud]
+type = "webhook"
+url = "{cloud}"
+initial = 4
+
+[policies.llm]
+target = "cloud"
+interval = "1s"
+min = 1
+max = 10
+metrics = {{ pending = {{ source = "gateway", query = "pending" }} }}
+checks = {{ queue = {{ strategy = "target_tracking", targets = [{{ metric = "pending", target = 10, aggregate = "total" }}] }} }}
+"#,
+        t = t.display(),
+        cloud = cloud.url("/scale"),
+    );
+    let (cdir, path) = crate::common::config_file(&config);
+    let config = moontide::config::Config::load(&path).unwrap();
+    let store = moontide::store::Store::open(&cdir.path().join("state")).unwrap();
+    let mut engine =
+        moontide::engine::Engine::build(&config, store, Arc::new(moontide::engine::SystemClock), false).unwrap();
+    let push = engine.push_sources().remove("gateway").unwrap();
+    let now = || {
+        moontide_core::Timestamp::from_millis(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64,
+        )
+    };
+    push.accept(Some("tok"), br#"{"pending": 5}"#, now()).unwrap();
+    let d = engine.tick("llm").await.unwrap();
+    assert_eq!(d.inputs[0].status, ReadingStatus::Ok);
+    assert_eq!(d.desired, 1, "5 pending at 10 each: one replica");
+    // no push since: the value is stale, and a stale reading never scales down
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let d = engine.tick("llm").await.unwrap();
+    assert_eq!(d.inputs[0].status, ReadingStatus::Stale, "{:?}", d.inputs[0]);
+    assert!(d.desired >= d.current, "{d:?}");
+    engine.shutdown().await;
+}
