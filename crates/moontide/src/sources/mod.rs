@@ -3,8 +3,12 @@
 pub mod exposition;
 pub mod host;
 pub mod http_json;
+pub mod nats;
+pub mod postgres;
 pub mod prometheus;
 pub mod push;
+pub mod rabbitmq;
+pub mod redis;
 pub mod scrape;
 
 use crate::secret::Secret;
@@ -25,6 +29,14 @@ pub enum SourceConfig {
     Scrape(scrape::ScrapeConfig),
     /// Values other systems push to Moontide's server.
     Push(push::PushConfig),
+    /// Queue depth from Redis lists and streams.
+    Redis(redis::RedisConfig),
+    /// A RabbitMQ queue's messages (management API).
+    Rabbitmq(rabbitmq::RabbitmqConfig),
+    /// A NATS JetStream consumer's backlog.
+    Nats(nats::NatsConfig),
+    /// A number from a read-only SQL query.
+    Postgres(postgres::PostgresConfig),
 }
 
 impl SourceConfig {
@@ -36,6 +48,10 @@ impl SourceConfig {
             SourceConfig::Prometheus(_) => "prometheus",
             SourceConfig::Scrape(_) => "scrape",
             SourceConfig::Push(_) => "push",
+            SourceConfig::Redis(_) => "redis",
+            SourceConfig::Rabbitmq(_) => "rabbitmq",
+            SourceConfig::Nats(_) => "nats",
+            SourceConfig::Postgres(_) => "postgres",
         }
     }
 
@@ -52,6 +68,10 @@ impl SourceConfig {
             SourceConfig::Prometheus(_) => prometheus::check_query(query),
             SourceConfig::Scrape(_) => scrape::check_query(query),
             SourceConfig::Push(_) => push::check_query(query),
+            SourceConfig::Redis(_) => redis::check_query(query),
+            SourceConfig::Rabbitmq(_) => rabbitmq::check_query(query),
+            SourceConfig::Nats(_) => nats::check_query(query),
+            SourceConfig::Postgres(_) => postgres::check_query(query),
         }
     }
 
@@ -63,6 +83,10 @@ impl SourceConfig {
             SourceConfig::Prometheus(c) => c.validate(),
             SourceConfig::Scrape(c) => c.validate(),
             SourceConfig::Push(c) => c.validate(),
+            SourceConfig::Redis(c) => c.validate(),
+            SourceConfig::Rabbitmq(c) => c.validate(),
+            SourceConfig::Nats(c) => c.validate(),
+            SourceConfig::Postgres(c) => c.validate(),
         }
     }
 }
@@ -117,6 +141,14 @@ pub enum Source {
     Scrape(scrape::Scrape),
     /// See [`push::Push`].
     Push(std::sync::Arc<push::Push>),
+    /// See [`redis::Redis`].
+    Redis(redis::Redis),
+    /// See [`rabbitmq::Rabbitmq`].
+    Rabbitmq(rabbitmq::Rabbitmq),
+    /// See [`nats::Nats`].
+    Nats(nats::Nats),
+    /// See [`postgres::Postgres`].
+    Postgres(postgres::Postgres),
 }
 
 impl Source {
@@ -128,6 +160,10 @@ impl Source {
             SourceConfig::Prometheus(c) => Source::Prometheus(prometheus::Prometheus::new(name, c)?),
             SourceConfig::Scrape(c) => Source::Scrape(scrape::Scrape::new(name, c)?),
             SourceConfig::Push(c) => Source::Push(std::sync::Arc::new(push::Push::new(name, c)?)),
+            SourceConfig::Redis(c) => Source::Redis(redis::Redis::new(name, c)?),
+            SourceConfig::Rabbitmq(c) => Source::Rabbitmq(rabbitmq::Rabbitmq::new(name, c)?),
+            SourceConfig::Nats(c) => Source::Nats(nats::Nats::new(name, c)?),
+            SourceConfig::Postgres(c) => Source::Postgres(postgres::Postgres::new(name, c)?),
         })
     }
 
@@ -139,6 +175,10 @@ impl Source {
             Source::Prometheus(s) => s.read(queries).await,
             Source::Scrape(s) => s.read(queries).await,
             Source::Push(s) => s.read(queries),
+            Source::Redis(s) => s.read(queries).await,
+            Source::Rabbitmq(s) => s.read(queries).await,
+            Source::Nats(s) => s.read(queries).await,
+            Source::Postgres(s) => s.read(queries).await,
         }
     }
 
@@ -172,9 +212,7 @@ impl Source {
                 }
                 Ok(serde_json::Value::Object(doc))
             }
-            Source::Prometheus(_) | Source::Scrape(_) | Source::Push(_) => {
-                Err("only http_json and host sources have a document to map a script URL to".into())
-            }
+            _ => Err("only http_json and host sources have a document to map a script URL to".into()),
         }
     }
 
@@ -183,7 +221,7 @@ impl Source {
         match self {
             Source::HttpJson(s) => s.max_age(),
             Source::Push(s) => Some(s.max_age()),
-            Source::Host(_) | Source::Prometheus(_) | Source::Scrape(_) => None,
+            _ => None,
         }
     }
 }

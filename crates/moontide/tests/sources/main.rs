@@ -8,6 +8,10 @@ mod contract;
 mod servers;
 
 mod http_json;
+mod nats;
+mod postgres;
 mod prometheus;
 mod push;
+mod rabbitmq;
+mod redis;
 mod scrape;

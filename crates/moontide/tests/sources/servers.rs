@@ -169,3 +169,60 @@ impl Drop for NodeExporter {
         let _ = self.child.wait();
     }
 }
+
+/// A name no other test run uses: `prefix-PID-RANDOM`.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), fastrand::u32(..))
+}
+
+/// Whether a TCP port answers on 127.0.0.1; on CI a missing service fails the test.
+pub fn service(port: u16, what: &str) -> bool {
+    let up = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).is_ok();
+    if !up {
+        assert!(std::env::var_os("CI").is_none(), "{what} must be running on 127.0.0.1:{port} in CI");
+        eprintln!("skipped: {what} is not running on 127.0.0.1:{port}");
+    }
+    up
+}
+
+/// A nats-server (the machine's binary) with JetStream and token auth, on a free port.
+pub struct NatsServer {
+    pub url: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl NatsServer {
+    pub async fn start(token: &str) -> Option<NatsServer> {
+        let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"].into_iter().find(|p| Path::new(p).exists());
+        let Some(bin) = bin else {
+            assert!(std::env::var_os("CI").is_none(), "CI needs nats-server");
+            eprintln!("skipped: nats-server is missing");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "--auth", token])
+            .arg("-sd")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let end = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < end, "nats-server not listening in 30 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Some(NatsServer { url: format!("nats://127.0.0.1:{port}"), child, _dir: dir })
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
