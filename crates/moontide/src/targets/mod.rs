@@ -3,6 +3,7 @@
 //! Every target's `scale(n)` means "set to n" and is safe to repeat.
 
 pub mod command;
+pub mod nomad;
 pub mod process;
 pub mod webhook;
 
@@ -20,6 +21,8 @@ pub enum TargetConfig {
     Webhook(webhook::WebhookConfig),
     /// A user command run with the desired count.
     Command(command::CommandConfig),
+    /// A Nomad job's task group.
+    Nomad(nomad::NomadConfig),
 }
 
 impl TargetConfig {
@@ -29,6 +32,7 @@ impl TargetConfig {
             TargetConfig::Process(_) => "process",
             TargetConfig::Webhook(_) => "webhook",
             TargetConfig::Command(_) => "command",
+            TargetConfig::Nomad(_) => "nomad",
         }
     }
 
@@ -38,6 +42,7 @@ impl TargetConfig {
             TargetConfig::Process(c) => c.validate(),
             TargetConfig::Webhook(c) => c.validate(),
             TargetConfig::Command(c) => c.validate(),
+            TargetConfig::Nomad(c) => c.validate(),
         }
     }
 }
@@ -72,6 +77,8 @@ pub enum Target {
     Webhook(Box<webhook::Webhook>),
     /// See [`command::CommandTarget`].
     Command(command::CommandTarget),
+    /// See [`nomad::Nomad`].
+    Nomad(nomad::Nomad),
 }
 
 impl Target {
@@ -81,6 +88,7 @@ impl Target {
             TargetConfig::Process(c) => Target::Process(process::ProcessPool::start(name, c.clone())),
             TargetConfig::Webhook(c) => Target::Webhook(Box::new(webhook::Webhook::new(name, c)?)),
             TargetConfig::Command(c) => Target::Command(command::CommandTarget::new(name, c)),
+            TargetConfig::Nomad(c) => Target::Nomad(nomad::Nomad::new(name, c)?),
         })
     }
 
@@ -90,6 +98,7 @@ impl Target {
             Target::Process(t) => t.status().await,
             Target::Webhook(t) => t.status().await,
             Target::Command(t) => t.status().await,
+            Target::Nomad(t) => t.status().await,
         }
     }
 
@@ -99,6 +108,7 @@ impl Target {
             Target::Process(t) => t.scale(desired, key).await,
             Target::Webhook(t) => t.scale(current, desired, key).await,
             Target::Command(t) => t.scale(current, desired, key).await,
+            Target::Nomad(t) => t.scale(desired, key).await,
         }
     }
 
@@ -109,6 +119,8 @@ impl Target {
         match self {
             Target::Webhook(t) => t.restore(last_set),
             Target::Command(t) => t.restore(last_set),
+            // the platform keeps its own count
+            Target::Nomad(_) => {}
             Target::Process(t) => {
                 tracing::info!(target: "moontide::process", count = last_set, "restoring the pool to its last count");
                 if let Err(e) = t.scale(last_set, "restore").await {

@@ -8,4 +8,5 @@ mod common;
 mod contract;
 
 mod command;
+mod nomad;
 mod webhook;
