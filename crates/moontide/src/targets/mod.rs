@@ -3,6 +3,7 @@
 //! Every target's `scale(n)` means "set to n" and is safe to repeat.
 
 pub mod command;
+pub mod kubernetes;
 pub mod nomad;
 pub mod process;
 pub mod webhook;
@@ -23,6 +24,8 @@ pub enum TargetConfig {
     Command(command::CommandConfig),
     /// A Nomad job's task group.
     Nomad(nomad::NomadConfig),
+    /// A Kubernetes resource's scale subresource.
+    Kubernetes(kubernetes::KubernetesConfig),
 }
 
 impl TargetConfig {
@@ -33,6 +36,7 @@ impl TargetConfig {
             TargetConfig::Webhook(_) => "webhook",
             TargetConfig::Command(_) => "command",
             TargetConfig::Nomad(_) => "nomad",
+            TargetConfig::Kubernetes(_) => "kubernetes",
         }
     }
 
@@ -43,6 +47,7 @@ impl TargetConfig {
             TargetConfig::Webhook(c) => c.validate(),
             TargetConfig::Command(c) => c.validate(),
             TargetConfig::Nomad(c) => c.validate(),
+            TargetConfig::Kubernetes(c) => c.validate(),
         }
     }
 }
@@ -79,6 +84,9 @@ pub enum Target {
     Command(command::CommandTarget),
     /// See [`nomad::Nomad`].
     Nomad(nomad::Nomad),
+    /// See [`kubernetes::Kubernetes`].
+    #[cfg(feature = "kubernetes")]
+    Kubernetes(kubernetes::Kubernetes),
 }
 
 impl Target {
@@ -89,6 +97,12 @@ impl Target {
             TargetConfig::Webhook(c) => Target::Webhook(Box::new(webhook::Webhook::new(name, c)?)),
             TargetConfig::Command(c) => Target::Command(command::CommandTarget::new(name, c)),
             TargetConfig::Nomad(c) => Target::Nomad(nomad::Nomad::new(name, c)?),
+            #[cfg(feature = "kubernetes")]
+            TargetConfig::Kubernetes(c) => Target::Kubernetes(kubernetes::Kubernetes::new(name, c)?),
+            #[cfg(not(feature = "kubernetes"))]
+            TargetConfig::Kubernetes(_) => {
+                return Err(format!("target `{name}`: this moontide was built without the `kubernetes` feature"));
+            }
         })
     }
 
@@ -99,6 +113,8 @@ impl Target {
             Target::Webhook(t) => t.status().await,
             Target::Command(t) => t.status().await,
             Target::Nomad(t) => t.status().await,
+            #[cfg(feature = "kubernetes")]
+            Target::Kubernetes(t) => t.status().await,
         }
     }
 
@@ -109,6 +125,8 @@ impl Target {
             Target::Webhook(t) => t.scale(current, desired, key).await,
             Target::Command(t) => t.scale(current, desired, key).await,
             Target::Nomad(t) => t.scale(desired, key).await,
+            #[cfg(feature = "kubernetes")]
+            Target::Kubernetes(t) => t.scale(current, desired, key).await,
         }
     }
 
@@ -121,6 +139,8 @@ impl Target {
             Target::Command(t) => t.restore(last_set),
             // the platform keeps its own count
             Target::Nomad(_) => {}
+            #[cfg(feature = "kubernetes")]
+            Target::Kubernetes(_) => {}
             Target::Process(t) => {
                 tracing::info!(target: "moontide::process", count = last_set, "restoring the pool to its last count");
                 if let Err(e) = t.scale(last_set, "restore").await {

@@ -8,5 +8,6 @@ mod common;
 mod contract;
 
 mod command;
+mod kubernetes;
 mod nomad;
 mod webhook;
