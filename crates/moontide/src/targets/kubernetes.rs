@@ -106,6 +106,7 @@ impl KubernetesConfig {
     }
 
     /// (group, version, plural) of the configured kind.
+    #[cfg_attr(not(feature = "kubernetes"), allow(dead_code))]
     fn gvr(&self) -> (String, String, String) {
         let (api_version, plural) = match KNOWN.iter().find(|(k, _, _)| *k == self.kind) {
             Some((_, v, p)) if self.api_version.is_none() && self.resource.is_none() => (v.to_string(), p.to_string()),

@@ -86,7 +86,7 @@ pub enum Target {
     Nomad(nomad::Nomad),
     /// See [`kubernetes::Kubernetes`].
     #[cfg(feature = "kubernetes")]
-    Kubernetes(kubernetes::Kubernetes),
+    Kubernetes(Box<kubernetes::Kubernetes>),
 }
 
 impl Target {
@@ -98,7 +98,7 @@ impl Target {
             TargetConfig::Command(c) => Target::Command(command::CommandTarget::new(name, c)),
             TargetConfig::Nomad(c) => Target::Nomad(nomad::Nomad::new(name, c)?),
             #[cfg(feature = "kubernetes")]
-            TargetConfig::Kubernetes(c) => Target::Kubernetes(kubernetes::Kubernetes::new(name, c)?),
+            TargetConfig::Kubernetes(c) => Target::Kubernetes(Box::new(kubernetes::Kubernetes::new(name, c)?)),
             #[cfg(not(feature = "kubernetes"))]
             TargetConfig::Kubernetes(_) => {
                 return Err(format!("target `{name}`: this moontide was built without the `kubernetes` feature"));
