@@ -2,6 +2,7 @@
 //!
 //! Every target's `scale(n)` means "set to n" and is safe to repeat.
 
+pub mod aws_asg;
 pub mod command;
 pub mod kubernetes;
 pub mod nomad;
@@ -26,6 +27,8 @@ pub enum TargetConfig {
     Nomad(nomad::NomadConfig),
     /// A Kubernetes resource's scale subresource.
     Kubernetes(kubernetes::KubernetesConfig),
+    /// An EC2 Auto Scaling group.
+    AwsAsg(aws_asg::AwsAsgConfig),
 }
 
 impl TargetConfig {
@@ -37,6 +40,7 @@ impl TargetConfig {
             TargetConfig::Command(_) => "command",
             TargetConfig::Nomad(_) => "nomad",
             TargetConfig::Kubernetes(_) => "kubernetes",
+            TargetConfig::AwsAsg(_) => "aws_asg",
         }
     }
 
@@ -48,6 +52,7 @@ impl TargetConfig {
             TargetConfig::Command(c) => c.validate(),
             TargetConfig::Nomad(c) => c.validate(),
             TargetConfig::Kubernetes(c) => c.validate(),
+            TargetConfig::AwsAsg(c) => c.validate(),
         }
     }
 }
@@ -87,6 +92,9 @@ pub enum Target {
     /// See [`kubernetes::Kubernetes`].
     #[cfg(feature = "kubernetes")]
     Kubernetes(Box<kubernetes::Kubernetes>),
+    /// See [`aws_asg::AwsAsg`].
+    #[cfg(feature = "aws")]
+    AwsAsg(aws_asg::AwsAsg),
 }
 
 impl Target {
@@ -103,6 +111,12 @@ impl Target {
             TargetConfig::Kubernetes(_) => {
                 return Err(format!("target `{name}`: this moontide was built without the `kubernetes` feature"));
             }
+            #[cfg(feature = "aws")]
+            TargetConfig::AwsAsg(c) => Target::AwsAsg(aws_asg::AwsAsg::new(name, c)?),
+            #[cfg(not(feature = "aws"))]
+            TargetConfig::AwsAsg(_) => {
+                return Err(format!("target `{name}`: this moontide was built without the `aws` feature"));
+            }
         })
     }
 
@@ -115,6 +129,8 @@ impl Target {
             Target::Nomad(t) => t.status().await,
             #[cfg(feature = "kubernetes")]
             Target::Kubernetes(t) => t.status().await,
+            #[cfg(feature = "aws")]
+            Target::AwsAsg(t) => t.status().await,
         }
     }
 
@@ -127,6 +143,8 @@ impl Target {
             Target::Nomad(t) => t.scale(desired, key).await,
             #[cfg(feature = "kubernetes")]
             Target::Kubernetes(t) => t.scale(current, desired, key).await,
+            #[cfg(feature = "aws")]
+            Target::AwsAsg(t) => t.scale(desired, key).await,
         }
     }
 
@@ -141,6 +159,8 @@ impl Target {
             Target::Nomad(_) => {}
             #[cfg(feature = "kubernetes")]
             Target::Kubernetes(_) => {}
+            #[cfg(feature = "aws")]
+            Target::AwsAsg(_) => {}
             Target::Process(t) => {
                 tracing::info!(target: "moontide::process", count = last_set, "restoring the pool to its last count");
                 if let Err(e) = t.scale(last_set, "restore").await {

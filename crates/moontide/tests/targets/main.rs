@@ -7,6 +7,8 @@
 mod common;
 mod contract;
 
+#[cfg(feature = "aws")]
+mod aws_asg;
 mod command;
 mod kubernetes;
 mod nomad;
