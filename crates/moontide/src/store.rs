@@ -43,6 +43,21 @@ pub enum StoreError {
     },
 }
 
+/// One line of the audit log.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct AuditEntry {
+    /// When.
+    pub at: Timestamp,
+    /// The token's name (`-` when no known token was given).
+    pub who: String,
+    /// What was asked: method and path.
+    pub action: String,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// What changed, or why it was refused.
+    pub detail: String,
+}
+
 /// A handle to the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -93,6 +108,14 @@ impl Store {
                  at_ms INTEGER NOT NULL,
                  state TEXT NOT NULL,
                  PRIMARY KEY (policy, check_name)
+             );
+             CREATE TABLE IF NOT EXISTS audit (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 at_ms INTEGER NOT NULL,
+                 who TEXT NOT NULL,
+                 action TEXT NOT NULL,
+                 status INTEGER NOT NULL,
+                 detail TEXT NOT NULL
              );",
         )
         .map_err(sql)?;
@@ -147,6 +170,35 @@ impl Store {
                 source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
             }),
         }
+    }
+
+    /// Records who did what through the API (a token's name, never its value).
+    pub fn audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO audit (at_ms, who, action, status, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![e.at.as_millis(), e.who, e.action, e.status, e.detail],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// The latest audit entries, newest first.
+    pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.with(|c| {
+            let mut stmt =
+                c.prepare("SELECT at_ms, who, action, status, detail FROM audit ORDER BY id DESC LIMIT ?1")?;
+            let rows = stmt.query_map(params![limit as i64], |r| {
+                Ok(AuditEntry {
+                    at: Timestamp::from_millis(r.get(0)?),
+                    who: r.get(1)?,
+                    action: r.get(2)?,
+                    status: r.get(3)?,
+                    detail: r.get(4)?,
+                })
+            })?;
+            rows.collect()
+        })
     }
 
     /// Decisions matching `q`, newest first.

@@ -100,6 +100,9 @@ async fn a_missing_program_is_a_clear_error() {
 }
 
 const RUN_CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+
 [sources.machine]
 type = "host"
 

@@ -37,6 +37,8 @@ pub enum GuardKind {
     Bounds,
     /// Decide, never actuate.
     DryRun,
+    /// An operator's pause or override (applied by the engine after the guards).
+    Operator,
 }
 
 impl GuardKind {
@@ -49,6 +51,7 @@ impl GuardKind {
             GuardKind::Cooldown => "cooldown",
             GuardKind::Bounds => "bounds",
             GuardKind::DryRun => "dry_run",
+            GuardKind::Operator => "operator",
         }
     }
 }

@@ -3,6 +3,8 @@
 mod history;
 mod lua;
 mod simulate;
+mod status;
+mod token;
 
 use crate::config::{Config, DEFAULT_STATE_DIR};
 use crate::engine::{Engine, SystemClock};
@@ -65,6 +67,13 @@ pub enum Command {
     /// Check and test Lua policies.
     #[command(subcommand)]
     Lua(lua::LuaCommand),
+    /// Show what a running Moontide is doing: every policy's counts, state and last reason (needs an API token).
+    Status(status::ApiArgs),
+    /// Explain one decision of a running Moontide: readings, checks, guards, outcome (needs an API token).
+    Explain(status::ExplainArgs),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Run the demo's HTTP worker: GET /work burns CPU, GET /metrics reports cpuUsage and memoryUsage.
     Worker(crate::demo::worker::WorkerArgs),
 }
@@ -99,6 +108,9 @@ async fn dispatch(cmd: Command) -> ExitCode {
         Command::Lua(cmd) => lua::run(cmd),
         Command::Simulate(args) => simulate::run_cmd(args),
         Command::Demo(args) => crate::demo::run(args).await,
+        Command::Status(args) => status::status(args).await,
+        Command::Explain(args) => status::explain(args).await,
+        Command::Token(cmd) => token::run(cmd),
         Command::Worker(_) => unreachable!("handled before the runtime starts"),
     }
 }
@@ -173,6 +185,7 @@ async fn run(path: &Path, state_dir: Option<PathBuf>, dry_run: bool, once: bool)
             return ExitCode::FAILURE;
         }
     };
+    let store_for_api = store.clone();
     let mut engine = match Engine::build(&config, store, Arc::new(SystemClock), dry_run) {
         Ok(e) => e,
         Err(e) => {
@@ -187,27 +200,30 @@ async fn run(path: &Path, state_dir: Option<PathBuf>, dry_run: bool, once: bool)
         return ExitCode::SUCCESS;
     }
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let pushes = engine.push_sources();
-    let server = if pushes.is_empty() {
-        None
-    } else {
-        let addr = match config.server.addr() {
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!("error: server: {e}");
-                return ExitCode::from(EXIT_BAD_INPUT);
-            }
-        };
-        match crate::server::start(addr, crate::server::State { pushes }, rx.clone()).await {
-            Ok((bound, task)) => {
-                tracing::info!(%bound, "receiving pushes on http://{bound}/push/SOURCE");
-                Some(task)
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                engine.shutdown().await;
-                return ExitCode::FAILURE;
-            }
+    let addr = match config.server.addr() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: server: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let api = crate::server::ApiState {
+        controls: engine.controls().into_iter().map(|c| (c.policy.clone(), c)).collect(),
+        store: store_for_api,
+        decisions: engine.decision_sender(),
+        tokens: config.server.tokens.clone(),
+        clock: engine.clock(),
+    };
+    let state = crate::server::State { pushes: engine.push_sources(), api: Some(api) };
+    let server = match crate::server::start(addr, state, rx.clone()).await {
+        Ok((bound, task)) => {
+            tracing::info!(%bound, tokens = config.server.tokens.len(), "API on http://{bound}/api/v1");
+            task
+        }
+        Err(e) => {
+            eprintln!("error: {e} (set [server] listen to another address)");
+            engine.shutdown().await;
+            return ExitCode::FAILURE;
         }
     };
     let runner = tokio::spawn(engine.run(rx));
@@ -215,9 +231,7 @@ async fn run(path: &Path, state_dir: Option<PathBuf>, dry_run: bool, once: bool)
     tracing::info!("signal received, shutting down");
     let _ = tx.send(true);
     let _ = runner.await;
-    if let Some(server) = server {
-        let _ = server.await;
-    }
+    let _ = server.await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }

@@ -1,6 +1,7 @@
 //! The engine: builds sources and targets from a config, restores each
 //! policy's memory from the store, and ticks every policy on its own task.
 
+pub mod control;
 mod tick;
 
 pub use tick::PolicyRuntime;
@@ -129,6 +130,21 @@ impl Engine {
             .collect()
     }
 
+    /// Every policy's control (pause, hold, dry-run), in name order.
+    pub fn controls(&self) -> Vec<Arc<control::Control>> {
+        self.policies.iter().map(|p| p.control()).collect()
+    }
+
+    /// The channel every decision is sent on (the API's event stream subscribes to it).
+    pub fn decision_sender(&self) -> broadcast::Sender<Decision> {
+        self.decisions.clone()
+    }
+
+    /// The engine's clock.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
     /// Every decision, as it is made.
     pub fn subscribe(&self) -> broadcast::Receiver<Decision> {
         self.decisions.subscribe()
@@ -160,14 +176,20 @@ impl Engine {
         let mut tasks = tokio::task::JoinSet::new();
         for mut rt in self.policies {
             let mut stop = shutdown.clone();
+            let clock = self.clock.clone();
             tasks.spawn(async move {
+                let control = rt.control();
                 let mut every = tokio::time::interval(rt.interval());
                 every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tokio::select! {
                         _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
                         _ = every.tick() => { rt.tick().await; }
+                        // an operator changed something: act on it now
+                        _ = control.wake.notified() => { rt.tick().await; }
                     }
+                    let next = clock.now().plus(rt.interval());
+                    control.note(|s| s.next_tick = Some(next));
                 }
             });
         }

@@ -45,6 +45,8 @@ pub struct PolicyRuntime {
     saved_states: BTreeMap<String, String>,
     /// Whether empty windows were offered history from their sources yet.
     backfilled: bool,
+    /// What operators set through the API.
+    control: Arc<super::control::Control>,
     store: Store,
     clock: Arc<dyn Clock>,
     decisions: broadcast::Sender<Decision>,
@@ -80,6 +82,9 @@ impl PolicyRuntime {
                 lua.push((name.clone(), LuaCheckRunner::new(&field, c, clock.clone())?));
             }
         }
+        let (policy_name, target_name) = (policy.spec.name.clone(), policy.target.clone());
+        let (interval, min, max) = (policy.spec.interval, policy.spec.min, policy.spec.max);
+        let config_dry_run = policy.spec.behaviour.dry_run;
         let mut rt = PolicyRuntime {
             policy,
             target,
@@ -90,12 +95,25 @@ impl PolicyRuntime {
             restore_to: None,
             saved_states: BTreeMap::new(),
             backfilled: false,
+            control: Arc::new(super::control::Control::new(
+                &policy_name,
+                &target_name,
+                interval,
+                min,
+                max,
+                config_dry_run,
+            )),
             store,
             clock,
             decisions,
         };
         rt.restore()?;
         Ok(rt)
+    }
+
+    /// What operators set on this policy.
+    pub fn control(&self) -> Arc<super::control::Control> {
+        self.control.clone()
     }
 
     /// The policy's name.
@@ -204,11 +222,13 @@ impl PolicyRuntime {
         inputs: Vec<Input>,
         checks: Vec<CheckOutcome>,
     ) -> Decision {
+        self.policy.spec.behaviour.dry_run = self.control.dry_run();
         let spec = &self.policy.spec;
         let name = spec.name.clone();
         let obs = observation(spec, &self.series, now, &status);
         let eval = conclude(spec, &obs, &self.history, checks);
         let mut d = Decision::from_evaluation(&name, &obs, inputs, eval);
+        self.control.apply(&mut d, now);
         if d.desired != d.current {
             let (from, to) = (d.current, d.desired);
             if spec.behaviour.dry_run {
@@ -351,6 +371,7 @@ impl PolicyRuntime {
                 tracing::info!(target: "moontide::decision", policy = %d.policy, outcome = d.outcome.kind(), "{}", d.reason)
             }
         }
+        self.control.note(|s| s.last = Some(d.clone()));
         let _ = self.decisions.send(d.clone());
         d
     }

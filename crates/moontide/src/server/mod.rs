@@ -1,10 +1,13 @@
-//! Moontide's own HTTP server, run by `moontide run`: today the endpoint
-//! `push` sources receive values on.
+//! Moontide's own HTTP server, run by `moontide run`: the API (see
+//! [`api`]), and the endpoint `push` sources receive values on.
 //!
 //! It listens on 127.0.0.1:9464 unless `[server] listen` says otherwise, and
 //! only on a loopback address: bearer tokens must not cross a network in
 //! clear text, and Moontide does not serve TLS yet.
 
+pub mod api;
+pub mod auth;
+mod openapi;
 mod push;
 
 use crate::sources::push::Push;
@@ -24,17 +27,32 @@ pub struct ServerConfig {
     /// Address and port (default 127.0.0.1:9464).
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// API tokens, by hash.
+    #[serde(default)]
+    pub tokens: Vec<auth::TokenConfig>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: default_listen() }
+        ServerConfig { listen: default_listen(), tokens: Vec::new() }
     }
 }
 
 impl ServerConfig {
     /// Problems with the settings.
     pub fn validate(&self) -> Vec<String> {
+        let mut errs: Vec<String> = self.tokens.iter().flat_map(|t| t.validate()).collect();
+        let mut names = std::collections::BTreeSet::new();
+        for t in &self.tokens {
+            if !names.insert(&t.name) {
+                errs.push(format!("tokens: the name `{}` is used twice", t.name));
+            }
+        }
+        errs.extend(self.validate_listen());
+        errs
+    }
+
+    fn validate_listen(&self) -> Vec<String> {
         match self.listen.parse::<SocketAddr>() {
             Err(_) => vec![format!("listen: `{}` is not an address and port, like \"127.0.0.1:9464\"", self.listen)],
             Ok(a) if !a.ip().is_loopback() => vec![format!(
@@ -52,16 +70,34 @@ impl ServerConfig {
     }
 }
 
+/// What the API works on.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Each policy's control, by name.
+    pub controls: BTreeMap<String, Arc<crate::engine::control::Control>>,
+    /// Decisions and the audit log.
+    pub store: crate::store::Store,
+    /// Every decision as it is made (for the event stream).
+    pub decisions: tokio::sync::broadcast::Sender<moontide_core::Decision>,
+    /// The API tokens.
+    pub tokens: Vec<auth::TokenConfig>,
+    /// The engine's clock.
+    pub clock: Arc<dyn moontide_core::Clock>,
+}
+
 /// What the server serves.
 #[derive(Clone, Default)]
 pub struct State {
     /// `push` sources by name.
     pub pushes: BTreeMap<String, Arc<Push>>,
+    /// The API (absent: only pushes are served).
+    pub api: Option<ApiState>,
 }
 
 /// The routes.
 pub fn router(state: State) -> axum::Router {
     axum::Router::new()
+        .merge(api::routes())
         .route("/push/{source}", axum::routing::post(push::receive))
         .layer(axum::extract::DefaultBodyLimit::max(push::BODY_LIMIT))
         .with_state(Arc::new(state))

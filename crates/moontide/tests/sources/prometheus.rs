@@ -166,3 +166,32 @@ checks = {{ busy = {{ strategy = "threshold", conditions = [{{ metric = "depth",
     assert_eq!((d.current, d.desired), (2, 3), "the first tick scales up: {d:?}");
     engine.shutdown().await;
 }
+
+/// Prometheus itself serves no bearer auth; proxies in front of it (and
+/// Mimir, Thanos, VictoriaMetrics) do. This endpoint answers the query API
+/// the way Prometheus does, but only to the right bearer token and tenant.
+#[tokio::test]
+async fn a_bearer_token_and_headers_reach_a_prometheus_api_behind_a_proxy() {
+    let server = TestServer::start(|req, _| {
+        if req.header("authorization").as_deref() != Some("Bearer mimir-s3cret") || req.header("x-scope-orgid").as_deref() != Some("team-a") {
+            return text(401, "Unauthorized");
+        }
+        crate::common::json(200, serde_json::json!({"status": "success", "data": {"resultType": "scalar", "result": [1700000000.0, "3.25"]}}))
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let tok = dir.path().join("tok");
+    std::fs::write(&tok, "mimir-s3cret").unwrap();
+    let cfg = |headers: &str| {
+        format!(
+            "type = \"prometheus\"\nurl = \"{}/prometheus\"\ntoken_file = \"{}\"\n{headers}",
+            server.url(""),
+            tok.display()
+        )
+    };
+    let s = source(&cfg("headers = { \"X-Scope-OrgID\" = \"team-a\" }"));
+    assert_eq!(s.read(&["scalar(up)".into()]).await.remove(0).unwrap().value, 3.25);
+    assert_eq!(server.seen()[0].path, "/prometheus/api/v1/query", "the API lives under the configured URL");
+    let err = source(&cfg("")).read(&["scalar(up)".into()]).await.remove(0).unwrap_err();
+    assert!(err.contains("HTTP 401") && !err.contains("mimir-s3cret"), "{err}");
+}

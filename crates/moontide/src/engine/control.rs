@@ -1,0 +1,178 @@
+//! What operators change on a running policy, through the HTTP API: pause
+//! and resume, a held count ("hold N replicas until T"), and dry-run on or
+//! off. Each policy's tick reads its [`Control`] before it acts; the API
+//! writes it and wakes the policy so the change takes effect at once.
+//!
+//! Operator actions live in memory: a restart goes back to the config.
+
+use moontide_core::{Decision, GuardEffect, GuardKind, Timestamp};
+use serde::Serialize;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// A paused policy: it keeps reading and deciding, and never changes the count.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Pause {
+    /// The API token's name.
+    pub by: String,
+    /// Why.
+    pub reason: String,
+    /// Since when.
+    pub since: Timestamp,
+}
+
+/// A count held by an operator until a time, whatever the checks say.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Hold {
+    /// The count to hold.
+    pub replicas: u32,
+    /// When the hold ends (the policy's own decisions resume).
+    pub until: Timestamp,
+    /// The API token's name.
+    pub by: String,
+    /// Why (required).
+    pub reason: String,
+}
+
+/// What operators set, and what the policy last did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ControlState {
+    /// Set while paused.
+    pub paused: Option<Pause>,
+    /// Dry-run as set by an operator (None: as the config says).
+    pub dry_run: Option<bool>,
+    /// Set while a count is held.
+    pub hold: Option<Hold>,
+    /// The policy's latest decision.
+    #[serde(skip)]
+    pub last: Option<Decision>,
+    /// When the policy ticks next.
+    pub next_tick: Option<Timestamp>,
+}
+
+/// One policy's control, shared by its tick and the API.
+#[derive(Debug)]
+pub struct Control {
+    /// The policy.
+    pub policy: String,
+    /// Its target.
+    pub target: String,
+    /// Its tick interval.
+    pub interval: Duration,
+    /// Its bounds.
+    pub min: u32,
+    /// Its bounds.
+    pub max: u32,
+    /// Dry-run as the config says.
+    pub config_dry_run: bool,
+    state: Mutex<ControlState>,
+    /// Wakes the policy's task for an immediate tick.
+    pub wake: Notify,
+}
+
+impl Control {
+    /// A control with nothing set.
+    pub fn new(policy: &str, target: &str, interval: Duration, min: u32, max: u32, config_dry_run: bool) -> Self {
+        Control {
+            policy: policy.into(),
+            target: target.into(),
+            interval,
+            min,
+            max,
+            config_dry_run,
+            state: Mutex::new(ControlState::default()),
+            wake: Notify::new(),
+        }
+    }
+
+    /// A copy of the state.
+    pub fn state(&self) -> ControlState {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Changes the state and wakes the policy.
+    pub fn update(&self, f: impl FnOnce(&mut ControlState)) {
+        f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
+        self.wake.notify_one();
+    }
+
+    /// Changes the state without waking the policy (the tick's own bookkeeping).
+    pub fn note(&self, f: impl FnOnce(&mut ControlState)) {
+        f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Whether dry-run is on now.
+    pub fn dry_run(&self) -> bool {
+        self.state().dry_run.unwrap_or(self.config_dry_run)
+    }
+
+    /// Applies a pause or a held count to a decision the guards produced
+    /// (and ends a hold that is due). Returns the count to act on.
+    pub fn apply(&self, d: &mut Decision, now: Timestamp) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = st.hold.clone() {
+            if now >= h.until {
+                st.hold = None;
+                d.guards.push(GuardEffect {
+                    guard: GuardKind::Operator,
+                    before: d.desired,
+                    after: d.desired,
+                    note: format!("{}'s hold at {} ended at {}", h.by, h.replicas, h.until),
+                });
+            } else {
+                d.guards.push(GuardEffect {
+                    guard: GuardKind::Operator,
+                    before: d.desired,
+                    after: h.replicas,
+                    note: format!("held at {} by {} until {}: {}", h.replicas, h.by, h.until, h.reason),
+                });
+                d.desired = h.replicas;
+            }
+        }
+        if let Some(p) = &st.paused {
+            d.guards.push(GuardEffect {
+                guard: GuardKind::Operator,
+                before: d.desired,
+                after: d.current,
+                note: format!("paused by {} since {}: {}", p.by, p.since, p.reason),
+            });
+            d.desired = d.current;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(current: u32, desired: u32) -> Decision {
+        let mut d = Decision::skipped("p", Timestamp::from_secs(0), current, current, "x");
+        d.desired = desired;
+        d
+    }
+
+    #[test]
+    fn a_hold_overrides_until_due_and_a_pause_keeps_the_count() {
+        let c = Control::new("p", "t", Duration::from_secs(10), 1, 10, false);
+        let until = Timestamp::from_secs(100);
+        c.update(|s| s.hold = Some(Hold { replicas: 7, until, by: "bob".into(), reason: "launch".into() }));
+        let mut d = decision(3, 4);
+        c.apply(&mut d, Timestamp::from_secs(50));
+        assert_eq!(d.desired, 7);
+        assert!(d.guards[0].note.contains("held at 7 by bob"));
+        let mut d = decision(3, 4);
+        c.apply(&mut d, until);
+        assert_eq!(d.desired, 4, "due: the policy decides again");
+        assert!(d.guards[0].note.contains("ended"));
+        assert!(c.state().hold.is_none());
+
+        c.update(|s| {
+            s.paused = Some(Pause { by: "alice".into(), reason: "maintenance".into(), since: Timestamp::from_secs(1) })
+        });
+        let mut d = decision(3, 9);
+        c.apply(&mut d, Timestamp::from_secs(60));
+        assert_eq!(d.desired, 3);
+        assert!(d.guards[0].note.contains("paused by alice"));
+    }
+}

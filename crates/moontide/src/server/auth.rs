@@ -1,0 +1,136 @@
+//! API tokens and roles.
+//!
+//! A token is declared in the config by name, role and the SHA-256 of its
+//! value, never the value itself (`moontide token new` makes one). A
+//! request's bearer token is hashed and compared with every declared hash
+//! in constant time. `viewer` may read; `operator` may also pause, resume,
+//! override, toggle dry-run and reload. The audit log names the token,
+//! never its value.
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// What a token may do.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Read policies, decisions, the event stream and metrics.
+    Viewer,
+    /// Also pause, resume, override, toggle dry-run and reload.
+    Operator,
+}
+
+impl Role {
+    /// The name used in config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+        }
+    }
+}
+
+/// `[[server.tokens]]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who holds it, as the audit log names them.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// Hex SHA-256 of the token.
+    pub sha256: String,
+}
+
+impl TokenConfig {
+    /// Problems with one token entry.
+    pub fn validate(&self) -> Vec<String> {
+        let mut errs = Vec::new();
+        if self.name.trim().is_empty() || self.name.len() > 64 {
+            errs.push("tokens: a token's name must be 1 to 64 characters".into());
+        }
+        if self.sha256.len() != 64 || !self.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+            errs.push(format!(
+                "tokens.{}: sha256 must be 64 hex digits (the hash `moontide token new` prints, never the token)",
+                self.name
+            ));
+        }
+        errs
+    }
+}
+
+/// The hex SHA-256 of a token.
+pub fn hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new random token: `mt_` and 43 URL-safe characters (256 bits).
+pub fn new_token() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness from the system: {e}"))?;
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    // base64url without padding, 6 bits at a time
+    let mut out = String::from("mt_");
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for b in bytes {
+        acc = (acc << 8) | b as u32;
+        bits += 8;
+        while bits >= 6 {
+            bits -= 6;
+            out.push(ALPHABET[((acc >> bits) & 63) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((acc << (6 - bits)) & 63) as usize] as char);
+    }
+    Ok(out)
+}
+
+/// Who made a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's name.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+}
+
+/// The token a bearer value matches, compared in constant time against every declared hash.
+pub fn identify(tokens: &[TokenConfig], bearer: &str) -> Option<Caller> {
+    let presented = hash(bearer);
+    let mut found = None;
+    for t in tokens {
+        // no early exit: every hash is compared
+        if bool::from(presented.as_bytes().ct_eq(t.sha256.to_ascii_lowercase().as_bytes())) {
+            found = Some(Caller { name: t.name.clone(), role: t.role });
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_known_only_by_their_hash() {
+        let (a, b) = (new_token().unwrap(), new_token().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 3 + 43);
+        assert!(a[3..].chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        let tokens = vec![
+            TokenConfig { name: "alice".into(), role: Role::Operator, sha256: hash(&a) },
+            TokenConfig { name: "viewer".into(), role: Role::Viewer, sha256: hash(&b).to_uppercase() },
+        ];
+        assert_eq!(identify(&tokens, &a), Some(Caller { name: "alice".into(), role: Role::Operator }));
+        assert_eq!(identify(&tokens, &b).map(|c| c.role), Some(Role::Viewer));
+        assert_eq!(identify(&tokens, "mt_guess"), None);
+        assert_eq!(identify(&tokens, &a[..a.len() - 1]), None);
+        assert_eq!(hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert!(
+            TokenConfig { name: "x".into(), role: Role::Viewer, sha256: a }.validate()[0].contains("64 hex digits")
+        );
+    }
+}

@@ -1,0 +1,415 @@
+//! The HTTP API end to end: a real engine ticking against real HTTP servers
+//! on 127.0.0.1, the API served on an ephemeral port, every endpoint tried
+//! with no token, an unknown token, a viewer and an operator.
+
+mod common;
+
+use common::{TestServer, json, text};
+use moontide::config::Config;
+use moontide::engine::{Engine, SystemClock};
+use moontide::server::auth::hash;
+use moontide::store::Store;
+use serde_json::{Value, json as j};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const OPERATOR: &str = "mt_operator-token-for-tests-0000000000000000000";
+const VIEWER: &str = "mt_viewer-token-for-tests-00000000000000000000";
+
+struct Running {
+    base: String,
+    cloud: TestServer,
+    load: Arc<AtomicU32>,
+    store: Store,
+    stop: tokio::sync::watch::Sender<bool>,
+    engine: tokio::task::JoinHandle<()>,
+    _metrics: TestServer,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    async fn start() -> Running {
+        // the work to do, in fully busy replicas: CPU is that work spread over the replicas running
+        let load = Arc::new(AtomicU32::new(1));
+        let count = Arc::new(AtomicU32::new(2));
+        let (l, c) = (load.clone(), count.clone());
+        let metrics = TestServer::start(move |_, _| {
+            let cpu = (100 * l.load(Ordering::SeqCst) / c.load(Ordering::SeqCst).max(1)).min(100);
+            json(200, j!({ "cpu": cpu }))
+        })
+        .await;
+        let n = count.clone();
+        let cloud = TestServer::start(move |req, _| {
+            if req.method == "GET" {
+                return json(200, j!({"replicas": n.load(Ordering::SeqCst)}));
+            }
+            let v: u32 = req.query.as_deref().and_then(|q| q.strip_prefix("n=")).unwrap().parse().unwrap();
+            n.store(v, Ordering::SeqCst);
+            text(200, "ok")
+        })
+        .await;
+        let config = format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+tokens = [
+  {{ name = "olga", role = "operator", sha256 = "{op}" }},
+  {{ name = "vic", role = "viewer", sha256 = "{vw}" }},
+]
+
+[sources.app]
+type = "http_json"
+url = "{metrics}"
+
+[targets.cloud]
+type = "webhook"
+url = "{cloud}"
+status_url = "{status}"
+
+[policies.web]
+target = "cloud"
+interval = "200ms"
+min = 1
+max = 10
+metrics = {{ cpu = {{ source = "app", query = "/cpu" }} }}
+checks = {{ cpu = {{ strategy = "target_tracking", targets = [{{ metric = "cpu", target = 50 }}] }} }}
+behaviour = {{ scale_down = {{ stabilization = "0s" }} }}
+"#,
+            op = hash(OPERATOR),
+            vw = hash(VIEWER),
+            metrics = metrics.url("/m"),
+            cloud = cloud.url("/scale?n={count}"),
+            status = cloud.url("/status"),
+        );
+        let (dir, path) = common::config_file(&config);
+        let config = Config::load(&path).unwrap();
+        let store = Store::open(&dir.path().join("state")).unwrap();
+        let engine = Engine::build(&config, store.clone(), Arc::new(SystemClock), false).unwrap();
+        let api = moontide::server::ApiState {
+            controls: engine.controls().into_iter().map(|c| (c.policy.clone(), c)).collect(),
+            store: store.clone(),
+            decisions: engine.decision_sender(),
+            tokens: config.server.tokens.clone(),
+            clock: engine.clock(),
+        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let state = moontide::server::State { pushes: Default::default(), api: Some(api) };
+        let (addr, _server) =
+            moontide::server::start(config.server.addr().unwrap(), state, stopped.clone()).await.unwrap();
+        let engine = tokio::spawn(engine.run(stopped));
+        Running { base: format!("http://{addr}"), cloud, load, store, stop, engine, _metrics: metrics, _dir: dir }
+    }
+
+    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
+        let mut req = reqwest::Client::new().request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        let code = resp.status().as_u16();
+        (code, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    fn scaled_to(&self) -> Vec<String> {
+        self.cloud.seen().iter().filter(|r| r.method != "GET").filter_map(|r| r.query.clone()).collect()
+    }
+
+    /// Waits (at most 20 s) for a decision of `web` whose reason contains `needle`.
+    async fn decision_saying(&self, needle: &str) -> Value {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, v) = self.call("GET", "/api/v1/policies/web/decisions?limit=5", Some(VIEWER), None).await;
+            if let Some(d) = v["decisions"]
+                .as_array()
+                .and_then(|l| l.iter().find(|d| d["reason"].as_str().unwrap_or("").contains(needle)))
+            {
+                return d.clone();
+            }
+            assert!(Instant::now() < end, "no decision saying `{needle}`: {v}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), self.engine).await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn every_endpoint_answers_401_403_or_200_as_the_token_allows() {
+    let r = Running::start().await;
+    let reads = ["/api/v1/policies", "/api/v1/policies/web", "/api/v1/policies/web/decisions"];
+    let changes: [(&str, &str, Option<&str>); 5] = [
+        ("POST", "/api/v1/policies/web/pause", Some(r#"{"reason": "test"}"#)),
+        ("POST", "/api/v1/policies/web/resume", None),
+        ("POST", "/api/v1/policies/web/override", Some(r#"{"replicas": 3, "for": "1m", "reason": "test"}"#)),
+        ("DELETE", "/api/v1/policies/web/override", None),
+        ("POST", "/api/v1/policies/web/dry-run", Some(r#"{"enabled": null}"#)),
+    ];
+    for p in reads {
+        assert_eq!(r.call("GET", p, None, None).await.0, 401, "{p} without a token");
+        assert_eq!(r.call("GET", p, Some("mt_forged"), None).await.0, 401, "{p} with a forged token");
+        assert_eq!(r.call("GET", p, Some(VIEWER), None).await.0, 200, "{p} as viewer");
+        assert_eq!(r.call("GET", p, Some(OPERATOR), None).await.0, 200, "{p} as operator");
+    }
+    for (m, p, b) in changes {
+        assert_eq!(r.call(m, p, None, b).await.0, 401, "{m} {p} without a token");
+        assert_eq!(
+            r.call(m, p, Some(&OPERATOR[..OPERATOR.len() - 1]), b).await.0,
+            401,
+            "{m} {p} with a near-miss token"
+        );
+        let (code, v) = r.call(m, p, Some(VIEWER), b).await;
+        assert_eq!(code, 403, "{m} {p} as viewer");
+        assert!(v["error"].as_str().unwrap().contains("viewer role"), "{v}");
+    }
+    // none of those refused calls changed anything
+    let (_, v) = r.call("GET", "/api/v1/policies/web", Some(VIEWER), None).await;
+    assert!(v["paused"].is_null() && v["hold"].is_null(), "{v}");
+    for (m, p, b) in changes {
+        assert_eq!(r.call(m, p, Some(OPERATOR), b).await.0, 200, "{m} {p} as operator");
+    }
+    assert_eq!(r.call("GET", "/api/v1/audit", Some(VIEWER), None).await.0, 403);
+    let (code, v) = r.call("GET", "/api/v1/audit?limit=1000", Some(OPERATOR), None).await;
+    assert_eq!(code, 200);
+    let entries = v["entries"].as_array().unwrap();
+    let who = |name: &str, status: u64| entries.iter().filter(|e| e["who"] == name && e["status"] == status).count();
+    assert_eq!(who("-", 401), 3 * 2 + 5 * 2, "every unknown caller is recorded");
+    assert_eq!(who("vic", 403), 5 + 1);
+    assert_eq!(who("olga", 200), 5);
+    let text = v.to_string();
+    assert!(!text.contains(OPERATOR) && !text.contains(VIEWER), "the audit log never holds a token");
+    // the OpenAPI document
+    let (code, doc) = r.call("GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!((code, doc["openapi"].as_str()), (200, Some("3.0.3")));
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_4xx_that_says_what_is_wrong() {
+    let r = Running::start().await;
+    for (m, p, b, code, words) in [
+        ("GET", "/api/v1/policies/nope", None, 404, "no policy named `nope` (policies: web)"),
+        ("POST", "/api/v1/policies/nope/pause", Some("{}"), 404, "no policy named `nope`"),
+        ("POST", "/api/v1/policies/web/pause", Some("{\"reason\": "), 400, "malformed JSON body"),
+        ("POST", "/api/v1/policies/web/pause", Some("{\"why\": \"x\"}"), 400, "unknown field `why`"),
+        (
+            "POST",
+            "/api/v1/policies/web/override",
+            Some(r#"{"replicas": 3, "for": "1m"}"#),
+            400,
+            "missing field `reason`",
+        ),
+        (
+            "POST",
+            "/api/v1/policies/web/override",
+            Some(r#"{"replicas": 3, "for": "1m", "reason": " "}"#),
+            400,
+            "say why",
+        ),
+        (
+            "POST",
+            "/api/v1/policies/web/override",
+            Some(r#"{"replicas": 30, "for": "1m", "reason": "x"}"#),
+            400,
+            "outside the policy's bounds 1..=10",
+        ),
+        (
+            "POST",
+            "/api/v1/policies/web/override",
+            Some(r#"{"replicas": 3, "reason": "x"}"#),
+            400,
+            "give either `until`",
+        ),
+        (
+            "POST",
+            "/api/v1/policies/web/override",
+            Some(r#"{"replicas": 3, "until": "2001-01-01T00:00:00Z", "reason": "x"}"#),
+            400,
+            "not in the future",
+        ),
+        (
+            "POST",
+            "/api/v1/policies/web/override",
+            Some(r#"{"replicas": 3, "for": "30d", "reason": "x"}"#),
+            400,
+            "at most 7 days",
+        ),
+        ("POST", "/api/v1/policies/web/dry-run", Some(r#"{"enabled": "yes"}"#), 400, "malformed JSON body"),
+        ("GET", "/api/v1/policies/web/decisions?limit=0", None, 400, "limit"),
+        ("GET", "/api/v1/policies/web/decisions?outcome=won", None, 400, "not one of hold, scaled"),
+        ("GET", "/api/v1/policies/web/decisions?since=yesterday", None, 400, "not an RFC 3339 time"),
+        ("GET", "/api/v1/policies/web/decisions?colour=red", None, 400, "unknown parameter `colour`"),
+    ] {
+        let (got, v) = r.call(m, p, Some(OPERATOR), b).await;
+        assert_eq!(got, code, "{m} {p} {b:?}: {v}");
+        assert!(v["error"].as_str().unwrap_or("").contains(words), "{m} {p} {b:?}: {v}");
+    }
+    let (_, v) = r.call("GET", "/api/v1/policies/web", Some(VIEWER), None).await;
+    assert!(v["paused"].is_null() && v["hold"].is_null(), "no bad request changed anything: {v}");
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn pause_override_and_dry_run_act_on_the_next_tick_and_are_recorded() {
+    let r = Running::start().await;
+    r.decision_saying("hold at 2").await;
+
+    // paused: twice the work (100 % on 2: the check wants 4), the count stays
+    r.call("POST", "/api/v1/policies/web/pause", Some(OPERATOR), Some(r#"{"reason": "maintenance"}"#)).await;
+    r.load.store(2, Ordering::SeqCst);
+    let d = r.decision_saying("paused by olga").await;
+    assert_eq!((d["current"].as_u64(), d["desired"].as_u64()), (Some(2), Some(2)), "{d}");
+    assert!(d["reason"].as_str().unwrap().contains("maintenance"), "{d}");
+    assert!(r.scaled_to().is_empty(), "{:?}", r.scaled_to());
+    r.call("POST", "/api/v1/policies/web/resume", Some(OPERATOR), None).await;
+    r.decision_saying("scaled 2 → 4").await;
+    r.decision_saying("hold at 4").await;
+
+    // dry-run: decided, not done
+    r.call("POST", "/api/v1/policies/web/dry-run", Some(OPERATOR), Some(r#"{"enabled": true}"#)).await;
+    r.load.store(1, Ordering::SeqCst);
+    let d = r.decision_saying("dry-run: would scale 4 → 2").await;
+    assert_eq!(d["outcome"]["kind"], "dry_run");
+    assert_eq!(r.scaled_to(), ["n=4"]);
+    r.call("POST", "/api/v1/policies/web/dry-run", Some(OPERATOR), Some(r#"{"enabled": false}"#)).await;
+    r.decision_saying("scaled 4 → 2").await;
+
+    // an override holds its count, recorded with who and why, until it is due
+    let (code, v) = r
+        .call(
+            "POST",
+            "/api/v1/policies/web/override",
+            Some(OPERATOR),
+            Some(r#"{"replicas": 7, "for": "2s", "reason": "launch day"}"#),
+        )
+        .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["hold"]["replicas"], 7);
+    let d = r.decision_saying("held at 7 by olga").await;
+    assert!(d["reason"].as_str().unwrap().contains("launch day"), "{d}");
+    assert!(r.scaled_to().contains(&"n=7".to_string()), "{:?}", r.scaled_to());
+    r.decision_saying("hold at 7 ended").await;
+    r.decision_saying("scaled 7 → 2").await;
+    let (_, v) = r.call("GET", "/api/v1/policies/web", Some(VIEWER), None).await;
+    assert!(v["hold"].is_null(), "the hold expired: {v}");
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn history_pages_and_the_event_stream_delivers_decisions() {
+    let r = Running::start().await;
+    // the stream: the first decision event arrives
+    let resp = reqwest::Client::new()
+        .get(format!("{}/api/v1/events?policy=web", r.base))
+        .bearer_auth(VIEWER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let mut resp = resp;
+    let mut seen = String::new();
+    let got = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(chunk) = resp.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if let Some(line) = seen.lines().find(|l| l.starts_with("data: ")) {
+                return serde_json::from_str::<Value>(&line[6..]).unwrap();
+            }
+        }
+        panic!("the stream ended")
+    })
+    .await
+    .expect("a decision event within 20 s");
+    assert_eq!(got["policy"], "web");
+    assert!(seen.contains("event: decision"));
+    let (code, _) = r.call("GET", "/api/v1/events?policy=nope", Some(VIEWER), None).await;
+    assert_eq!(code, 404);
+
+    // paging: wait for at least 5 decisions, then walk them 2 at a time
+    let end = Instant::now() + Duration::from_secs(20);
+    while r
+        .store
+        .list(&moontide::store::Query { policy: Some("web".into()), limit: 10, ..Default::default() })
+        .unwrap()
+        .len()
+        < 5
+    {
+        assert!(Instant::now() < end);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, first) = r.call("GET", "/api/v1/policies/web/decisions?limit=2", Some(VIEWER), None).await;
+    let page1 = first["decisions"].as_array().unwrap().clone();
+    assert_eq!(page1.len(), 2);
+    let next = first["next_until"].as_i64().expect("a next page");
+    let (_, second) =
+        r.call("GET", &format!("/api/v1/policies/web/decisions?limit=2&until={next}"), Some(VIEWER), None).await;
+    let page2 = second["decisions"].as_array().unwrap();
+    assert!(page2[0]["at"].as_i64().unwrap() < page1[1]["at"].as_i64().unwrap() + 1);
+    assert!(page1.iter().all(|d| !page2.contains(d)), "pages do not overlap");
+    let (_, held) = r.call("GET", "/api/v1/policies/web/decisions?outcome=scaled", Some(VIEWER), None).await;
+    assert!(held["decisions"].as_array().unwrap().iter().all(|d| d["outcome"]["kind"] == "scaled"));
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_explain_print_what_the_api_says() {
+    let r = Running::start().await;
+    r.decision_saying("hold at 2").await;
+    let moontide = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_moontide"))
+            .args(args)
+            .env_remove("MOONTIDE_TOKEN")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = moontide(&["status", "--url", &r.base, "--token", VIEWER]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("web") && out.contains("running") && out.contains("hold at 2"), "{out}");
+    let (code, out, err) = moontide(&["explain", "web", "--url", &r.base, "--token", VIEWER]);
+    assert_eq!(code, Some(0), "{err}");
+    for part in ["readings", "cpu", "checks", "target_tracking", "outcome: hold at 2"] {
+        assert!(out.contains(part), "`{part}` missing:\n{out}");
+    }
+    let (code, _, err) = moontide(&["status", "--url", &r.base, "--token", "mt_wrong"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("HTTP 401"), "{err}");
+    let (code, _, err) = moontide(&["explain", "nope", "--url", &r.base, "--token", VIEWER]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no policy named `nope`"), "{err}");
+    let (code, _, err) =
+        moontide(&["explain", "web", "--url", &r.base, "--token", VIEWER, "--at", "2001-01-01T00:00:00Z"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no decision of `web` at or before"), "{err}");
+    r.stop().await;
+}
+
+#[test]
+fn token_new_prints_a_token_once_and_its_config_lines() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_moontide"))
+        .args(["token", "new", "alice", "--role", "operator"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(token.starts_with("mt_") && token.len() == 46, "{token}");
+    assert!(err.contains(&format!("sha256 = \"{}\"", hash(&token))), "{err}");
+    assert!(err.contains("name = \"alice\"") && err.contains("role = \"operator\""));
+    assert!(!err.contains(&token), "the token is printed once, on stdout");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_moontide"))
+        .args(["token", "new", "bob", "--role", "admin"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
