@@ -10,6 +10,7 @@ pub mod engine;
 pub mod http;
 pub mod logging;
 pub mod lua;
+pub mod metrics;
 pub mod script;
 pub mod secret;
 pub mod server;

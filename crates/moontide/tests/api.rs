@@ -413,3 +413,29 @@ fn token_new_prints_a_token_once_and_its_config_lines() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn metrics_count_ticks_decisions_actuations_and_reads() {
+    let r = Running::start().await;
+    r.load.store(2, Ordering::SeqCst);
+    r.decision_saying("scaled 2 → 4").await;
+    r.decision_saying("hold at 4").await;
+    assert_eq!(r.call("GET", "/metrics", None, None).await.0, 401);
+    let resp = reqwest::Client::new().get(format!("{}/metrics", r.base)).bearer_auth(VIEWER).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let value = |line_start: &str| -> f64 {
+        let line =
+            text.lines().find(|l| l.starts_with(line_start)).unwrap_or_else(|| panic!("no `{line_start}` in:\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("moontide_ticks_total{policy=\"web\"}") >= 2.0);
+    assert!(value("moontide_decisions_total{policy=\"web\",outcome=\"scaled\"}") >= 1.0);
+    assert!(value("moontide_decisions_total{policy=\"web\",outcome=\"hold\"}") >= 1.0);
+    assert!(value("moontide_actuations_total{target=\"cloud\",result=\"ok\"}") >= 1.0);
+    // (other tests in this process run policies named `web` too: the gauge holds one of theirs or ours)
+    assert!((1.0..=10.0).contains(&value("moontide_replicas{policy=\"web\",kind=\"desired\"}")));
+    assert!(value("moontide_source_read_seconds_count{source=\"app\"}") >= 2.0);
+    assert!(text.contains("moontide_rate_limit_wait_seconds_total{target=\"cloud\"}"), "{text}");
+    r.stop().await;
+}

@@ -254,6 +254,33 @@ impl PolicyRuntime {
         self.finish(d).await
     }
 
+    /// Counts a decision in Moontide's own metrics.
+    fn count(&self, d: &Decision) {
+        use crate::metrics::{get, label, labels2};
+        let m = get();
+        let policy = &d.policy;
+        m.ticks.get_or_create(&label("policy", policy)).inc();
+        m.decisions.get_or_create(&labels2("policy", policy, "outcome", d.outcome.kind())).inc();
+        let target = &self.policy.target;
+        match &d.outcome {
+            Outcome::Scaled { .. } => {
+                m.actuations.get_or_create(&labels2("target", target, "result", "ok")).inc();
+            }
+            Outcome::Failed { .. } => {
+                m.actuations.get_or_create(&labels2("target", target, "result", "error")).inc();
+            }
+            _ => {}
+        }
+        for c in d.checks.iter().filter(|c| c.strategy == "lua" && c.recommendation.error.is_some()) {
+            m.lua_errors.get_or_create(&labels2("policy", policy, "check", &c.check)).inc();
+        }
+        if !matches!(d.outcome, Outcome::Skipped { .. }) {
+            for (kind, n) in [("current", d.current), ("ready", d.ready), ("desired", d.desired)] {
+                m.replicas.get_or_create(&labels2("policy", policy, "kind", kind)).set(n as i64);
+            }
+        }
+    }
+
     /// Before the first reading: fills each empty window from its source's
     /// history, where the source keeps one (Prometheus), one point per
     /// interval, so windows hold data from the first tick.
@@ -291,12 +318,18 @@ impl PolicyRuntime {
         for (idx, read) in self.reads.iter().enumerate() {
             let source = read.source.clone();
             let queries: Vec<String> = read.queries.iter().map(|(_, q)| q.clone()).collect();
+            let source_name = read.name.clone();
             set.spawn(async move {
                 let n = queries.len();
+                let started = std::time::Instant::now();
                 let results = match tokio::time::timeout(READ_TIMEOUT, source.read(&queries)).await {
                     Ok(r) => r,
                     Err(_) => vec![Err(format!("no answer within {}s", READ_TIMEOUT.as_secs())); n],
                 };
+                crate::metrics::get()
+                    .read_seconds
+                    .get_or_create(&crate::metrics::label("source", &source_name))
+                    .observe(started.elapsed().as_secs_f64());
                 (idx, results, source.max_age())
             });
         }
@@ -372,6 +405,7 @@ impl PolicyRuntime {
             }
         }
         self.control.note(|s| s.last = Some(d.clone()));
+        self.count(&d);
         let _ = self.decisions.send(d.clone());
         d
     }

@@ -42,6 +42,7 @@ pub fn routes() -> axum::Router<Arc<State>> {
         .route("/api/v1/policies/{name}/dry-run", post(dry_run))
         .route("/api/v1/events", get(events))
         .route("/api/v1/audit", get(audit))
+        .route("/metrics", get(metrics))
 }
 
 /// The API's part of the server state, or 404 when the server runs without it.
@@ -489,4 +490,19 @@ async fn audit(
         Ok(entries) => axum::Json(json!({ "entries": entries })).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+async fn metrics(Shared(state): Shared<Arc<State>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let api = match api(&state) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    if let Err(r) = authorize(api, &headers, &method, &uri, Role::Viewer) {
+        return r;
+    }
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        crate::metrics::get().render(),
+    )
+        .into_response()
 }

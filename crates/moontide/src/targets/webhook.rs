@@ -137,6 +137,12 @@ pub struct WebhookConfig {
     /// Requests per second and burst (default 5/s, burst 5).
     #[serde(default = "default_rate")]
     pub rate_limit: RateLimit,
+    /// Environment variable holding the secret that signs every request (HMAC-SHA256).
+    #[serde(default)]
+    pub signing_secret_env: Option<String>,
+    /// File holding the secret that signs every request (HMAC-SHA256).
+    #[serde(default)]
+    pub signing_secret_file: Option<PathBuf>,
 }
 
 fn check_url(field: &str, url: &str, errs: &mut Vec<String>) {
@@ -212,6 +218,9 @@ impl WebhookConfig {
         if self.rate_limit.burst == 0 {
             errs.push("rate_limit.burst must be at least 1".into());
         }
+        if self.signing_secret_env.is_some() && self.signing_secret_file.is_some() {
+            errs.push("give either signing_secret_env or signing_secret_file, not both".into());
+        }
         errs
     }
 }
@@ -231,6 +240,7 @@ pub struct Webhook {
     token: Option<Secret>,
     limiter: Limiter,
     tracked: Mutex<u32>,
+    signing: Option<Secret>,
 }
 
 impl Webhook {
@@ -249,6 +259,9 @@ impl Webhook {
             client,
             token,
             limiter: RateLimiter::direct(quota),
+            signing: SecretRef::new(cfg.signing_secret_env.clone(), cfg.signing_secret_file.clone())
+                .load()
+                .map_err(|e| format!("target `{name}`: signing secret: {}", e.replace("token", "secret")))?,
             tracked: Mutex::new(cfg.initial.unwrap_or(0)),
         })
     }
@@ -410,13 +423,23 @@ impl Webhook {
         body: Option<String>,
         key: Option<&str>,
     ) -> Result<(u16, String, Option<Duration>), String> {
+        let waited = std::time::Instant::now();
         self.limiter.until_ready().await;
+        crate::metrics::get()
+            .rate_limit_wait
+            .get_or_create(&crate::metrics::label("target", &self.name))
+            .inc_by(waited.elapsed().as_secs_f64());
         let mut req = crate::sources::with_token(self.client.request(method, url), self.token.as_ref());
         for (k, v) in &self.cfg.headers {
             req = req.header(k, v);
         }
         if let Some(k) = key {
             req = req.header("Idempotency-Key", k);
+        }
+        if let Some(secret) = &self.signing {
+            let at =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            req = req.header(SIGNATURE_HEADER, sign(secret.expose().as_bytes(), at, body.as_deref().unwrap_or("")));
         }
         if let Some(b) = body {
             req = req
@@ -430,6 +453,20 @@ impl Webhook {
         let text = resp.text().await.unwrap_or_default();
         Ok((code, text, retry_after))
     }
+}
+
+/// The header carrying a signed request's time and signature.
+pub const SIGNATURE_HEADER: &str = "Moontide-Signature";
+
+/// `t=UNIX_SECONDS,v1=HEX`, where HEX is HMAC-SHA256(secret, "UNIX_SECONDS." + body): a
+/// receiver recomputes it, compares in constant time, and rejects old times (replays).
+pub fn sign(secret: &[u8], at: u64, body: &str) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(format!("{at}.").as_bytes());
+    mac.update(body.as_bytes());
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("t={at},v1={hex}")
 }
 
 /// `Retry-After` is either whole seconds or an HTTP date (RFC 9110 §10.2.3).

@@ -1,0 +1,96 @@
+//! Moontide's own metrics, served at `/metrics` in the Prometheus text
+//! format: ticks, decisions by outcome, actuations and their errors per
+//! target, source read latency, rate-limiter waits, Lua errors, and each
+//! policy's current, ready and desired counts.
+//!
+//! One registry per process (several engines in one process, as in tests,
+//! share it; their policies are told apart by name).
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::OnceLock;
+use std::sync::atomic::AtomicU64;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// The metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// Ticks per policy.
+    pub ticks: Family<Labels, Counter>,
+    /// Decisions per policy and outcome.
+    pub decisions: Family<Labels, Counter>,
+    /// Actuations per target and result (`ok`, `error`).
+    pub actuations: Family<Labels, Counter>,
+    /// Source read latency per source, seconds.
+    pub read_seconds: Family<Labels, Histogram, fn() -> Histogram>,
+    /// Seconds spent waiting for a target's rate limiter.
+    pub rate_limit_wait: Family<Labels, Counter<f64, AtomicU64>>,
+    /// Lua check errors per policy and check.
+    pub lua_errors: Family<Labels, Counter>,
+    /// Replica counts per policy and kind (`current`, `ready`, `desired`).
+    pub replicas: Family<Labels, Gauge>,
+}
+
+fn read_histogram() -> Histogram {
+    // 1 ms to about 32 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("moontide");
+        let m = Metrics {
+            ticks: Family::default(),
+            decisions: Family::default(),
+            actuations: Family::default(),
+            read_seconds: Family::new_with_constructor(read_histogram),
+            rate_limit_wait: Family::default(),
+            lua_errors: Family::default(),
+            replicas: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register("ticks", "Policy ticks", m.ticks.clone());
+        registry.register("decisions", "Decisions, by policy and outcome", m.decisions.clone());
+        registry.register("actuations", "Scaling requests to targets, by target and result", m.actuations.clone());
+        registry.register("source_read_seconds", "Time to read a source, by source", m.read_seconds.clone());
+        registry.register(
+            "rate_limit_wait_seconds",
+            "Time actuations waited for a target's rate limiter",
+            m.rate_limit_wait.clone(),
+        );
+        registry.register("lua_errors", "Lua check errors, by policy and check", m.lua_errors.clone());
+        registry.register(
+            "replicas",
+            "Replica counts, by policy and kind (current, ready, desired)",
+            m.replicas.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Everything, in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The process's metrics.
+pub fn get() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+/// One label pair.
+pub fn label(k: &'static str, v: &str) -> Labels {
+    vec![(k, v.to_string())]
+}
+
+/// Two label pairs.
+pub fn labels2(k1: &'static str, v1: &str, k2: &'static str, v2: &str) -> Labels {
+    vec![(k1, v1.to_string()), (k2, v2.to_string())]
+}
