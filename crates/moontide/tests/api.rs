@@ -87,14 +87,18 @@ behaviour = {{ scale_down = {{ stabilization = "0s" }} }}
         let store = Store::open(&dir.path().join("state")).unwrap();
         let engine = Engine::build(&config, store.clone(), Arc::new(SystemClock), false).unwrap();
         let api = moontide::server::ApiState {
-            controls: engine.controls().into_iter().map(|c| (c.policy.clone(), c)).collect(),
             store: store.clone(),
             decisions: engine.decision_sender(),
-            tokens: config.server.tokens.clone(),
             clock: engine.clock(),
+            reload: None,
         };
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let state = moontide::server::State { pushes: Default::default(), api: Some(api) };
+        let live = moontide::server::Live {
+            pushes: Default::default(),
+            controls: engine.controls().into_iter().map(|c| (c.policy.clone(), c)).collect(),
+            tokens: config.server.tokens.clone(),
+        };
+        let state = moontide::server::State::new(live, Some(api));
         let (addr, _server) =
             moontide::server::start(config.server.addr().unwrap(), state, stopped.clone()).await.unwrap();
         let engine = tokio::spawn(engine.run(stopped));
@@ -438,4 +442,90 @@ async fn metrics_count_ticks_decisions_actuations_and_reads() {
     assert!(value("moontide_source_read_seconds_count{source=\"app\"}") >= 2.0);
     assert!(text.contains("moontide_rate_limit_wait_seconds_total{target=\"cloud\"}"), "{text}");
     r.stop().await;
+}
+
+#[tokio::test]
+async fn a_reload_is_validated_first_and_a_bad_config_leaves_the_old_one_running() {
+    let metrics = TestServer::start(|_, _| json(200, j!({"cpu": 50}))).await;
+    let cloud = TestServer::start(|_, _| text(200, "ok")).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let policy = |name: &str, target: &str| {
+        format!(
+            "[policies.{name}]\ntarget = \"{target}\"\ninterval = \"200ms\"\nmin = 1\nmax = 5\nmetrics = {{ cpu = {{ source = \"app\", query = \"/cpu\" }} }}\nchecks = {{ cpu = {{ strategy = \"target_tracking\", targets = [{{ metric = \"cpu\", target = 50 }}] }} }}\n"
+        )
+    };
+    let base = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\ntokens = [{{ name = \"olga\", role = \"operator\", sha256 = \"{}\" }}]\n\n[sources.app]\ntype = \"http_json\"\nurl = \"{}\"\n\n[targets.a]\ntype = \"webhook\"\nurl = \"{}\"\ninitial = 1\n\n[targets.b]\ntype = \"webhook\"\nurl = \"{}\"\ninitial = 1\n\n",
+        hash(OPERATOR),
+        metrics.url("/m"),
+        cloud.url("/a"),
+        cloud.url("/b")
+    );
+    let (dir, path) = common::config_file(&(base.clone() + &policy("web", "a")));
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_moontide"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let names = || async {
+        let v: Value =
+            client.get(format!("{url}/api/v1/policies")).bearer_auth(OPERATOR).send().await.ok()?.json().await.ok()?;
+        Some(v["policies"].as_array()?.iter().map(|p| p["name"].as_str().unwrap().to_string()).collect::<Vec<_>>())
+    };
+    let end = Instant::now() + Duration::from_secs(30);
+    while names().await.is_none() {
+        assert!(Instant::now() < end, "the API never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(names().await.unwrap(), ["web"]);
+    let reload = || async {
+        let resp = client.post(format!("{url}/api/v1/reload")).bearer_auth(OPERATOR).send().await.unwrap();
+        (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+    };
+
+    // a broken file: refused with its problems, the running config stays
+    std::fs::write(&path, base.clone() + &policy("web", "a").replace("min = 1", "min = 9")).unwrap();
+    let (code, v) = reload().await;
+    assert_eq!(code, 422, "{v}");
+    assert!(v["problems"][0].as_str().unwrap().contains("min (9) is greater than max (5)"), "{v}");
+    assert_eq!(names().await.unwrap(), ["web"]);
+    // and it keeps deciding
+    let last_at = || async {
+        let v: Value = client
+            .get(format!("{url}/api/v1/policies/web"))
+            .bearer_auth(OPERATOR)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["last_decision"]["at"].as_i64()
+    };
+    let before = last_at().await;
+    let end = Instant::now() + Duration::from_secs(20);
+    while last_at().await == before {
+        assert!(Instant::now() < end, "the old config stopped deciding");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // a good one: the new policies run
+    std::fs::write(&path, base + &policy("web", "a") + &policy("api", "b")).unwrap();
+    let (code, v) = reload().await;
+    assert_eq!(code, 200, "{v}");
+    assert!(v["done"].as_str().unwrap().contains("2 policies"), "{v}");
+    assert_eq!(names().await.unwrap(), ["api", "web"]);
+    // no token, no reload
+    assert_eq!(client.post(format!("{url}/api/v1/reload")).send().await.unwrap().status(), 401);
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id().unwrap() as i32), nix::sys::signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status:?}");
 }

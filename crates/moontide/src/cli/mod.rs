@@ -185,8 +185,9 @@ async fn run(path: &Path, state_dir: Option<PathBuf>, dry_run: bool, once: bool)
             return ExitCode::FAILURE;
         }
     };
-    let store_for_api = store.clone();
-    let mut engine = match Engine::build(&config, store, Arc::new(SystemClock), dry_run) {
+    let clock: Arc<dyn moontide_core::Clock> = Arc::new(SystemClock);
+    let decisions = tokio::sync::broadcast::channel(1024).0;
+    let mut engine = match Engine::build_with(&config, store.clone(), clock.clone(), dry_run, decisions.clone()) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e}");
@@ -199,7 +200,6 @@ async fn run(path: &Path, state_dir: Option<PathBuf>, dry_run: bool, once: bool)
         engine.shutdown().await;
         return ExitCode::SUCCESS;
     }
-    let (tx, rx) = tokio::sync::watch::channel(false);
     let addr = match config.server.addr() {
         Ok(a) => a,
         Err(e) => {
@@ -207,15 +207,16 @@ async fn run(path: &Path, state_dir: Option<PathBuf>, dry_run: bool, once: bool)
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
+    let (reload_tx, mut reloads) = tokio::sync::mpsc::channel::<crate::server::ReloadRequest>(1);
     let api = crate::server::ApiState {
-        controls: engine.controls().into_iter().map(|c| (c.policy.clone(), c)).collect(),
-        store: store_for_api,
-        decisions: engine.decision_sender(),
-        tokens: config.server.tokens.clone(),
-        clock: engine.clock(),
+        store: store.clone(),
+        decisions: decisions.clone(),
+        clock: clock.clone(),
+        reload: Some(reload_tx),
     };
-    let state = crate::server::State { pushes: engine.push_sources(), api: Some(api) };
-    let server = match crate::server::start(addr, state, rx.clone()).await {
+    let state = crate::server::State::new(live(&engine, &config), Some(api));
+    let (server_stop, server_stopped) = tokio::sync::watch::channel(false);
+    let server = match crate::server::start(addr, state.clone(), server_stopped).await {
         Ok((bound, task)) => {
             tracing::info!(%bound, tokens = config.server.tokens.len(), "API on http://{bound}/api/v1");
             task
@@ -226,14 +227,77 @@ async fn run(path: &Path, state_dir: Option<PathBuf>, dry_run: bool, once: bool)
             return ExitCode::FAILURE;
         }
     };
-    let runner = tokio::spawn(engine.run(rx));
-    signals.recv().await;
+    let mut running = start_engine(engine);
+    let mut listen = config.server.listen.clone();
+    loop {
+        tokio::select! {
+            _ = signals.recv() => break,
+            Some(req) = reloads.recv() => {
+                tracing::info!(by = %req.by, config = %path.display(), "reloading the config");
+                // the new config is checked and built before the running one stops: a bad one changes nothing
+                let answer = match Config::load(path) {
+                    Err(e) => Err(e.problems()),
+                    Ok(new) => match Engine::build_with(&new, store.clone(), clock.clone(), dry_run, decisions.clone()) {
+                        Err(e) => Err(vec![e]),
+                        Ok(engine) => {
+                            running.stop().await;
+                            state.swap(live(&engine, &new));
+                            running = start_engine(engine);
+                            let mut done = format!(
+                                "reloaded {}: {} polic{}",
+                                path.display(),
+                                new.policies.len(),
+                                if new.policies.len() == 1 { "y" } else { "ies" }
+                            );
+                            if new.server.listen != listen {
+                                done.push_str(&format!("; [server] listen changed to {}: restart to apply", new.server.listen));
+                                listen = new.server.listen.clone();
+                            }
+                            Ok(done)
+                        }
+                    },
+                };
+                match &answer {
+                    Ok(done) => tracing::info!("{done}"),
+                    Err(problems) => tracing::warn!("config reload refused; the running config stays: {}", problems.join("; ")),
+                }
+                let _ = req.reply.send(answer);
+            }
+        }
+    }
     tracing::info!("signal received, shutting down");
-    let _ = tx.send(true);
-    let _ = runner.await;
+    running.stop().await;
+    let _ = server_stop.send(true);
     let _ = server.await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// What the server serves from one engine and its config.
+fn live(engine: &Engine, config: &Config) -> crate::server::Live {
+    crate::server::Live {
+        pushes: engine.push_sources(),
+        controls: engine.controls().into_iter().map(|c| (c.policy.clone(), c)).collect(),
+        tokens: config.server.tokens.clone(),
+    }
+}
+
+/// A running engine and the way to stop it.
+struct RunningEngine {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningEngine {
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+fn start_engine(engine: Engine) -> RunningEngine {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    RunningEngine { stop, task: tokio::spawn(engine.run(stopped)) }
 }
 
 /// The state directory `history` reads when given neither `--state-dir` nor `--config`.

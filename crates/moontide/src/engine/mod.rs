@@ -82,6 +82,18 @@ impl Engine {
     /// windows, cooldowns and metric history from the store. `force_dry_run`
     /// puts every policy in dry-run.
     pub fn build(config: &Config, store: Store, clock: Arc<dyn Clock>, force_dry_run: bool) -> Result<Engine, String> {
+        Engine::build_with(config, store, clock, force_dry_run, broadcast::channel(1024).0)
+    }
+
+    /// [`Engine::build`], sending decisions on `decisions` (kept across config reloads, so the
+    /// API's event stream outlives an engine).
+    pub fn build_with(
+        config: &Config,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        force_dry_run: bool,
+        decisions: broadcast::Sender<Decision>,
+    ) -> Result<Engine, String> {
         let mut sources = BTreeMap::new();
         for (name, c) in &config.sources {
             sources.insert(name.clone(), Arc::new(Source::build(name, c)?));
@@ -92,7 +104,6 @@ impl Engine {
                 targets.insert(name.clone(), Arc::new(Target::build(name, c)?));
             }
         }
-        let (decisions, _) = broadcast::channel(1024);
         let mut policies = Vec::new();
         let mut scripts = Vec::new();
         for p in &config.policies {

@@ -9,7 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 use super::auth::{Caller, Role, identify};
-use super::{ApiState, State, error};
+use super::{ApiState, Live, ReloadRequest, State, error};
 use crate::engine::control::{Control, Hold, Pause};
 use crate::store::{AuditEntry, Query};
 use axum::body::Bytes;
@@ -42,6 +42,7 @@ pub fn routes() -> axum::Router<Arc<State>> {
         .route("/api/v1/policies/{name}/dry-run", post(dry_run))
         .route("/api/v1/events", get(events))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/reload", post(reload))
         .route("/metrics", get(metrics))
 }
 
@@ -65,17 +66,24 @@ fn record(api: &ApiState, who: &str, method: &Method, uri: &Uri, status: StatusC
 }
 
 /// The caller, if their token is known and has `need`; otherwise the 401 or 403 to send (and an audit line).
-fn authorize(api: &ApiState, headers: &HeaderMap, method: &Method, uri: &Uri, need: Role) -> Result<Caller, Response> {
+fn authorize(
+    api: &ApiState,
+    live: &Live,
+    headers: &HeaderMap,
+    method: &Method,
+    uri: &Uri,
+    need: Role,
+) -> Result<Caller, Response> {
     let bearer = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty());
-    let Some(caller) = bearer.and_then(|b| identify(&api.tokens, b)) else {
+    let Some(caller) = bearer.and_then(|b| identify(&live.tokens, b)) else {
         let why = if bearer.is_none() { "no bearer token" } else { "unknown token" };
         record(api, "-", method, uri, StatusCode::UNAUTHORIZED, why);
-        let message = if api.tokens.is_empty() {
+        let message = if live.tokens.is_empty() {
             "no API tokens are configured: add [[server.tokens]] to the config (moontide token new NAME --role ROLE)"
                 .to_string()
         } else {
@@ -102,9 +110,9 @@ fn authorize(api: &ApiState, headers: &HeaderMap, method: &Method, uri: &Uri, ne
     Ok(caller)
 }
 
-fn control<'a>(api: &'a ApiState, name: &str) -> Result<&'a Arc<Control>, Response> {
-    api.controls.get(name).ok_or_else(|| {
-        let names: Vec<&str> = api.controls.keys().map(String::as_str).collect();
+fn control<'a>(live: &'a Live, name: &str) -> Result<&'a Arc<Control>, Response> {
+    live.controls.get(name).ok_or_else(|| {
+        let names: Vec<&str> = live.controls.keys().map(String::as_str).collect();
         error(StatusCode::NOT_FOUND, format!("no policy named `{name}` (policies: {})", names.join(", ")))
     })
 }
@@ -154,10 +162,11 @@ async fn list(Shared(state): Shared<Arc<State>>, method: Method, uri: Uri, heade
         Ok(a) => a,
         Err(r) => return r,
     };
-    if let Err(r) = authorize(api, &headers, &method, &uri, Role::Viewer) {
+    let live = state.live();
+    if let Err(r) = authorize(api, &live, &headers, &method, &uri, Role::Viewer) {
         return r;
     }
-    let all: Vec<Value> = api.controls.values().map(|c| view(c)).collect();
+    let all: Vec<Value> = live.controls.values().map(|c| view(c)).collect();
     axum::Json(json!({ "policies": all })).into_response()
 }
 
@@ -172,10 +181,11 @@ async fn one(
         Ok(a) => a,
         Err(r) => return r,
     };
-    if let Err(r) = authorize(api, &headers, &method, &uri, Role::Viewer) {
+    let live = state.live();
+    if let Err(r) = authorize(api, &live, &headers, &method, &uri, Role::Viewer) {
         return r;
     }
-    match control(api, &name) {
+    match control(&live, &name) {
         Ok(c) => {
             let mut v = view(c);
             v["last"] = serde_json::to_value(c.state().last).unwrap_or(Value::Null);
@@ -211,10 +221,11 @@ async fn decisions(
         Ok(a) => a,
         Err(r) => return r,
     };
-    if let Err(r) = authorize(api, &headers, &method, &uri, Role::Viewer) {
+    let live = state.live();
+    if let Err(r) = authorize(api, &live, &headers, &method, &uri, Role::Viewer) {
         return r;
     }
-    if let Err(r) = control(api, &name) {
+    if let Err(r) = control(&live, &name) {
         return r;
     }
     let mut q = Query { policy: Some(name), limit: 100, ..Default::default() };
@@ -302,11 +313,12 @@ async fn change(
         Ok(a) => a,
         Err(r) => return r,
     };
-    let caller = match authorize(api, headers, method, uri, Role::Operator) {
+    let live = state.live();
+    let caller = match authorize(api, &live, headers, method, uri, Role::Operator) {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let c = match control(api, name) {
+    let c = match control(&live, name) {
         Ok(c) => c,
         Err(r) => {
             record(api, &caller.name, method, uri, r.status(), "no such policy");
@@ -444,12 +456,13 @@ async fn events(
         Ok(a) => a,
         Err(r) => return r,
     };
-    if let Err(r) = authorize(api, &headers, &method, &uri, Role::Viewer) {
+    let live = state.live();
+    if let Err(r) = authorize(api, &live, &headers, &method, &uri, Role::Viewer) {
         return r;
     }
     let only = params.get("policy").cloned();
     if let Some(p) = &only
-        && let Err(r) = control(api, p)
+        && let Err(r) = control(&live, p)
     {
         return r;
     }
@@ -482,7 +495,8 @@ async fn audit(
         Ok(a) => a,
         Err(r) => return r,
     };
-    if let Err(r) = authorize(api, &headers, &method, &uri, Role::Operator) {
+    let live = state.live();
+    if let Err(r) = authorize(api, &live, &headers, &method, &uri, Role::Operator) {
         return r;
     }
     let limit = params.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100).clamp(1, PAGE_MAX);
@@ -497,7 +511,8 @@ async fn metrics(Shared(state): Shared<Arc<State>>, method: Method, uri: Uri, he
         Ok(a) => a,
         Err(r) => return r,
     };
-    if let Err(r) = authorize(api, &headers, &method, &uri, Role::Viewer) {
+    let live = state.live();
+    if let Err(r) = authorize(api, &live, &headers, &method, &uri, Role::Viewer) {
         return r;
     }
     (
@@ -505,4 +520,47 @@ async fn metrics(Shared(state): Shared<Arc<State>>, method: Method, uri: Uri, he
         crate::metrics::get().render(),
     )
         .into_response()
+}
+
+async fn reload(Shared(state): Shared<Arc<State>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let api = match api(&state) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let live = state.live();
+    let caller = match authorize(api, &live, &headers, &method, &uri, Role::Operator) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let Some(tx) = &api.reload else {
+        return error(StatusCode::NOT_FOUND, "this server does not reload configs");
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if tx.send(ReloadRequest { by: caller.name.clone(), reply }).await.is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "Moontide is stopping");
+    }
+    match answer.await {
+        Ok(Ok(done)) => {
+            record(api, &caller.name, &method, &uri, StatusCode::OK, done.clone());
+            axum::Json(json!({ "done": done })).into_response()
+        }
+        Ok(Err(problems)) => {
+            record(
+                api,
+                &caller.name,
+                &method,
+                &uri,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("refused: {}", problems.join("; ")),
+            );
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                axum::Json(
+                    json!({ "error": "the new config is refused; the running one stays", "problems": problems }),
+                ),
+            )
+                .into_response()
+        }
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "Moontide is stopping"),
+    }
 }

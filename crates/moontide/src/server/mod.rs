@@ -70,43 +70,76 @@ impl ServerConfig {
     }
 }
 
-/// What the API works on.
-#[derive(Clone)]
-pub struct ApiState {
+/// What a config declares that the server serves; swapped whole on a config reload.
+#[derive(Clone, Default)]
+pub struct Live {
+    /// `push` sources by name.
+    pub pushes: BTreeMap<String, Arc<Push>>,
     /// Each policy's control, by name.
     pub controls: BTreeMap<String, Arc<crate::engine::control::Control>>,
-    /// Decisions and the audit log.
-    pub store: crate::store::Store,
-    /// Every decision as it is made (for the event stream).
-    pub decisions: tokio::sync::broadcast::Sender<moontide_core::Decision>,
     /// The API tokens.
     pub tokens: Vec<auth::TokenConfig>,
+}
+
+/// A config reload asked for through the API: the reply is a summary, or the new config's problems.
+pub struct ReloadRequest {
+    /// Who asked (a token's name).
+    pub by: String,
+    /// Where the answer goes.
+    pub reply: tokio::sync::oneshot::Sender<Result<String, Vec<String>>>,
+}
+
+/// What the API works on besides the live part.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Decisions and the audit log.
+    pub store: crate::store::Store,
+    /// Every decision as it is made (for the event stream; kept across reloads).
+    pub decisions: tokio::sync::broadcast::Sender<moontide_core::Decision>,
     /// The engine's clock.
     pub clock: Arc<dyn moontide_core::Clock>,
+    /// Where reload requests go (absent: reloading is not offered).
+    pub reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
 }
 
 /// What the server serves.
-#[derive(Clone, Default)]
 pub struct State {
-    /// `push` sources by name.
-    pub pushes: BTreeMap<String, Arc<Push>>,
+    /// The config's part, swapped on reload.
+    pub live: std::sync::RwLock<Live>,
     /// The API (absent: only pushes are served).
     pub api: Option<ApiState>,
 }
 
+impl State {
+    /// A server state.
+    pub fn new(live: Live, api: Option<ApiState>) -> Arc<State> {
+        Arc::new(State { live: std::sync::RwLock::new(live), api })
+    }
+
+    /// A copy of the live part.
+    pub fn live(&self) -> Live {
+        self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the live part (after a reload).
+    pub fn swap(&self, live: Live) {
+        *self.live.write().unwrap_or_else(|p| p.into_inner()) = live;
+    }
+}
+
 /// The routes.
-pub fn router(state: State) -> axum::Router {
+pub fn router(state: Arc<State>) -> axum::Router {
     axum::Router::new()
         .merge(api::routes())
         .route("/push/{source}", axum::routing::post(push::receive))
         .layer(axum::extract::DefaultBodyLimit::max(push::BODY_LIMIT))
-        .with_state(Arc::new(state))
+        .with_state(state)
 }
 
 /// Binds `addr` and serves until `shutdown` turns true; returns the bound address.
 pub async fn start(
     addr: SocketAddr,
-    state: State,
+    state: Arc<State>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), String> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;

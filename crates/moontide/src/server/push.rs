@@ -18,7 +18,7 @@ pub(super) async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(push) = state.pushes.get(&source) else {
+    let Some(push) = state.live().pushes.get(&source).cloned() else {
         return error(StatusCode::NOT_FOUND, format!("no push source named `{source}`"));
     };
     let token = headers

@@ -58,7 +58,11 @@ async fn the_server_takes_pushes_whole_and_refuses_the_rest() {
     let c: SourceConfig = toml::from_str(&config).unwrap();
     let Source::Push(push) = Source::build("gateway", &c).unwrap() else { panic!("not a push source") };
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let state = moontide::server::State { pushes: BTreeMap::from([("gateway".to_string(), push.clone())]), api: None };
+    let live = moontide::server::Live {
+        pushes: BTreeMap::from([("gateway".to_string(), push.clone())]),
+        ..Default::default()
+    };
+    let state = moontide::server::State::new(live, None);
     let (addr, server) = moontide::server::start("127.0.0.1:0".parse().unwrap(), state, stopped).await.unwrap();
     let url = format!("http://{addr}/push/gateway");
 
