@@ -17,6 +17,7 @@ pub fn client_without_redirects(timeout: Duration) -> Result<reqwest::Client, St
         .map_err(|e| format!("cannot build an HTTP client: {e}"))
 }
 
-fn builder(timeout: Duration) -> reqwest::ClientBuilder {
+/// The common settings, for clients that need more (CA files, client certificates).
+pub fn builder(timeout: Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder().timeout(timeout).user_agent(concat!("moontide/", env!("CARGO_PKG_VERSION")))
 }

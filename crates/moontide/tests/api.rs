@@ -100,7 +100,7 @@ behaviour = {{ scale_down = {{ stabilization = "0s" }} }}
         };
         let state = moontide::server::State::new(live, Some(api));
         let (addr, _server) =
-            moontide::server::start(config.server.addr().unwrap(), state, stopped.clone()).await.unwrap();
+            moontide::server::start(config.server.addr().unwrap(), state, None, stopped.clone()).await.unwrap();
         let engine = tokio::spawn(engine.run(stopped));
         Running { base: format!("http://{addr}"), cloud, load, store, stop, engine, _metrics: metrics, _dir: dir }
     }

@@ -216,7 +216,7 @@ async fn run(path: &Path, state_dir: Option<PathBuf>, dry_run: bool, once: bool)
     };
     let state = crate::server::State::new(live(&engine, &config), Some(api));
     let (server_stop, server_stopped) = tokio::sync::watch::channel(false);
-    let server = match crate::server::start(addr, state.clone(), server_stopped).await {
+    let server = match crate::server::start(addr, state.clone(), config.server.tls.as_ref(), server_stopped).await {
         Ok((bound, task)) => {
             tracing::info!(%bound, tokens = config.server.tokens.len(), "API on http://{bound}/api/v1");
             task

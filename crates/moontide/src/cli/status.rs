@@ -20,9 +20,39 @@ pub struct ApiArgs {
     /// A file holding the API token.
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+    /// Trust this CA (PEM) for an https URL, besides the system's.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate (PEM) for a server that asks for one (mutual TLS), with --key-file.
+    #[arg(long, requires = "key_file")]
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, requires = "cert_file")]
+    pub key_file: Option<PathBuf>,
     /// Print the API's JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The HTTP client, with the CA and client certificate asked for.
+fn client(a: &ApiArgs) -> Result<reqwest::Client, (ExitCode, String)> {
+    let input = |e: String| (ExitCode::from(super::EXIT_BAD_INPUT), e);
+    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| input(format!("cannot read {}: {e}", p.display())));
+    let mut b = crate::http::builder(Duration::from_secs(10));
+    if let Some(ca) = &a.ca_file {
+        let cert = reqwest::Certificate::from_pem(&read(ca)?)
+            .map_err(|e| input(format!("{}: not a PEM certificate: {e}", ca.display())))?;
+        b = b.add_root_certificate(cert);
+    }
+    if let (Some(c), Some(k)) = (&a.cert_file, &a.key_file) {
+        let mut pem = read(c)?;
+        pem.push(b'\n');
+        pem.extend(read(k)?);
+        let id = reqwest::Identity::from_pem(&pem)
+            .map_err(|e| input(format!("{} and {}: not a PEM certificate and key: {e}", c.display(), k.display())))?;
+        b = b.identity(id);
+    }
+    b.build().map_err(|e| (ExitCode::FAILURE, format!("cannot build an HTTP client: {e}")))
 }
 
 /// Arguments of `moontide explain`.
@@ -56,7 +86,7 @@ async fn get(a: &ApiArgs, path: &str) -> Result<Value, (ExitCode, String)> {
             ));
         }
     };
-    let client = crate::http::client(Duration::from_secs(10)).map_err(|e| (ExitCode::FAILURE, e))?;
+    let client = client(a)?;
     let url = format!("{}{path}", a.url.trim_end_matches('/'));
     let resp = client.get(&url).bearer_auth(token).send().await.map_err(|e| {
         (

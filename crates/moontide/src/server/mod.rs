@@ -1,14 +1,16 @@
 //! Moontide's own HTTP server, run by `moontide run`: the API (see
 //! [`api`]), and the endpoint `push` sources receive values on.
 //!
-//! It listens on 127.0.0.1:9464 unless `[server] listen` says otherwise, and
-//! only on a loopback address: bearer tokens must not cross a network in
-//! clear text, and Moontide does not serve TLS yet.
+//! It listens on 127.0.0.1:9464 unless `[server] listen` says otherwise. It
+//! serves other hosts only over TLS and with at least one API token: bearer
+//! tokens must not cross a network in clear text, and an open API must not
+//! be reachable from it.
 
 pub mod api;
 pub mod auth;
 mod openapi;
 mod push;
+pub mod tls;
 
 use crate::sources::push::Push;
 use serde::Deserialize;
@@ -30,11 +32,14 @@ pub struct ServerConfig {
     /// API tokens, by hash.
     #[serde(default)]
     pub tokens: Vec<auth::TokenConfig>,
+    /// TLS (needed to listen on anything but loopback).
+    #[serde(default)]
+    pub tls: Option<tls::TlsConfig>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: default_listen(), tokens: Vec::new() }
+        ServerConfig { listen: default_listen(), tokens: Vec::new(), tls: None }
     }
 }
 
@@ -49,15 +54,21 @@ impl ServerConfig {
             }
         }
         errs.extend(self.validate_listen());
+        if let Some(t) = &self.tls
+            && let Err(e) = t.server_config()
+        {
+            errs.push(format!("tls: {e}"));
+        }
         errs
     }
 
     fn validate_listen(&self) -> Vec<String> {
         match self.listen.parse::<SocketAddr>() {
             Err(_) => vec![format!("listen: `{}` is not an address and port, like \"127.0.0.1:9464\"", self.listen)],
-            Ok(a) if !a.ip().is_loopback() => vec![format!(
-                "listen: `{}` is not a loopback address; Moontide serves only on 127.0.0.1 or ::1 \
-                 (tokens would cross the network in clear text without TLS)",
+            Ok(a) if !a.ip().is_loopback() && (self.tls.is_none() || self.tokens.is_empty()) => vec![format!(
+                "listen: `{}` is not a loopback address: Moontide serves other hosts only with [server.tls] \
+                 (tokens must not cross the network in clear text) and at least one [[server.tokens]] \
+                 (an open API must not be reachable from it)",
                 self.listen
             )],
             Ok(_) => Vec::new(),
@@ -136,23 +147,46 @@ pub fn router(state: Arc<State>) -> axum::Router {
         .with_state(state)
 }
 
-/// Binds `addr` and serves until `shutdown` turns true; returns the bound address.
+/// Binds `addr` and serves (over TLS when `tls` is given) until `shutdown`
+/// turns true; returns the bound address.
 pub async fn start(
     addr: SocketAddr,
     state: Arc<State>,
+    tls: Option<&tls::TlsConfig>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), String> {
+    let app = router(state);
+    let stop = async move {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    if let Some(tls) = tls {
+        let config = axum_server::tls_rustls::RustlsConfig::from_config(tls.server_config()?);
+        let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let bound = listener.local_addr().map_err(|e| e.to_string())?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let handle = axum_server::Handle::new();
+        let server =
+            axum_server::from_tcp_rustls(listener, config).map_err(|e| format!("cannot serve on {bound}: {e}"))?;
+        let h = handle.clone();
+        let task = tokio::spawn(async move {
+            tokio::spawn(async move {
+                stop.await;
+                h.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+            });
+            if let Err(e) = server.handle(handle).serve(app.into_make_service()).await {
+                tracing::error!(target: "moontide::server", "server stopped: {e}");
+            }
+        });
+        tracing::info!(target: "moontide::server", %bound, "serving over TLS");
+        return Ok((bound, task));
+    }
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    let app = router(state);
     let task = tokio::spawn(async move {
-        let stop = async move {
-            while !*shutdown.borrow() {
-                if shutdown.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
             tracing::error!(target: "moontide::server", "server stopped: {e}");
         }

@@ -63,7 +63,7 @@ async fn the_server_takes_pushes_whole_and_refuses_the_rest() {
         ..Default::default()
     };
     let state = moontide::server::State::new(live, None);
-    let (addr, server) = moontide::server::start("127.0.0.1:0".parse().unwrap(), state, stopped).await.unwrap();
+    let (addr, server) = moontide::server::start("127.0.0.1:0".parse().unwrap(), state, None, stopped).await.unwrap();
     let url = format!("http://{addr}/push/gateway");
 
     // refusals: nothing changes, and the reply says why
