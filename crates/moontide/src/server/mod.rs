@@ -141,6 +141,7 @@ impl State {
 /// The routes.
 pub fn router(state: Arc<State>) -> axum::Router {
     axum::Router::new()
+        .route("/", axum::routing::get(dashboard))
         .merge(api::routes())
         .route("/push/{source}", axum::routing::post(push::receive))
         .layer(axum::extract::DefaultBodyLimit::max(push::BODY_LIMIT))
@@ -193,6 +194,23 @@ pub async fn start(
     });
     tracing::info!(target: "moontide::server", %bound, "serving");
     Ok((bound, task))
+}
+
+/// The dashboard: one page, embedded in the binary, that fetches nothing
+/// but this server's API (its content security policy says so).
+async fn dashboard() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                axum::http::header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+            ),
+        ],
+        include_str!("dashboard.html"),
+    )
+        .into_response()
 }
 
 /// A JSON error reply.
