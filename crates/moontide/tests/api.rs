@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 const OPERATOR: &str = "mt_operator-token-for-tests-0000000000000000000";
 const VIEWER: &str = "mt_viewer-token-for-tests-00000000000000000000";
+const EXPIRED: &str = "mt_expired-token-for-tests-0000000000000000000";
 
 struct Running {
     base: String,
@@ -56,6 +57,7 @@ listen = "127.0.0.1:0"
 tokens = [
   {{ name = "olga", role = "operator", sha256 = "{op}" }},
   {{ name = "vic", role = "viewer", sha256 = "{vw}" }},
+  {{ name = "old", role = "operator", sha256 = "{ex}", expires = "2020-01-01T00:00:00Z" }},
 ]
 
 [sources.app]
@@ -78,6 +80,7 @@ behaviour = {{ scale_down = {{ stabilization = "0s" }} }}
 "#,
             op = hash(OPERATOR),
             vw = hash(VIEWER),
+            ex = hash(EXPIRED),
             metrics = metrics.url("/m"),
             cloud = cloud.url("/scale?n={count}"),
             status = cloud.url("/status"),
@@ -168,6 +171,9 @@ async fn every_endpoint_answers_401_403_or_200_as_the_token_allows() {
             401,
             "{m} {p} with a near-miss token"
         );
+        let (code, v) = r.call(m, p, Some(EXPIRED), b).await;
+        assert_eq!(code, 401, "{m} {p} with an expired token");
+        assert!(v["error"].as_str().unwrap().contains("`old` has expired"), "{v}");
         let (code, v) = r.call(m, p, Some(VIEWER), b).await;
         assert_eq!(code, 403, "{m} {p} as viewer");
         assert!(v["error"].as_str().unwrap().contains("viewer role"), "{v}");
@@ -185,6 +191,7 @@ async fn every_endpoint_answers_401_403_or_200_as_the_token_allows() {
     let who = |name: &str, status: u64| entries.iter().filter(|e| e["who"] == name && e["status"] == status).count();
     assert_eq!(who("-", 401), 3 * 2 + 5 * 2, "every unknown caller is recorded");
     assert_eq!(who("vic", 403), 5 + 1);
+    assert_eq!(who("old", 401), 5, "an expired token is named in the audit log");
     assert_eq!(who("olga", 200), 5);
     let text = v.to_string();
     assert!(!text.contains(OPERATOR) && !text.contains(VIEWER), "the audit log never holds a token");

@@ -8,7 +8,7 @@
 // A refusal here is the HTTP response itself, built once per request.
 #![allow(clippy::result_large_err)]
 
-use super::auth::{Caller, Role, identify};
+use super::auth::{Caller, Identity, Role, identify};
 use super::{ApiState, Live, ReloadRequest, State, error};
 use crate::engine::control::{Control, Hold, Pause};
 use crate::store::{AuditEntry, Query};
@@ -80,7 +80,22 @@ fn authorize(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty());
-    let Some(caller) = bearer.and_then(|b| identify(&live.tokens, b)) else {
+    let identity = match bearer {
+        Some(b) => identify(&live.tokens, b, std::time::SystemTime::now()),
+        None => Identity::Unknown,
+    };
+    let caller = match identity {
+        Identity::Known(c) => Some(c),
+        Identity::Expired(name) => {
+            record(api, &name, method, uri, StatusCode::UNAUTHORIZED, "expired token");
+            let mut r = error(StatusCode::UNAUTHORIZED, format!("token `{name}` has expired"));
+            r.headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+            return Err(r);
+        }
+        Identity::Unknown => None,
+    };
+    let Some(caller) = caller else {
         let why = if bearer.is_none() { "no bearer token" } else { "unknown token" };
         record(api, "-", method, uri, StatusCode::UNAUTHORIZED, why);
         let message = if live.tokens.is_empty() {

@@ -41,6 +41,9 @@ pub struct TokenConfig {
     pub role: Role,
     /// Hex SHA-256 of the token.
     pub sha256: String,
+    /// When the token stops working (RFC 3339, e.g. "2027-01-31T00:00:00Z"); default never.
+    #[serde(default)]
+    pub expires: Option<String>,
 }
 
 impl TokenConfig {
@@ -56,7 +59,20 @@ impl TokenConfig {
                 self.name
             ));
         }
+        if let Some(e) = &self.expires
+            && humantime::parse_rfc3339_weak(e).is_err()
+        {
+            errs.push(format!(
+                "tokens.{}: expires `{e}` is not an RFC 3339 time like \"2027-01-31T00:00:00Z\"",
+                self.name
+            ));
+        }
         errs
+    }
+
+    /// Whether the token has expired at `now`.
+    pub fn expired(&self, now: std::time::SystemTime) -> bool {
+        self.expires.as_deref().and_then(|e| humantime::parse_rfc3339_weak(e).ok()).is_some_and(|t| now >= t)
     }
 }
 
@@ -97,14 +113,29 @@ pub struct Caller {
     pub role: Role,
 }
 
+/// What a bearer value turns out to be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Identity {
+    /// A declared, valid token.
+    Known(Caller),
+    /// A declared token past its `expires` (its name, for the audit log).
+    Expired(String),
+    /// No declared token.
+    Unknown,
+}
+
 /// The token a bearer value matches, compared in constant time against every declared hash.
-pub fn identify(tokens: &[TokenConfig], bearer: &str) -> Option<Caller> {
+pub fn identify(tokens: &[TokenConfig], bearer: &str, now: std::time::SystemTime) -> Identity {
     let presented = hash(bearer);
-    let mut found = None;
+    let mut found = Identity::Unknown;
     for t in tokens {
         // no early exit: every hash is compared
         if bool::from(presented.as_bytes().ct_eq(t.sha256.to_ascii_lowercase().as_bytes())) {
-            found = Some(Caller { name: t.name.clone(), role: t.role });
+            found = if t.expired(now) {
+                Identity::Expired(t.name.clone())
+            } else {
+                Identity::Known(Caller { name: t.name.clone(), role: t.role })
+            };
         }
     }
     found
