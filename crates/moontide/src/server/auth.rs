@@ -147,21 +147,31 @@ mod tests {
 
     #[test]
     fn tokens_are_random_and_known_only_by_their_hash() {
-        let (a, b) = (new_token().unwrap(), new_token().unwrap());
+        let (a, b, c) = (new_token().unwrap(), new_token().unwrap(), new_token().unwrap());
         assert_ne!(a, b);
         assert_eq!(a.len(), 3 + 43);
         assert!(a[3..].chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        let token = |name: &str, role, sha256: String, expires: Option<&str>| TokenConfig {
+            name: name.into(),
+            role,
+            sha256,
+            expires: expires.map(str::to_string),
+        };
         let tokens = vec![
-            TokenConfig { name: "alice".into(), role: Role::Operator, sha256: hash(&a) },
-            TokenConfig { name: "viewer".into(), role: Role::Viewer, sha256: hash(&b).to_uppercase() },
+            token("alice", Role::Operator, hash(&a), None),
+            token("viewer", Role::Viewer, hash(&b).to_uppercase(), None),
+            token("temp", Role::Operator, hash(&c), Some("2030-01-01T00:00:00Z")),
         ];
-        assert_eq!(identify(&tokens, &a), Some(Caller { name: "alice".into(), role: Role::Operator }));
-        assert_eq!(identify(&tokens, &b).map(|c| c.role), Some(Role::Viewer));
-        assert_eq!(identify(&tokens, "mt_guess"), None);
-        assert_eq!(identify(&tokens, &a[..a.len() - 1]), None);
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000); // 2027
+        let later = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_900_000_000); // 2030
+        assert_eq!(identify(&tokens, &a, now), Identity::Known(Caller { name: "alice".into(), role: Role::Operator }));
+        assert!(matches!(identify(&tokens, &b, now), Identity::Known(Caller { role: Role::Viewer, .. })));
+        assert!(matches!(identify(&tokens, &c, now), Identity::Known(_)));
+        assert_eq!(identify(&tokens, &c, later), Identity::Expired("temp".into()));
+        assert_eq!(identify(&tokens, "mt_guess", now), Identity::Unknown);
+        assert_eq!(identify(&tokens, &a[..a.len() - 1], now), Identity::Unknown);
         assert_eq!(hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        assert!(
-            TokenConfig { name: "x".into(), role: Role::Viewer, sha256: a }.validate()[0].contains("64 hex digits")
-        );
+        let errs = token("x", Role::Viewer, a, Some("soon")).validate();
+        assert!(errs[0].contains("64 hex digits") && errs[1].contains("not an RFC 3339 time"), "{errs:?}");
     }
 }
