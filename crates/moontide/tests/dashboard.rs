@@ -23,15 +23,55 @@ impl Drop for Driver {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dashboard_shows_live_decisions_and_pauses_a_policy() {
-    let (chromium, chromedriver) =
-        (std::path::Path::new("/usr/bin/chromium"), std::path::Path::new("/usr/bin/chromedriver"));
-    if !chromium.exists() || !chromedriver.exists() {
-        assert!(std::env::var_os("CI").is_none(), "CI must install chromium and chromium-driver (.ci/run does)");
-        eprintln!("skipped: chromium or chromedriver is missing (apt-get install chromium chromium-driver)");
-        return;
+/// A running engine with one policy deciding every 300 ms, served with its API and dashboard.
+struct Running {
+    base: String,
+    stop: tokio::sync::watch::Sender<bool>,
+    engine: tokio::task::JoinHandle<()>,
+    _servers: (TestServer, TestServer, tempfile::TempDir),
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), self.engine).await.unwrap().unwrap();
     }
+
+    /// Waits (at most 30 s) until the API says `web` is paused by olga.
+    async fn paused_by_olga(&self) {
+        let client = reqwest::Client::new();
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v: serde_json::Value = client
+                .get(format!("{}/api/v1/policies/web", self.base))
+                .bearer_auth(OPERATOR)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if v["paused"]["by"] == "olga" {
+                return;
+            }
+            assert!(Instant::now() < end, "the policy was never paused: {v}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// True (and a skip message) when a tool is missing outside CI; on CI a missing tool fails the test.
+fn missing(paths: &[&str], install: &str) -> bool {
+    let absent: Vec<&&str> = paths.iter().filter(|p| !std::path::Path::new(p).exists()).collect();
+    if absent.is_empty() {
+        return false;
+    }
+    assert!(std::env::var_os("CI").is_none(), "CI must provide {absent:?} (.ci/run does)");
+    eprintln!("skipped: {absent:?} missing ({install})");
+    true
+}
+
+async fn start() -> Running {
     // a policy that decides every 300 ms on a metric that moves
     let n = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let m = n.clone();
@@ -71,6 +111,18 @@ async fn the_dashboard_shows_live_decisions_and_pauses_a_policy() {
     .unwrap();
     let engine = tokio::spawn(engine.run(stopped));
     let base = format!("http://127.0.0.1:{}", addr.port());
+    Running { base, stop, engine, _servers: (metrics, cloud, dir) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_live_decisions_and_pauses_a_policy_in_chromium() {
+    let (chromium, chromedriver) =
+        (std::path::Path::new("/usr/bin/chromium"), std::path::Path::new("/usr/bin/chromedriver"));
+    if missing(&["/usr/bin/chromium", "/usr/bin/chromedriver"], "apt-get install chromium chromium-driver") {
+        return;
+    }
+    let running = start().await;
+    let base = running.base.clone();
 
     // chromedriver on a free port, and a headless Chromium session
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -164,6 +216,52 @@ async fn the_dashboard_shows_live_decisions_and_pauses_a_policy() {
     println!("screenshot: {}", shot.display());
     eprintln!("screenshot: {}", shot.display());
     browser.close().await.unwrap();
-    stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), engine).await.unwrap().unwrap();
+    running.stop().await;
+}
+
+/// The same in Firefox (Debian's `firefox-esr`), driven over WebDriver BiDi by
+/// puppeteer-core (from npm; `.ci/run` installs it under target/browser-tools)
+/// running tests/browser/dashboard.cjs with Node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_live_decisions_and_pauses_a_policy_in_firefox() {
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().to_path_buf();
+    let puppeteer = std::env::var("MOONTIDE_PUPPETEER")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| target.join("browser-tools/node_modules/puppeteer-core"));
+    let node = ["/usr/bin/node", "/usr/local/bin/node"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("node");
+    if missing(
+        &["/usr/bin/firefox-esr", node, puppeteer.to_str().unwrap()],
+        "apt-get install firefox-esr; npm install --prefix target/browser-tools puppeteer-core@24",
+    ) {
+        return;
+    }
+    let running = start().await;
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-firefox.png");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/dashboard.cjs");
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new(node)
+            .arg(script)
+            .arg(&puppeteer)
+            .args(["firefox", "/usr/bin/firefox-esr", &running.base, OPERATOR])
+            .arg(&shot)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the browser script finished within 2 minutes")
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["points"].as_u64().unwrap() >= 2, "{v}");
+    assert_eq!(v["metricLines"], 1, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("check cpu (target_tracking)"), "{v}");
+    assert_eq!(v["errors"], serde_json::json!([]), "the page threw: {v}");
+    running.paused_by_olga().await;
+    println!("screenshot: {}", shot.display());
+    eprintln!("screenshot: {}", shot.display());
+    running.stop().await;
 }
