@@ -21,3 +21,42 @@ pub fn client_without_redirects(timeout: Duration) -> Result<reqwest::Client, St
 pub fn builder(timeout: Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder().timeout(timeout).user_agent(concat!("moontide/", env!("CARGO_PKG_VERSION")))
 }
+
+/// Problems with a URL a config gives for an HTTP endpoint: `FIELD: ...`, or none.
+pub fn check_url(field: &str, url: &str) -> Option<String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => None,
+        Ok(u) => Some(format!("{field}: scheme `{}` is not http or https", u.scheme())),
+        Err(e) => Some(format!("{field}: `{url}` is not a valid URL ({e})")),
+    }
+}
+
+/// Problems with extra request headers a config gives.
+pub fn check_headers(headers: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    headers
+        .iter()
+        .filter(|(k, v)| {
+            reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err()
+                || reqwest::header::HeaderValue::from_str(v).is_err()
+        })
+        .map(|(k, _)| format!("headers: `{k}` is not a valid HTTP header"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_headers_are_checked() {
+        assert_eq!(check_url("url", "http://127.0.0.1:9/x"), None);
+        assert!(check_url("url", "ftp://h/").unwrap().contains("url: scheme `ftp` is not http or https"));
+        assert!(check_url("address", "nope").unwrap().contains("address: `nope` is not a valid URL"));
+        let mut h = std::collections::BTreeMap::new();
+        h.insert("X-Ok".to_string(), "fine".to_string());
+        assert!(check_headers(&h).is_empty());
+        h.insert("bad header".to_string(), "x".to_string());
+        h.insert("X-Newline".to_string(), "a\nb".to_string());
+        assert_eq!(check_headers(&h).len(), 2);
+    }
+}

@@ -44,11 +44,7 @@ impl HttpJsonConfig {
     /// Problems with the settings.
     pub fn validate(&self) -> Vec<String> {
         let mut errs = Vec::new();
-        match reqwest::Url::parse(&self.url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            Ok(u) => errs.push(format!("url: scheme `{}` is not http or https", u.scheme())),
-            Err(e) => errs.push(format!("url: `{}` is not a valid URL ({e})", self.url)),
-        }
+        errs.extend(crate::http::check_url("url", &self.url));
         if self.timeout.is_zero() {
             errs.push("timeout must be longer than 0s".into());
         }
@@ -63,13 +59,7 @@ impl HttpJsonConfig {
         if self.max_age.is_some() && self.time_pointer.is_none() {
             errs.push("max_age needs time_pointer (where the payload says when it was measured)".into());
         }
-        for (k, v) in &self.headers {
-            if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err()
-                || reqwest::header::HeaderValue::from_str(v).is_err()
-            {
-                errs.push(format!("headers: `{k}` is not a valid HTTP header"));
-            }
-        }
+        errs.extend(crate::http::check_headers(&self.headers));
         errs
     }
 }

@@ -56,11 +56,7 @@ impl PrometheusConfig {
     /// Problems with the settings.
     pub fn validate(&self) -> Vec<String> {
         let mut errs = Vec::new();
-        match reqwest::Url::parse(&self.url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            Ok(u) => errs.push(format!("url: scheme `{}` is not http or https", u.scheme())),
-            Err(e) => errs.push(format!("url: `{}` is not a valid URL ({e})", self.url)),
-        }
+        errs.extend(crate::http::check_url("url", &self.url));
         if self.timeout.is_zero() {
             errs.push("timeout must be longer than 0s".into());
         }
@@ -77,13 +73,7 @@ impl PrometheusConfig {
         if self.username.is_some() && (self.token_env.is_some() || self.token_file.is_some()) {
             errs.push("give either a bearer token or basic auth, not both".into());
         }
-        for (k, v) in &self.headers {
-            if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err()
-                || reqwest::header::HeaderValue::from_str(v).is_err()
-            {
-                errs.push(format!("headers: `{k}` is not a valid HTTP header"));
-            }
-        }
+        errs.extend(crate::http::check_headers(&self.headers));
         errs
     }
 }

@@ -60,26 +60,14 @@ impl ScrapeConfig {
         if self.urls.is_empty() {
             errs.push("urls: give at least one endpoint".into());
         }
-        for u in &self.urls {
-            match reqwest::Url::parse(u) {
-                Ok(p) if matches!(p.scheme(), "http" | "https") => {}
-                Ok(p) => errs.push(format!("urls: scheme `{}` is not http or https", p.scheme())),
-                Err(e) => errs.push(format!("urls: `{u}` is not a valid URL ({e})")),
-            }
-        }
+        errs.extend(self.urls.iter().filter_map(|u| crate::http::check_url("urls", u)));
         if self.timeout.is_zero() {
             errs.push("timeout must be longer than 0s".into());
         }
         if self.token_env.is_some() && self.token_file.is_some() {
             errs.push("give either token_env or token_file, not both".into());
         }
-        for (k, v) in &self.headers {
-            if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err()
-                || reqwest::header::HeaderValue::from_str(v).is_err()
-            {
-                errs.push(format!("headers: `{k}` is not a valid HTTP header"));
-            }
-        }
+        errs.extend(crate::http::check_headers(&self.headers));
         errs
     }
 }

@@ -52,11 +52,7 @@ impl NomadConfig {
     /// Problems with the settings.
     pub fn validate(&self) -> Vec<String> {
         let mut errs = Vec::new();
-        match reqwest::Url::parse(&self.address) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            Ok(u) => errs.push(format!("address: scheme `{}` is not http or https", u.scheme())),
-            Err(e) => errs.push(format!("address: `{}` is not a valid URL ({e})", self.address)),
-        }
+        errs.extend(crate::http::check_url("address", &self.address));
         for (field, v) in [("job", &self.job), ("group", &self.group)] {
             if v.trim().is_empty() {
                 errs.push(format!("{field} is empty"));

@@ -208,13 +208,7 @@ impl WebhookConfig {
                 fmt_d(self.max_backoff)
             ));
         }
-        for (k, v) in &self.headers {
-            if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err()
-                || reqwest::header::HeaderValue::from_str(v).is_err()
-            {
-                errs.push(format!("headers: `{k}` is not a valid HTTP header"));
-            }
-        }
+        errs.extend(crate::http::check_headers(&self.headers));
         if self.rate_limit.burst == 0 {
             errs.push("rate_limit.burst must be at least 1".into());
         }
