@@ -5,10 +5,7 @@
 mod common;
 
 use common::{TestServer, json, text};
-use moontide::config::Config;
-use moontide::engine::{Engine, SystemClock};
 use moontide::server::auth::hash;
-use moontide::store::Store;
 use serde_json::{Value, json as j};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -22,11 +19,8 @@ struct Running {
     base: String,
     cloud: TestServer,
     load: Arc<AtomicU32>,
-    store: Store,
-    stop: tokio::sync::watch::Sender<bool>,
-    engine: tokio::task::JoinHandle<()>,
+    served: common::Served,
     _metrics: TestServer,
-    _dir: tempfile::TempDir,
 }
 
 impl Running {
@@ -85,27 +79,8 @@ behaviour = {{ scale_down = {{ stabilization = "0s" }} }}
             cloud = cloud.url("/scale?n={count}"),
             status = cloud.url("/status"),
         );
-        let (dir, path) = common::config_file(&config);
-        let config = Config::load(&path).unwrap();
-        let store = Store::open(&dir.path().join("state")).unwrap();
-        let engine = Engine::build(&config, store.clone(), Arc::new(SystemClock), false).unwrap();
-        let api = moontide::server::ApiState {
-            store: store.clone(),
-            decisions: engine.decision_sender(),
-            clock: engine.clock(),
-            reload: None,
-        };
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let live = moontide::server::Live {
-            pushes: Default::default(),
-            controls: engine.controls().into_iter().map(|c| (c.policy.clone(), c)).collect(),
-            tokens: config.server.tokens.clone(),
-        };
-        let state = moontide::server::State::new(live, Some(api));
-        let (addr, _server) =
-            moontide::server::start(config.server.addr().unwrap(), state, None, stopped.clone()).await.unwrap();
-        let engine = tokio::spawn(engine.run(stopped));
-        Running { base: format!("http://{addr}"), cloud, load, store, stop, engine, _metrics: metrics, _dir: dir }
+        let served = common::Served::start(&config).await;
+        Running { base: format!("http://{}", served.addr), cloud, load, served, _metrics: metrics }
     }
 
     async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
@@ -142,8 +117,7 @@ behaviour = {{ scale_down = {{ stabilization = "0s" }} }}
     }
 
     async fn stop(self) {
-        self.stop.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(30), self.engine).await.unwrap().unwrap();
+        self.served.stop().await;
     }
 }
 
@@ -345,6 +319,7 @@ async fn history_pages_and_the_event_stream_delivers_decisions() {
     // paging: wait for at least 5 decisions, then walk them 2 at a time
     let end = Instant::now() + Duration::from_secs(20);
     while r
+        .served
         .store
         .list(&moontide::store::Query { policy: Some("web".into()), limit: 10, ..Default::default() })
         .unwrap()

@@ -26,15 +26,13 @@ impl Drop for Driver {
 /// A running engine with one policy deciding every 300 ms, served with its API and dashboard.
 struct Running {
     base: String,
-    stop: tokio::sync::watch::Sender<bool>,
-    engine: tokio::task::JoinHandle<()>,
-    _servers: (TestServer, TestServer, tempfile::TempDir),
+    served: common::Served,
+    _servers: (TestServer, TestServer),
 }
 
 impl Running {
     async fn stop(self) {
-        self.stop.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(30), self.engine).await.unwrap().unwrap();
+        self.served.stop().await;
     }
 
     /// Waits (at most 30 s) until the API says `web` is paused by olga.
@@ -87,31 +85,9 @@ async fn start() -> Running {
         metrics.url("/m"),
         cloud.url("/scale?n={count}")
     );
-    let (dir, path) = common::config_file(&config);
-    let config = moontide::config::Config::load(&path).unwrap();
-    let store = moontide::store::Store::open(&dir.path().join("state")).unwrap();
-    let engine =
-        moontide::engine::Engine::build(&config, store.clone(), Arc::new(moontide::engine::SystemClock), false)
-            .unwrap();
-    let live = moontide::server::Live {
-        pushes: Default::default(),
-        controls: engine.controls().into_iter().map(|c| (c.policy.clone(), c)).collect(),
-        tokens: config.server.tokens.clone(),
-    };
-    let api =
-        moontide::server::ApiState { store, decisions: engine.decision_sender(), clock: engine.clock(), reload: None };
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let (addr, _) = moontide::server::start(
-        config.server.addr().unwrap(),
-        moontide::server::State::new(live, Some(api)),
-        None,
-        stopped.clone(),
-    )
-    .await
-    .unwrap();
-    let engine = tokio::spawn(engine.run(stopped));
-    let base = format!("http://127.0.0.1:{}", addr.port());
-    Running { base, stop, engine, _servers: (metrics, cloud, dir) }
+    let served = common::Served::start(&config).await;
+    let base = format!("http://127.0.0.1:{}", served.addr.port());
+    Running { base, served, _servers: (metrics, cloud) }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,6 @@ mod common;
 use common::{TestServer, json, text};
 use moontide::server::auth::hash;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 const TOKEN: &str = "mt_tls-test-token-000000000000000000000000000";
@@ -70,30 +69,9 @@ fn tls_section(pki: &Pki, mutual: bool) -> String {
     s
 }
 
-async fn serve(config_text: &str) -> (String, tokio::sync::watch::Sender<bool>, tempfile::TempDir) {
-    let (dir, path) = common::config_file(config_text);
-    let config = moontide::config::Config::load(&path).unwrap_or_else(|e| panic!("{:?}", e.problems()));
-    let store = moontide::store::Store::open(&dir.path().join("state")).unwrap();
-    let engine =
-        moontide::engine::Engine::build(&config, store.clone(), Arc::new(moontide::engine::SystemClock), false)
-            .unwrap();
-    let live = moontide::server::Live {
-        pushes: Default::default(),
-        controls: engine.controls().into_iter().map(|c| (c.policy.clone(), c)).collect(),
-        tokens: config.server.tokens.clone(),
-    };
-    let api =
-        moontide::server::ApiState { store, decisions: engine.decision_sender(), clock: engine.clock(), reload: None };
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let (addr, _) = moontide::server::start(
-        config.server.addr().unwrap(),
-        moontide::server::State::new(live, Some(api)),
-        config.server.tls.as_ref(),
-        stopped,
-    )
-    .await
-    .unwrap();
-    (format!("127.0.0.1:{}", addr.port()), stop, dir)
+async fn serve(config_text: &str) -> (String, common::Served) {
+    let served = common::Served::start(config_text).await;
+    (format!("127.0.0.1:{}", served.addr.port()), served)
 }
 
 fn config(tls: &str, listen: &str, metrics: &str, cloud: &str) -> String {
@@ -108,7 +86,7 @@ async fn mutual_tls_lets_in_only_clients_with_a_certificate_from_the_ca() {
     let pki = Pki::new();
     let metrics = TestServer::start(|_, _| json(200, serde_json::json!({"cpu": 50}))).await;
     let cloud = TestServer::start(|_, _| text(200, "ok")).await;
-    let (addr, stop, _dir) =
+    let (addr, served) =
         serve(&config(&tls_section(&pki, true), "127.0.0.1:0", &metrics.url("/m"), &cloud.url("/s"))).await;
     let url = format!("https://{addr}/api/v1/policies");
 
@@ -142,7 +120,7 @@ async fn mutual_tls_lets_in_only_clients_with_a_certificate_from_the_ca() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("web"));
-    stop.send(true).unwrap();
+    served.stop().await;
 }
 
 #[tokio::test]
@@ -150,13 +128,13 @@ async fn tls_without_client_certificates_serves_any_client_that_trusts_the_ca() 
     let pki = Pki::new();
     let metrics = TestServer::start(|_, _| json(200, serde_json::json!({"cpu": 50}))).await;
     let cloud = TestServer::start(|_, _| text(200, "ok")).await;
-    let (addr, stop, _dir) =
+    let (addr, served) =
         serve(&config(&tls_section(&pki, false), "127.0.0.1:0", &metrics.url("/m"), &cloud.url("/s"))).await;
     let url = format!("https://{addr}/api/v1/policies");
     assert_eq!(client(&pki, None).get(&url).bearer_auth(TOKEN).send().await.unwrap().status(), 200);
     // a client that does not trust the CA refuses the server
     assert!(reqwest::Client::new().get(&url).bearer_auth(TOKEN).send().await.is_err());
-    stop.send(true).unwrap();
+    served.stop().await;
 }
 
 #[test]

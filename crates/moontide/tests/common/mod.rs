@@ -152,3 +152,49 @@ pub fn children_of(ppid: u32) -> Vec<u32> {
     }
     out
 }
+
+/// An engine built from a config file's text, ticking, with its API served on the config's
+/// `[server]` address (TLS too when the config says so), as `moontide run` serves it.
+pub struct Served {
+    pub addr: SocketAddr,
+    pub store: moontide::store::Store,
+    pub stop: tokio::sync::watch::Sender<bool>,
+    pub engine: tokio::task::JoinHandle<()>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Served {
+    pub async fn start(config_text: &str) -> Served {
+        let (dir, path) = config_file(config_text);
+        let config = moontide::config::Config::load(&path).unwrap_or_else(|e| panic!("{:?}", e.problems()));
+        let store = moontide::store::Store::open(&dir.path().join("state")).unwrap();
+        let engine =
+            moontide::engine::Engine::build(&config, store.clone(), Arc::new(moontide::engine::SystemClock), false)
+                .unwrap();
+        let live = moontide::server::Live {
+            pushes: engine.push_sources(),
+            controls: engine.controls().into_iter().map(|c| (c.policy.clone(), c)).collect(),
+            tokens: config.server.tokens.clone(),
+        };
+        let api = moontide::server::ApiState {
+            store: store.clone(),
+            decisions: engine.decision_sender(),
+            clock: engine.clock(),
+            reload: None,
+        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let state = moontide::server::State::new(live, Some(api));
+        let (addr, _) =
+            moontide::server::start(config.server.addr().unwrap(), state, config.server.tls.as_ref(), stopped.clone())
+                .await
+                .unwrap();
+        let engine = tokio::spawn(engine.run(stopped));
+        Served { addr, store, stop, engine, dir }
+    }
+
+    /// Stops the engine and the server; waits (at most 30 s) for the engine's last ticks.
+    pub async fn stop(self) {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(30), self.engine).await.unwrap().unwrap();
+    }
+}
