@@ -167,24 +167,7 @@ async fn the_dashboard_shows_live_decisions_and_pauses_a_policy_in_chromium() {
 
     // pause as an operator: the API says the policy is paused
     browser.find(Locator::Css("#policy-web button.pause")).await.unwrap().click().await.unwrap();
-    let client = reqwest::Client::new();
-    let end = Instant::now() + Duration::from_secs(30);
-    loop {
-        let v: serde_json::Value = client
-            .get(format!("{base}/api/v1/policies/web"))
-            .bearer_auth(OPERATOR)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if v["paused"]["by"] == "olga" {
-            break;
-        }
-        assert!(Instant::now() < end, "the policy was never paused: {v}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    running.paused_by_olga().await;
     wait("#policy-web .badge.paused").await.expect("the paused badge");
 
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");

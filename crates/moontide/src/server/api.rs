@@ -125,6 +125,20 @@ fn authorize(
     Ok(caller)
 }
 
+/// The API, the config's live part and the caller, or the response that refuses the request.
+fn enter<'a>(
+    state: &'a State,
+    headers: &HeaderMap,
+    method: &Method,
+    uri: &Uri,
+    need: Role,
+) -> Result<(&'a ApiState, Live, Caller), Response> {
+    let api = api(state)?;
+    let live = state.live();
+    let caller = authorize(api, &live, headers, method, uri, need)?;
+    Ok((api, live, caller))
+}
+
 fn control<'a>(live: &'a Live, name: &str) -> Result<&'a Arc<Control>, Response> {
     live.controls.get(name).ok_or_else(|| {
         let names: Vec<&str> = live.controls.keys().map(String::as_str).collect();
@@ -173,14 +187,10 @@ async fn openapi() -> Response {
 }
 
 async fn list(Shared(state): Shared<Arc<State>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
-    let api = match api(&state) {
-        Ok(a) => a,
+    let (_, live, _) = match enter(&state, &headers, &method, &uri, Role::Viewer) {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let live = state.live();
-    if let Err(r) = authorize(api, &live, &headers, &method, &uri, Role::Viewer) {
-        return r;
-    }
     let all: Vec<Value> = live.controls.values().map(|c| view(c)).collect();
     axum::Json(json!({ "policies": all })).into_response()
 }
@@ -192,14 +202,10 @@ async fn one(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let api = match api(&state) {
-        Ok(a) => a,
+    let (_, live, _) = match enter(&state, &headers, &method, &uri, Role::Viewer) {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let live = state.live();
-    if let Err(r) = authorize(api, &live, &headers, &method, &uri, Role::Viewer) {
-        return r;
-    }
     match control(&live, &name) {
         Ok(c) => {
             let mut v = view(c);
@@ -232,14 +238,10 @@ async fn decisions(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let api = match api(&state) {
-        Ok(a) => a,
+    let (api, live, _) = match enter(&state, &headers, &method, &uri, Role::Viewer) {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let live = state.live();
-    if let Err(r) = authorize(api, &live, &headers, &method, &uri, Role::Viewer) {
-        return r;
-    }
     if let Err(r) = control(&live, &name) {
         return r;
     }
@@ -324,13 +326,8 @@ async fn change(
     headers: &HeaderMap,
     apply: impl FnOnce(&ApiState, &Control, &Caller) -> Result<String, Response>,
 ) -> Response {
-    let api = match api(state) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let live = state.live();
-    let caller = match authorize(api, &live, headers, method, uri, Role::Operator) {
-        Ok(c) => c,
+    let (api, live, caller) = match enter(state, headers, method, uri, Role::Operator) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let c = match control(&live, name) {
@@ -467,14 +464,10 @@ async fn events(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let api = match api(&state) {
-        Ok(a) => a,
+    let (api, live, _) = match enter(&state, &headers, &method, &uri, Role::Viewer) {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let live = state.live();
-    if let Err(r) = authorize(api, &live, &headers, &method, &uri, Role::Viewer) {
-        return r;
-    }
     let only = params.get("policy").cloned();
     if let Some(p) = &only
         && let Err(r) = control(&live, p)
@@ -506,14 +499,10 @@ async fn audit(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let api = match api(&state) {
-        Ok(a) => a,
+    let (api, _, _) = match enter(&state, &headers, &method, &uri, Role::Operator) {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let live = state.live();
-    if let Err(r) = authorize(api, &live, &headers, &method, &uri, Role::Operator) {
-        return r;
-    }
     let limit = params.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100).clamp(1, PAGE_MAX);
     match api.store.audit_log(limit) {
         Ok(entries) => axum::Json(json!({ "entries": entries })).into_response(),
@@ -522,14 +511,10 @@ async fn audit(
 }
 
 async fn metrics(Shared(state): Shared<Arc<State>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
-    let api = match api(&state) {
-        Ok(a) => a,
+    let (_, _, _) = match enter(&state, &headers, &method, &uri, Role::Viewer) {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let live = state.live();
-    if let Err(r) = authorize(api, &live, &headers, &method, &uri, Role::Viewer) {
-        return r;
-    }
     (
         [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         crate::metrics::get().render(),
@@ -538,13 +523,8 @@ async fn metrics(Shared(state): Shared<Arc<State>>, method: Method, uri: Uri, he
 }
 
 async fn reload(Shared(state): Shared<Arc<State>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
-    let api = match api(&state) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let live = state.live();
-    let caller = match authorize(api, &live, &headers, &method, &uri, Role::Operator) {
-        Ok(c) => c,
+    let (api, _, caller) = match enter(&state, &headers, &method, &uri, Role::Operator) {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let Some(tx) = &api.reload else {
