@@ -49,6 +49,15 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
+    /// The target was not asked: it is backing off after failures, or its circuit is open.
+    Deferred {
+        /// Replicas now.
+        from: u32,
+        /// Replicas it would have asked for.
+        to: u32,
+        /// Why it was not asked.
+        reason: String,
+    },
     /// The target refused or could not be reached.
     Failed {
         /// Replicas before.
@@ -80,6 +89,7 @@ impl Outcome {
             Outcome::Hold => "hold",
             Outcome::Scaled { .. } => "scaled",
             Outcome::DryRun { .. } => "dry_run",
+            Outcome::Deferred { .. } => "deferred",
             Outcome::Skipped { .. } => "skipped",
             Outcome::Failed { .. } => "failed",
         }
@@ -188,6 +198,7 @@ impl Decision {
             Outcome::Hold => format!("hold at {}", self.current),
             Outcome::Scaled { from, to } => format!("scaled {from} → {to}"),
             Outcome::DryRun { from, to } => format!("dry-run: would scale {from} → {to}"),
+            Outcome::Deferred { from, to, reason } => format!("deferred {from} → {to}: {reason}"),
             Outcome::Skipped { reason } => format!("skipped: {reason}"),
             Outcome::Failed { from, to, error, reached: Some(r) } => {
                 format!("scale {from} → {to} failed at {r}: {error}")

@@ -4,6 +4,7 @@
 //! rebuilt from the stored decisions after a restart, so windows and cooldowns carry on.
 
 use crate::decision::{Decision, Outcome};
+use crate::guard::BUDGET_DAY;
 use crate::time::Timestamp;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -26,6 +27,8 @@ pub struct PolicyHistory {
     actions: VecDeque<ScaleEvent>,
     error_streak: u32,
     retention: Duration,
+    /// The replica count from each time it changed (run-length), the last day of it.
+    usage: VecDeque<(Timestamp, u32)>,
 }
 
 impl PolicyHistory {
@@ -44,6 +47,14 @@ impl PolicyHistory {
         }
         if let Some((from, to)) = d.outcome.change() {
             self.actions.push_back(ScaleEvent { at: d.at, from, to });
+        }
+        let running = d.outcome.change().map_or(d.current, |(_, to)| to);
+        if self.usage.back().is_none_or(|&(_, n)| n != running) {
+            self.usage.push_back((d.at, running));
+        }
+        let day_ago = d.at.minus(BUDGET_DAY);
+        while self.usage.get(1).is_some_and(|next| next.0 <= day_ago) {
+            self.usage.pop_front();
         }
         // the on-error fallback counts ticks in which every check failed, not ticks with any error
         let all_failed = !d.checks.is_empty()
@@ -66,6 +77,26 @@ impl PolicyHistory {
     /// Scale actions remembered, oldest first.
     pub fn actions(&self) -> impl DoubleEndedIterator<Item = &ScaleEvent> {
         self.actions.iter()
+    }
+
+    /// Replica-hours run in the last 24 hours up to `now`, as far as the
+    /// remembered decisions tell (the count holds from one decision to the next).
+    pub fn replica_hours(&self, now: Timestamp) -> f64 {
+        let day_ago = now.minus(BUDGET_DAY);
+        let mut ms = 0.0;
+        for (i, &(at, n)) in self.usage.iter().enumerate() {
+            let end = self.usage.get(i + 1).map_or(now, |next| next.0).min(now);
+            let start = at.max(day_ago);
+            if end > start {
+                ms += n as f64 * (end.as_millis() - start.as_millis()) as f64;
+            }
+        }
+        ms / 3_600_000.0
+    }
+
+    /// The replicas running after the last decision, if any was noted.
+    pub fn running(&self) -> Option<u32> {
+        self.usage.back().map(|&(_, n)| n)
     }
 
     /// How many ticks in a row, up to the last one, every check failed (no opinion, a data error).

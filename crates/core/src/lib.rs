@@ -13,6 +13,7 @@ pub mod guard;
 pub mod history;
 pub mod observation;
 pub mod policy;
+pub mod sanity;
 pub mod series;
 pub mod strategy;
 pub mod time;
@@ -22,7 +23,7 @@ pub mod window;
 mod testkit;
 
 pub use decision::{Actuation, CheckOutcome, Decision, Outcome};
-pub use guard::{Behaviour, BehaviourConfig, GuardEffect, GuardKind};
+pub use guard::{Behaviour, BehaviourConfig, Budget, BudgetCap, GuardEffect, GuardKind, Spend};
 pub use history::{PolicyHistory, ScaleEvent};
 pub use observation::Observation;
 pub use policy::{Evaluation, PolicySpec, evaluate};

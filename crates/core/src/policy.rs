@@ -2,7 +2,7 @@
 //! wins), then run the guards.
 
 use crate::decision::CheckOutcome;
-use crate::guard::{self, Behaviour, GuardContext, GuardEffect};
+use crate::guard::{self, Behaviour, BudgetCap, GuardContext, GuardEffect, Spend};
 use crate::history::PolicyHistory;
 use crate::observation::Observation;
 use crate::strategy::StrategyConfig;
@@ -37,6 +37,10 @@ impl PolicySpec {
             for l in &d.limits {
                 longest = longest.max(l.period);
             }
+        }
+        if b.budget.is_some() || b.shared_budget {
+            // replica-hours are counted over a sliding day
+            longest = longest.max(guard::BUDGET_DAY);
         }
         longest + self.interval * 2
     }
@@ -83,6 +87,17 @@ pub fn conclude(
     history: &PolicyHistory,
     checks: Vec<CheckOutcome>,
 ) -> Evaluation {
+    conclude_shared(spec, obs, history, checks, None)
+}
+
+/// [`conclude`], with the ceiling of a budget shared with other policies.
+pub fn conclude_shared(
+    spec: &PolicySpec,
+    obs: &Observation<'_>,
+    history: &PolicyHistory,
+    checks: Vec<CheckOutcome>,
+    shared: Option<BudgetCap>,
+) -> Evaluation {
     let opinions = checks.iter().filter_map(|c| c.recommendation.desired);
     let recommended = opinions.max().unwrap_or(obs.current);
     let errors: Vec<String> =
@@ -90,6 +105,11 @@ pub fn conclude(
     let data_error = (!errors.is_empty()).then(|| errors.join("; "));
     let all_failed = !checks.is_empty()
         && checks.iter().all(|c| c.recommendation.error.is_some() && c.recommendation.desired.is_none());
+    let own = spec.behaviour.budget.as_ref().and_then(|b| {
+        let spend = Spend { used_replica_hours: history.replica_hours(obs.now), ..Default::default() };
+        b.cap("policy", None, &spend)
+    });
+    let budgets: Vec<BudgetCap> = own.into_iter().chain(shared).collect();
     let ctx = GuardContext {
         now: obs.now,
         current: obs.current,
@@ -99,6 +119,7 @@ pub fn conclude(
         all_failed,
         behaviour: &spec.behaviour,
         history,
+        budgets: &budgets,
     };
     let (desired, guards) = guard::apply(&ctx, recommended);
     Evaluation { checks, recommended, guards, desired }

@@ -16,7 +16,7 @@ fn quiet(fallback: Option<u32>, after: u32) -> Behaviour {
         scale_up: dir.clone(),
         scale_down: dir,
         on_error: OnError { fallback, after: Some(after) },
-        dry_run: false,
+        ..Default::default()
     }
     .resolve()
 }
@@ -308,4 +308,49 @@ fn retention_covers_the_longest_window_period_or_cooldown() {
         t.conditions[0].down_for = secs(120);
     }
     assert_eq!(s.series_retention(), secs(150));
+}
+
+#[test]
+fn a_daily_budget_caps_scale_up_and_remembers_the_spend() {
+    let mut b = quiet(None, 1);
+    b.budget = Some(crate::guard::Budget { replica_hours_per_day: Some(24.0), ..Default::default() });
+    let s = PolicySpec { interval: secs(60), min: 1, max: 100, ..spec(vec![("cpu", cpu_tracking(60.0))], b) };
+    assert!(s.history_retention() >= crate::guard::BUDGET_DAY, "a budgeted policy keeps a day of history");
+    let clock = ManualClock::new(at(0));
+    let mut history = PolicyHistory::new(s.history_retention());
+    let mut metrics = Metrics::new();
+    let mut current = 2;
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        // load that wants 30 replicas at 60 % each
+        let series = metrics.0.entry("cpu".into()).or_default();
+        series.push(Point { at: clock.now(), value: Some(1800.0 / current as f64) }, s.series_retention());
+        let obs = Observation {
+            now: clock.now(),
+            interval: s.interval,
+            current,
+            ready: current,
+            min: 1,
+            max: 100,
+            series: &metrics.0,
+        };
+        let eval = evaluate(&s, &obs, &history);
+        assert_eq!(eval.recommended, 30);
+        let budget = eval.guards.iter().find(|g| g.guard == GuardKind::Budget);
+        seen.push((eval.desired, budget.map(|g| g.note.clone())));
+        history.note(&record(&obs, &eval, false));
+        current = eval.desired;
+        clock.advance(s.interval);
+    }
+    // nothing spent yet: 24 replica-hours left pay for 24 replicas for an hour
+    assert_eq!(seen[0].0, 24);
+    assert!(seen[0].1.as_deref().unwrap().contains("0.0 of 24 replica-hours"), "{:?}", seen[0]);
+    // then 24 replicas spend 0.4 replica-hours a minute: the budget holds the count, never lowers it
+    for (n, note) in &seen[1..] {
+        assert_eq!(*n, 24);
+        assert!(note.as_deref().is_some_and(|n| n.contains("policy budget")), "{note:?}");
+    }
+    let used = history.replica_hours(clock.now());
+    // 24 replicas from t = 0 to t = 300 s
+    assert!((used - 2.0).abs() < 1e-9, "used {used}");
 }

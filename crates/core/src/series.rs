@@ -15,6 +15,9 @@ pub enum ReadingStatus {
     Stale,
     /// Nothing usable was read (timeout, HTTP error, bad payload, missing field).
     Failed,
+    /// A value was read, implausibly far from the recent series: held back
+    /// until the next reading confirms it (the sanity check).
+    Held,
 }
 
 /// One metric's reading in one tick, as recorded in the decision.

@@ -1,7 +1,8 @@
 //! Moontide's own metrics, served at `/metrics` in the Prometheus text
 //! format: ticks, decisions by outcome, actuations and their errors per
-//! target, source read latency, rate-limiter waits, Lua errors, and each
-//! policy's current, ready and desired counts.
+//! target, source read latency, rate-limiter waits, Lua errors, each
+//! policy's current, ready and desired counts, failing readings, held
+//! readings, budget caps and circuit breakers.
 //!
 //! One registry per process (several engines in one process, as in tests,
 //! share it; their policies are told apart by name).
@@ -33,6 +34,18 @@ pub struct Metrics {
     pub lua_errors: Family<Labels, Counter>,
     /// Replica counts per policy and kind (`current`, `ready`, `desired`).
     pub replicas: Family<Labels, Gauge>,
+    /// 1 while a target's circuit breaker is open.
+    pub circuit_open: Family<Labels, Gauge>,
+    /// A target's failed actuations in a row.
+    pub target_failures: Family<Labels, Gauge>,
+    /// Failed or stale readings per policy and metric.
+    pub reading_errors: Family<Labels, Counter>,
+    /// Ticks in a row a policy's metric has had no usable reading: the alert to watch.
+    pub reading_failing: Family<Labels, Gauge>,
+    /// Readings held back by the sanity check, per policy and metric.
+    pub readings_held: Family<Labels, Counter>,
+    /// Ticks in which a budget capped scale-up, per policy and scope.
+    pub budget_capped: Family<Labels, Counter>,
 }
 
 fn read_histogram() -> Histogram {
@@ -51,6 +64,12 @@ impl Metrics {
             rate_limit_wait: Family::default(),
             lua_errors: Family::default(),
             replicas: Family::default(),
+            circuit_open: Family::default(),
+            target_failures: Family::default(),
+            reading_errors: Family::default(),
+            reading_failing: Family::default(),
+            readings_held: Family::default(),
+            budget_capped: Family::default(),
             registry: Registry::default(),
         };
         registry.register("ticks", "Policy ticks", m.ticks.clone());
@@ -67,6 +86,24 @@ impl Metrics {
             "replicas",
             "Replica counts, by policy and kind (current, ready, desired)",
             m.replicas.clone(),
+        );
+        registry.register("circuit_open", "1 while a target's circuit breaker is open", m.circuit_open.clone());
+        registry.register("target_failures", "A target's failed actuations in a row", m.target_failures.clone());
+        registry.register("reading_errors", "Failed or stale readings, by policy and metric", m.reading_errors.clone());
+        registry.register(
+            "reading_failing_ticks",
+            "Ticks in a row without a usable reading, by policy and metric (alert when above zero for long)",
+            m.reading_failing.clone(),
+        );
+        registry.register(
+            "readings_held",
+            "Readings held back by the sanity check, by policy and metric",
+            m.readings_held.clone(),
+        );
+        registry.register(
+            "budget_capped",
+            "Ticks in which a budget capped scale-up, by policy",
+            m.budget_capped.clone(),
         );
         Metrics { registry, ..m }
     }

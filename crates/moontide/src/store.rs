@@ -80,6 +80,19 @@ pub struct Query {
     pub limit: usize,
 }
 
+/// An actuation that was started: written before the target is told, cleared once the outcome is recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// When it started.
+    pub at: Timestamp,
+    /// The count before.
+    pub from: u32,
+    /// The count asked for.
+    pub to: u32,
+    /// The idempotency key sent with it.
+    pub key: String,
+}
+
 impl Store {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
@@ -108,6 +121,13 @@ impl Store {
                  at_ms INTEGER NOT NULL,
                  state TEXT NOT NULL,
                  PRIMARY KEY (policy, check_name)
+             );
+             CREATE TABLE IF NOT EXISTS pending (
+                 policy TEXT PRIMARY KEY,
+                 at_ms INTEGER NOT NULL,
+                 from_n INTEGER NOT NULL,
+                 to_n INTEGER NOT NULL,
+                 key TEXT NOT NULL
              );
              CREATE TABLE IF NOT EXISTS audit (
                  id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -271,6 +291,53 @@ impl Store {
             rows.collect()
         })?;
         Ok(rows.into_iter().filter_map(|(k, v)| serde_json::from_str(&v).ok().map(|v| (k, v))).collect())
+    }
+
+    /// Notes an actuation about to start, so that one cut short by a crash is
+    /// found and reconciled on the next start. Written synchronously: it must
+    /// be on disk before the target is told anything.
+    pub async fn begin_actuation(&self, policy: &str, p: Pending) -> Result<(), StoreError> {
+        let store = self.clone();
+        let policy = policy.to_string();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            store.with(|c| {
+                c.execute(
+                    "INSERT INTO pending (policy, at_ms, from_n, to_n, key) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (policy) DO UPDATE SET at_ms = ?2, from_n = ?3, to_n = ?4, key = ?5",
+                    params![policy, p.at.as_millis(), p.from, p.to, p.key],
+                )
+                .map(|_| ())
+            })
+        })
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Sql { path, source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)) }))
+    }
+
+    /// Clears a policy's pending actuation (it finished, one way or the other, and is recorded).
+    pub fn clear_pending(&self, policy: &str) -> Result<(), StoreError> {
+        self.with(|c| c.execute("DELETE FROM pending WHERE policy = ?1", params![policy]).map(|_| ()))
+    }
+
+    /// [`Store::clear_pending`] from async code.
+    pub async fn end_actuation(&self, policy: &str) -> Result<(), StoreError> {
+        let store = self.clone();
+        let policy = policy.to_string();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || store.clear_pending(&policy)).await.unwrap_or_else(|e| {
+            Err(StoreError::Sql { path, source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)) })
+        })
+    }
+
+    /// An actuation of the policy that started and never finished (the process died in it).
+    pub fn pending(&self, policy: &str) -> Result<Option<Pending>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT at_ms, from_n, to_n, key FROM pending WHERE policy = ?1")?;
+            let mut rows = stmt.query_map(params![policy], |r| {
+                Ok(Pending { at: Timestamp::from_millis(r.get(0)?), from: r.get(1)?, to: r.get(2)?, key: r.get(3)? })
+            })?;
+            rows.next().transpose()
+        })
     }
 
     /// The count the target was last brought to by a policy: the last

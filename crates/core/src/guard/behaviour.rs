@@ -1,6 +1,8 @@
 //! The guard settings of a policy (`[policies.NAME.behaviour]`) and their defaults.
 
+use super::budget::Budget;
 use crate::duration::{serde_text, serde_text_opt};
+use crate::sanity::{Sanity, SanityConfig};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -78,6 +80,12 @@ pub struct BehaviourConfig {
     /// Decide and record, never actuate.
     #[serde(default)]
     pub dry_run: bool,
+    /// A ceiling on spend that caps scale-up.
+    #[serde(default)]
+    pub budget: Option<Budget>,
+    /// Hold back a reading implausibly far from the metric's recent series.
+    #[serde(default)]
+    pub sanity: Option<SanityConfig>,
 }
 
 /// One direction's settings with defaults filled in.
@@ -106,6 +114,12 @@ pub struct Behaviour {
     pub fallback_after: u32,
     /// Decide and record, never actuate.
     pub dry_run: bool,
+    /// The policy's own budget.
+    pub budget: Option<Budget>,
+    /// Whether a global budget covers the policy too (it then keeps a day of spend).
+    pub shared_budget: bool,
+    /// The metric sanity check, when on.
+    pub sanity: Option<Sanity>,
 }
 
 fn limit(pods: Option<u32>, percent: Option<u32>, secs: u64) -> ChangeLimit {
@@ -141,6 +155,9 @@ impl BehaviourConfig {
             fallback: self.on_error.fallback,
             fallback_after: self.on_error.after.unwrap_or(1),
             dry_run: self.dry_run,
+            budget: self.budget.clone(),
+            shared_budget: false,
+            sanity: self.sanity.as_ref().map(SanityConfig::resolve),
         }
     }
 
@@ -164,6 +181,12 @@ impl BehaviourConfig {
                     errs.push(format!("{at}: `period` must be longer than 0s"));
                 }
             }
+        }
+        if let Some(b) = &self.budget {
+            errs.extend(b.validate("behaviour.budget", false));
+        }
+        if let Some(s) = &self.sanity {
+            errs.extend(s.validate("behaviour.sanity"));
         }
         if self.on_error.after == Some(0) {
             errs.push("behaviour.on_error.after: must be at least 1".into());

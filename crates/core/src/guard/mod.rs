@@ -9,12 +9,15 @@
 //!    down separately, counting the changes already made in the period.
 //! 4. `cooldown`: no scale-up within `scale_up.cooldown` of the last scale-up;
 //!    no scale-down within `scale_down.cooldown` of the last scale action.
-//! 5. `bounds`: the count is clamped to [min, max], always, last.
-//! 6. `dry_run`: the decision is recorded but not actuated.
+//! 5. `budget`: a spent budget (the policy's or the global one) caps scale-up.
+//! 6. `bounds`: the count is clamped to [min, max], always, last.
+//! 7. `dry_run`: the decision is recorded but not actuated.
 
 mod behaviour;
+mod budget;
 
 pub use behaviour::{Behaviour, BehaviourConfig, ChangeLimit, Direction, DirectionConfig, OnError, Select};
+pub use budget::{BUDGET_DAY, Budget, BudgetCap, Spend};
 
 use crate::duration::format as fmt_d;
 use crate::history::PolicyHistory;
@@ -33,6 +36,8 @@ pub enum GuardKind {
     RateLimit,
     /// Cooldowns after scale actions.
     Cooldown,
+    /// Spend ceilings.
+    Budget,
     /// min / max.
     Bounds,
     /// Decide, never actuate.
@@ -49,6 +54,7 @@ impl GuardKind {
             GuardKind::Stabilization => "stabilization",
             GuardKind::RateLimit => "rate_limit",
             GuardKind::Cooldown => "cooldown",
+            GuardKind::Budget => "budget",
             GuardKind::Bounds => "bounds",
             GuardKind::DryRun => "dry_run",
             GuardKind::Operator => "operator",
@@ -88,6 +94,8 @@ pub struct GuardContext<'a> {
     pub behaviour: &'a Behaviour,
     /// The policy's memory of recent ticks.
     pub history: &'a PolicyHistory,
+    /// The ceilings budgets put on the count this tick.
+    pub budgets: &'a [BudgetCap],
 }
 
 /// Runs all guards on `recommended`; returns the final count and every change made.
@@ -130,6 +138,9 @@ pub fn apply(ctx: &GuardContext<'_>, recommended: u32) -> (u32, Vec<GuardEffect>
 
     let (cooled, note) = cooldown(ctx, n);
     step(GuardKind::Cooldown, &mut n, cooled, note);
+
+    let (afforded, note) = budget::limit(ctx.current, n, ctx.budgets);
+    step(GuardKind::Budget, &mut n, afforded, note);
 
     // max wins over min should a caller ever pass min > max (config validation rejects it)
     let bounded = n.max(ctx.min).min(ctx.max);

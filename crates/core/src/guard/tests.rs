@@ -9,7 +9,16 @@ use std::time::Duration;
 fn quiet() -> Behaviour {
     let dir =
         || Direction { stabilization: Duration::ZERO, cooldown: Duration::ZERO, limits: vec![], select: Select::Max };
-    Behaviour { scale_up: dir(), scale_down: dir(), fallback: None, fallback_after: 1, dry_run: false }
+    Behaviour {
+        scale_up: dir(),
+        scale_down: dir(),
+        fallback: None,
+        fallback_after: 1,
+        dry_run: false,
+        budget: None,
+        shared_budget: false,
+        sanity: None,
+    }
 }
 
 fn lim(pods: Option<u32>, percent: Option<u32>, period: u64) -> ChangeLimit {
@@ -42,6 +51,7 @@ fn run(b: &Behaviour, h: &PolicyHistory, t: Tick<'_>, recommended: u32) -> (u32,
         all_failed: t.all_failed,
         behaviour: b,
         history: h,
+        budgets: &[],
     };
     apply(&ctx, recommended)
 }
@@ -522,6 +532,7 @@ fn resolve_keeps_what_is_set_and_defaults_the_rest() {
         },
         on_error: OnError { fallback: Some(4), after: Some(3) },
         dry_run: true,
+        ..Default::default()
     };
     let b = cfg.resolve();
     assert_eq!(b.scale_up.cooldown, secs(30));
@@ -547,6 +558,8 @@ fn validate_names_each_problem() {
         scale_down: DirectionConfig { limits: Some(down), ..Default::default() },
         on_error: OnError { fallback: Some(1), after },
         dry_run: false,
+        budget: None,
+        sanity: None,
     };
     assert_eq!(BehaviourConfig::default().validate(), Vec::<String>::new());
     let cases: Vec<(BehaviourConfig, Vec<&str>)> = vec![
@@ -607,6 +620,7 @@ fn behaviour_config_deserializes_with_durations() {
         },
         on_error: OnError { fallback: Some(3), after: Some(2) },
         dry_run: true,
+        ..Default::default()
     };
     assert_eq!(cfg, want);
     assert_eq!(parse(serde_json::json!({})).unwrap(), BehaviourConfig::default());

@@ -272,6 +272,7 @@ pub fn render(d: &Decision) -> String {
         Outcome::Hold => format!("hold at {}", d.current),
         Outcome::Scaled { from, to } => format!("scaled {from} → {to}"),
         Outcome::DryRun { from, to } => format!("dry-run: would have scaled {from} → {to}"),
+        Outcome::Deferred { from, to, reason } => format!("deferred {from} → {to}: {reason}"),
         Outcome::Skipped { reason } => format!("skipped: {reason}"),
         Outcome::Failed { from, to, error, .. } => format!("scale {from} → {to} failed: {error}"),
     };

@@ -8,11 +8,12 @@ mod error;
 
 pub use error::{ConfigError, Problem};
 
+use crate::engine::breaker::BreakerConfig;
 use crate::script::ScriptConfig;
 use crate::sources::SourceConfig;
 use crate::targets::TargetConfig;
 use moontide_core::duration;
-use moontide_core::{BehaviourConfig, PolicySpec, StrategyConfig};
+use moontide_core::{BehaviourConfig, Budget, PolicySpec, StrategyConfig};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,10 @@ struct RawConfig {
     policies: BTreeMap<String, Spanned<RawPolicy>>,
     #[serde(default)]
     server: Option<Spanned<crate::server::ServerConfig>>,
+    #[serde(default)]
+    breaker: Option<Spanned<BreakerConfig>>,
+    #[serde(default)]
+    budget: Option<Spanned<Budget>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +96,10 @@ pub struct Config {
     pub policies: Vec<Policy>,
     /// Moontide's own HTTP server.
     pub server: crate::server::ServerConfig,
+    /// Backoff and circuit breaking for every target.
+    pub breaker: BreakerConfig,
+    /// A budget shared by all policies.
+    pub budget: Option<Budget>,
 }
 
 /// The nominal interval of a script-mode policy (its script sets its own pace).
@@ -146,6 +155,18 @@ fn validate(path: &Path, raw: RawConfig, p: &mut Problems<'_>) -> Config {
     if let Some(server) = &raw.server {
         for e in server.get_ref().validate() {
             p.add(server.span(), "server", e);
+        }
+    }
+    if let Some(b) = &raw.breaker {
+        for e in b.get_ref().validate() {
+            let (field, message) = e.split_once(": ").unwrap_or(("breaker", e.as_str()));
+            p.add(b.span(), field, message);
+        }
+    }
+    if let Some(b) = &raw.budget {
+        for e in b.get_ref().validate("budget", false) {
+            let (field, message) = e.split_once(": ").unwrap_or(("budget", e.as_str()));
+            p.add(b.span(), field, message);
         }
     }
     if raw.policies.is_empty() {
@@ -281,8 +302,23 @@ fn validate(path: &Path, raw: RawConfig, p: &mut Problems<'_>) -> Config {
                 p.add(b.span(), format!("{at}.{field}"), message);
             }
         }
+        let mut behaviour = behaviour.resolve();
+        if let Some(global) = &raw.budget {
+            behaviour.shared_budget = true;
+            let own_price = behaviour.budget.as_ref().and_then(|b| b.price_per_replica_hour);
+            if global.get_ref().max_cost_per_hour.is_some()
+                && global.get_ref().price_per_replica_hour.is_none()
+                && own_price.is_none()
+            {
+                p.add(
+                    rp.span(),
+                    format!("{at}.behaviour.budget.price_per_replica_hour"),
+                    "the global [budget] has max_cost_per_hour: give this policy a price, or give [budget] a default price_per_replica_hour",
+                );
+            }
+        }
         policies.push(Policy {
-            spec: PolicySpec { name: name.clone(), interval, min, max, checks, behaviour: behaviour.resolve() },
+            spec: PolicySpec { name: name.clone(), interval, min, max, checks, behaviour },
             target: target.clone(),
             metrics: pol.metrics.iter().map(|(k, v)| (k.clone(), v.get_ref().clone())).collect(),
             script,
@@ -296,5 +332,7 @@ fn validate(path: &Path, raw: RawConfig, p: &mut Problems<'_>) -> Config {
         targets: raw.targets.into_iter().map(|(k, v)| (k, v.into_inner())).collect(),
         policies,
         server: raw.server.map(|s| s.into_inner()).unwrap_or_default(),
+        breaker: raw.breaker.map(|b| b.into_inner()).unwrap_or_default(),
+        budget: raw.budget.map(|b| b.into_inner()),
     }
 }

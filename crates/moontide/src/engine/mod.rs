@@ -1,7 +1,9 @@
 //! The engine: builds sources and targets from a config, restores each
 //! policy's memory from the store, and ticks every policy on its own task.
 
+pub mod breaker;
 pub mod control;
+pub mod ledger;
 mod tick;
 
 pub use tick::PolicyRuntime;
@@ -104,6 +106,7 @@ impl Engine {
                 targets.insert(name.clone(), Arc::new(Target::build(name, c)?));
             }
         }
+        let ledger = config.budget.clone().map(|b| Arc::new(ledger::Ledger::new(b)));
         let mut policies = Vec::new();
         let mut scripts = Vec::new();
         for p in &config.policies {
@@ -114,7 +117,9 @@ impl Engine {
             let target = targets[&policy.target].clone();
             let script = policy.script.clone();
             let field = format!("policies.{}.script", policy.spec.name);
-            let rt = PolicyRuntime::new(policy, target, &sources, store.clone(), clock.clone(), decisions.clone())?;
+            let breaker = Arc::new(breaker::Breaker::new(&policy.target, config.breaker.clone()));
+            let mut rt = PolicyRuntime::new(policy, target, &sources, store.clone(), clock.clone(), decisions.clone())?;
+            rt.share(breaker, ledger.clone());
             match script {
                 Some(config) => {
                     scripts.push(ScriptPolicy { field, config, runtime: Arc::new(tokio::sync::Mutex::new(rt)) })

@@ -1,11 +1,14 @@
 //! One policy's tick: status → read → decide → combine → guards → actuate → record.
 
+use super::breaker::{Breaker, BreakerConfig};
+use super::ledger::Ledger;
 use crate::config::Policy;
 use crate::lua::LuaCheckRunner;
 use crate::sources::Source;
-use crate::store::Store;
+use crate::store::{Pending, Store};
 use crate::targets::Target;
-use moontide_core::policy::{conclude, run_checks};
+use moontide_core::policy::{conclude_shared, run_checks};
+use moontide_core::sanity::Verdict;
 use moontide_core::{
     CheckOutcome, Clock, Decision, Input, Observation, Outcome, Point, PolicyHistory, ReadingStatus, Series,
     StrategyConfig, Timestamp,
@@ -47,6 +50,16 @@ pub struct PolicyRuntime {
     backfilled: bool,
     /// What operators set through the API.
     control: Arc<super::control::Control>,
+    /// The target's backoff and circuit breaker (shared with other policies on the target).
+    breaker: Arc<Breaker>,
+    /// The global budget's spend, when there is one.
+    ledger: Option<Arc<Ledger>>,
+    /// Readings held back by the sanity check last tick, by metric.
+    held: BTreeMap<String, f64>,
+    /// Ticks in a row without a usable reading, by metric.
+    failing: BTreeMap<String, u32>,
+    /// An actuation a crash cut short, to reconcile before anything else.
+    reconcile: Option<Pending>,
     store: Store,
     clock: Arc<dyn Clock>,
     decisions: broadcast::Sender<Decision>,
@@ -103,6 +116,11 @@ impl PolicyRuntime {
                 max,
                 config_dry_run,
             )),
+            breaker: Arc::new(Breaker::new(&target_name, BreakerConfig::default())),
+            ledger: None,
+            held: BTreeMap::new(),
+            failing: BTreeMap::new(),
+            reconcile: None,
             store,
             clock,
             decisions,
@@ -114,6 +132,12 @@ impl PolicyRuntime {
     /// What operators set on this policy.
     pub fn control(&self) -> Arc<super::control::Control> {
         self.control.clone()
+    }
+
+    /// Uses the target's shared breaker and the global budget's ledger.
+    pub fn share(&mut self, breaker: Arc<Breaker>, ledger: Option<Arc<Ledger>>) {
+        self.breaker = breaker;
+        self.ledger = ledger;
     }
 
     /// The policy's name.
@@ -151,6 +175,18 @@ impl PolicyRuntime {
             }
         }
         self.restore_to = self.store.last_scaled_to(&spec.name).map_err(|e| e.to_string())?;
+        if let Some(p) = self.store.pending(&spec.name).map_err(|e| e.to_string())? {
+            let recorded = past
+                .iter()
+                .any(|d| d.at >= p.at && matches!(d.outcome, Outcome::Scaled { .. } | Outcome::Failed { .. }));
+            if recorded {
+                // the crash came after the outcome was recorded
+                self.store.clear_pending(&spec.name).map_err(|e| e.to_string())?;
+            } else {
+                tracing::warn!(policy = %spec.name, from = p.from, to = p.to, "an actuation was cut short by a restart; reconciling it first");
+                self.reconcile = Some(p);
+            }
+        }
         if !past.is_empty() {
             tracing::info!(policy = %spec.name, decisions = past.len(), "restored windows and cooldowns from the store");
         }
@@ -167,7 +203,8 @@ impl PolicyRuntime {
             self.backfilled = true;
             self.backfill(now).await;
         }
-        let inputs = self.read(now).await;
+        let mut inputs = self.read(now).await;
+        self.screen(now, &mut inputs);
         let keep = self.policy.spec.series_retention();
         for i in &inputs {
             if let Some(s) = self.series.get_mut(&i.metric) {
@@ -197,8 +234,57 @@ impl PolicyRuntime {
         self.conclude_and_act(now, status, Vec::new(), vec![outcome]).await
     }
 
+    /// Records what became of an actuation a crash cut short, from the
+    /// target's real count: reached, not reached, or partly.
+    /// Until that is done (the target's status is unknown) nothing else happens:
+    /// the tick is skipped and the next one tries again.
+    async fn reconcile(&mut self, p: Pending) -> Result<(), Decision> {
+        let now = self.clock.now();
+        let name = self.policy.spec.name.clone();
+        let started = moontide_core::duration::format(now.since(p.at));
+        let why = format!("cannot reconcile the actuation {} → {} cut short by a restart", p.from, p.to);
+        let mut d = match tokio::time::timeout(STATUS_TIMEOUT, self.target.status()).await {
+            Ok(Ok(st)) => {
+                let mut d = Decision::skipped(&name, now, st.current, st.ready, "");
+                let (from, to) = (p.from, p.to);
+                if st.current == to {
+                    d.outcome = Outcome::Scaled { from, to };
+                    d.reason = format!(
+                        "reconciled after a restart: the actuation {from} → {to} started {started} ago reached the target (now at {to})"
+                    );
+                } else {
+                    let error = format!("cut short by a restart {started} ago; the target is at {}", st.current);
+                    d.outcome = Outcome::Failed { from, to, error, reached: Some(st.current) };
+                    d.reason = format!(
+                        "reconciled after a restart: the actuation {from} → {to} did not complete; the target is at {}",
+                        st.current
+                    );
+                }
+                self.restore_to = d.outcome.change().map(|(_, n)| n).or(self.restore_to);
+                d
+            }
+            Ok(Err(e)) => {
+                self.reconcile = Some(p);
+                return Err(Decision::skipped(&name, now, 0, 0, format!("{why}: target status unknown: {e}")));
+            }
+            Err(_) => {
+                self.reconcile = Some(p);
+                return Err(Decision::skipped(&name, now, 0, 0, format!("{why}: target status timed out")));
+            }
+        };
+        d.desired = p.to;
+        self.finish(d).await;
+        if let Err(e) = self.store.end_actuation(&name).await {
+            tracing::error!(policy = %name, "cannot clear the reconciled actuation: {e}");
+        }
+        Ok(())
+    }
+
     /// Restores the target if needed, then reads the time and the target's status.
     async fn begin(&mut self) -> Result<(Timestamp, crate::targets::Status), Decision> {
+        if let Some(p) = self.reconcile.take() {
+            self.reconcile(p).await?;
+        }
         if let Some(n) = self.restore_to.take() {
             self.target.restore(n).await;
         }
@@ -226,25 +312,19 @@ impl PolicyRuntime {
         let spec = &self.policy.spec;
         let name = spec.name.clone();
         let obs = observation(spec, &self.series, now, &status);
-        let eval = conclude(spec, &obs, &self.history, checks);
+        let price = spec.behaviour.budget.as_ref().and_then(|b| b.price_per_replica_hour);
+        let shared = self.ledger.as_ref().and_then(|l| l.cap(&name, price));
+        let eval = conclude_shared(spec, &obs, &self.history, checks, shared);
         let mut d = Decision::from_evaluation(&name, &obs, inputs, eval);
         self.control.apply(&mut d, now);
         if d.desired != d.current {
             let (from, to) = (d.current, d.desired);
             if spec.behaviour.dry_run {
                 d.outcome = Outcome::DryRun { from, to };
+            } else if let Some(reason) = self.breaker.check(now) {
+                d.outcome = Outcome::Deferred { from, to, reason };
             } else {
-                let key = format!("{name}-{}-{to}", now.as_millis());
-                match self.target.scale(from, to, &key).await {
-                    Ok(a) => {
-                        d.outcome = Outcome::Scaled { from, to };
-                        d.actuation = Some(a);
-                    }
-                    Err(e) => {
-                        d.outcome = Outcome::Failed { from, to, error: e.message, reached: e.reached };
-                        d.actuation = Some(e.actuation);
-                    }
-                }
+                d.outcome = self.actuate(&mut d, now).await;
             }
         }
         d.summarize();
@@ -252,6 +332,68 @@ impl PolicyRuntime {
             d.reason.push_str(&format!("; target: {note}"));
         }
         self.finish(d).await
+    }
+
+    /// Tells the target to go from `d.current` to `d.desired`, with the
+    /// actuation noted as pending in the store while it runs (a crash in it
+    /// is reconciled on the next start).
+    async fn actuate(&mut self, d: &mut Decision, now: Timestamp) -> Outcome {
+        let (name, from, to) = (self.policy.spec.name.clone(), d.current, d.desired);
+        let key = format!("{name}-{}-{to}", now.as_millis());
+        let pending = Pending { at: now, from, to, key: key.clone() };
+        if let Err(e) = self.store.begin_actuation(&name, pending).await {
+            // without the note a crash could go unreconciled: do not actuate blind
+            let reason = format!("cannot note the actuation in the store: {e}");
+            return Outcome::Deferred { from, to, reason };
+        }
+        match self.target.scale(from, to, &key).await {
+            Ok(a) => {
+                self.breaker.success();
+                d.actuation = Some(a);
+                Outcome::Scaled { from, to }
+            }
+            Err(e) => {
+                self.breaker.failure(self.clock.now());
+                d.actuation = Some(e.actuation);
+                Outcome::Failed { from, to, error: e.message, reached: e.reached }
+            }
+        }
+    }
+
+    /// Screens fresh readings: counts failures (the alert metric) and holds
+    /// back readings the sanity check finds implausible.
+    fn screen(&mut self, now: Timestamp, inputs: &mut [Input]) {
+        use crate::metrics::{get, labels2};
+        let policy = self.policy.spec.name.clone();
+        let m = get();
+        for i in inputs.iter_mut() {
+            let labels = labels2("policy", &policy, "metric", &i.metric);
+            if i.status != ReadingStatus::Ok {
+                m.reading_errors.get_or_create(&labels).inc();
+                let n = self.failing.entry(i.metric.clone()).or_default();
+                *n = n.saturating_add(1);
+                m.reading_failing.get_or_create(&labels).set(*n as i64);
+                continue;
+            }
+            if self.failing.remove(&i.metric).is_some() {
+                m.reading_failing.get_or_create(&labels).set(0);
+            }
+            let (Some(sanity), Some(value), Some(series)) =
+                (self.policy.spec.behaviour.sanity.as_ref(), i.value, self.series.get(&i.metric))
+            else {
+                continue;
+            };
+            match sanity.judge(series, now, self.held.remove(&i.metric), value) {
+                Verdict::Accept => {}
+                Verdict::Confirmed(why) => i.error = Some(why),
+                Verdict::Hold(why) => {
+                    m.readings_held.get_or_create(&labels).inc();
+                    self.held.insert(i.metric.clone(), value);
+                    i.status = ReadingStatus::Held;
+                    i.error = Some(why);
+                }
+            }
+        }
     }
 
     /// Counts a decision in Moontide's own metrics.
@@ -270,6 +412,9 @@ impl PolicyRuntime {
                 m.actuations.get_or_create(&labels2("target", target, "result", "error")).inc();
             }
             _ => {}
+        }
+        if d.guards.iter().any(|g| g.guard == moontide_core::GuardKind::Budget) {
+            m.budget_capped.get_or_create(&label("policy", policy)).inc();
         }
         for c in d.checks.iter().filter(|c| c.strategy == "lua" && c.recommendation.error.is_some()) {
             m.lua_errors.get_or_create(&labels2("policy", policy, "check", &c.check)).inc();
@@ -395,6 +540,17 @@ impl PolicyRuntime {
         }
         if let Err(e) = self.store.append_async(d.clone()).await {
             tracing::error!(policy = %d.policy, "cannot record decision: {e}");
+        }
+        if d.actuation.is_some()
+            && let Err(e) = self.store.end_actuation(&d.policy).await
+        {
+            tracing::error!(policy = %d.policy, "cannot clear the finished actuation: {e}");
+        }
+        if let Some(ledger) = &self.ledger
+            && let Some(running) = self.history.running()
+        {
+            let price = self.policy.spec.behaviour.budget.as_ref().and_then(|b| b.price_per_replica_hour);
+            ledger.note(&d.policy, running, price, self.history.replica_hours(d.at));
         }
         match &d.outcome {
             Outcome::Failed { .. } | Outcome::Skipped { .. } => {

@@ -61,7 +61,7 @@ pub const DOCUMENT: &str = r##"{
           { "$ref": "#/components/parameters/name" },
           { "name": "since", "in": "query", "schema": { "type": "string" }, "description": "RFC 3339 time or Unix ms, inclusive." },
           { "name": "until", "in": "query", "schema": { "type": "string" }, "description": "RFC 3339 time or Unix ms, exclusive; pass `next_until` for the next page." },
-          { "name": "outcome", "in": "query", "schema": { "type": "string", "enum": ["hold", "scaled", "dry_run", "skipped", "failed"] } },
+          { "name": "outcome", "in": "query", "schema": { "type": "string", "enum": ["hold", "scaled", "dry_run", "deferred", "skipped", "failed"] } },
           { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 } }
         ], "responses": {
         "200": { "description": "A page.", "content": { "application/json": { "schema": { "type": "object", "properties": { "decisions": { "type": "array", "items": { "$ref": "#/components/schemas/Decision" } }, "next_until": { "type": "integer", "nullable": true } } } } } },
