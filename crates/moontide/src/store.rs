@@ -340,6 +340,66 @@ impl Store {
         })
     }
 
+    /// Takes in a policy's shared history (high availability: what the last
+    /// owner recorded): decisions not yet here, the check states and the
+    /// pending actuation (which replaces the local one). Returns the number
+    /// of decisions added.
+    pub async fn import(
+        &self,
+        policy: &str,
+        decisions: &[Decision],
+        states: &[(String, String)],
+        pending: Option<Pending>,
+    ) -> Result<usize, StoreError> {
+        let store = self.clone();
+        let policy = policy.to_string();
+        let path = self.path.clone();
+        let mut rows = Vec::new();
+        for d in decisions {
+            let record =
+                serde_json::to_string(d).map_err(|source| StoreError::Record { path: path.clone(), id: -1, source })?;
+            rows.push((d.at.as_millis(), d.outcome.kind(), d.current, d.desired, d.reason.clone(), record));
+        }
+        let states = states.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = store.conn.lock().unwrap_or_else(|p| p.into_inner());
+            let sql = |source| StoreError::Sql { path: store.path.clone(), source };
+            let tx = conn.transaction().map_err(sql)?;
+            let mut added = 0;
+            for (at, outcome, current, desired, reason, record) in rows {
+                added += tx
+                    .execute(
+                        "INSERT INTO decisions (policy, at_ms, outcome, current, desired, reason, record)
+                         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+                         WHERE NOT EXISTS (SELECT 1 FROM decisions WHERE policy = ?1 AND at_ms = ?2)",
+                        params![policy, at, outcome, current, desired, reason, record],
+                    )
+                    .map_err(sql)?;
+            }
+            for (check, state) in states {
+                tx.execute(
+                    "INSERT INTO check_state (policy, check_name, at_ms, state) VALUES (?1, ?2, 0, ?3)
+                     ON CONFLICT (policy, check_name) DO UPDATE SET state = ?3",
+                    params![policy, check, state],
+                )
+                .map_err(sql)?;
+            }
+            match pending {
+                Some(p) => tx.execute(
+                    "INSERT INTO pending (policy, at_ms, from_n, to_n, key) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (policy) DO UPDATE SET at_ms = ?2, from_n = ?3, to_n = ?4, key = ?5",
+                    params![policy, p.at.as_millis(), p.from, p.to, p.key],
+                ),
+                None => tx.execute("DELETE FROM pending WHERE policy = ?1", params![policy]),
+            }
+            .map_err(sql)?;
+            tx.commit().map_err(sql)?;
+            Ok(added)
+        })
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Sql { path, source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)) }))
+    }
+
     /// The count the target was last brought to by a policy: the last
     /// successful actuation, or the part of a failed one that happened.
     pub fn last_scaled_to(&self, policy: &str) -> Result<Option<u32>, StoreError> {

@@ -194,6 +194,16 @@ async fn run(path: &Path, state_dir: Option<PathBuf>, dry_run: bool, once: bool)
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
+    if let Some(cluster) = &config.cluster {
+        if once {
+            eprintln!("error: --once ticks every policy regardless of ownership: it cannot run with [cluster]");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+        if let Err(e) = engine.join(cluster).await {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     tracing::info!(config = %path.display(), state_dir = %dir.display(), policies = config.policies.len(), "moontide running");
     if once {
         engine.tick_all().await;
@@ -239,7 +249,15 @@ async fn run(path: &Path, state_dir: Option<PathBuf>, dry_run: bool, once: bool)
                     Err(e) => Err(e.problems()),
                     Ok(new) => match Engine::build_with(&new, store.clone(), clock.clone(), dry_run, decisions.clone()) {
                         Err(e) => Err(vec![e]),
-                        Ok(engine) => {
+                        Ok(mut engine) => {
+                            if let Some(cluster) = &new.cluster {
+                                // the old membership ends with the old engine; the policies move back at the next rounds
+                                running.stop().await;
+                                if let Err(e) = engine.join(cluster).await {
+                                    tracing::error!("cannot rejoin the cluster after the reload: {e}");
+                                }
+                                running = RunningEngine::stopped();
+                            }
                             running.stop().await;
                             state.swap(live(&engine, &new));
                             running = start_engine(engine);
@@ -289,9 +307,14 @@ struct RunningEngine {
 }
 
 impl RunningEngine {
-    async fn stop(self) {
+    async fn stop(&mut self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        let _ = (&mut self.task).await;
+    }
+
+    /// A handle to nothing (the engine it stood for is already stopped).
+    fn stopped() -> RunningEngine {
+        RunningEngine { stop: tokio::sync::watch::channel(true).0, task: tokio::spawn(async {}) }
     }
 }
 

@@ -8,6 +8,7 @@ mod error;
 
 pub use error::{ConfigError, Problem};
 
+use crate::cluster::ClusterConfig;
 use crate::engine::breaker::BreakerConfig;
 use crate::script::ScriptConfig;
 use crate::sources::SourceConfig;
@@ -38,6 +39,8 @@ struct RawConfig {
     breaker: Option<Spanned<BreakerConfig>>,
     #[serde(default)]
     budget: Option<Spanned<Budget>>,
+    #[serde(default)]
+    cluster: Option<Spanned<ClusterConfig>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +103,8 @@ pub struct Config {
     pub breaker: BreakerConfig,
     /// A budget shared by all policies.
     pub budget: Option<Budget>,
+    /// High availability on etcd; `None`: this instance runs every policy alone.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// The nominal interval of a script-mode policy (its script sets its own pace).
@@ -167,6 +172,28 @@ fn validate(path: &Path, raw: RawConfig, p: &mut Problems<'_>) -> Config {
         for e in b.get_ref().validate("budget", false) {
             let (field, message) = e.split_once(": ").unwrap_or(("budget", e.as_str()));
             p.add(b.span(), field, message);
+        }
+    }
+    if let Some(c) = &raw.cluster {
+        for e in c.get_ref().validate() {
+            let (field, message) = e.split_once(": ").unwrap_or(("cluster", e.as_str()));
+            p.add(c.span(), field, message);
+        }
+        for (name, rp) in &raw.policies {
+            if name.contains('/') {
+                p.add(
+                    rp.span(),
+                    format!("policies.{name}"),
+                    "in a cluster a policy name cannot hold `/` (it is part of etcd keys)",
+                );
+            }
+            if rp.get_ref().script.is_some() {
+                p.add(
+                    rp.span(),
+                    format!("policies.{name}.script"),
+                    "script-mode policies cannot run in a [cluster] yet: use checks (a `lua` check)",
+                );
+            }
         }
     }
     if raw.policies.is_empty() {
@@ -334,5 +361,6 @@ fn validate(path: &Path, raw: RawConfig, p: &mut Problems<'_>) -> Config {
         server: raw.server.map(|s| s.into_inner()).unwrap_or_default(),
         breaker: raw.breaker.map(|b| b.into_inner()).unwrap_or_default(),
         budget: raw.budget.map(|b| b.into_inner()),
+        cluster: raw.cluster.map(|c| c.into_inner()),
     }
 }

@@ -4,6 +4,7 @@
 pub mod breaker;
 pub mod control;
 pub mod ledger;
+pub mod shared;
 mod tick;
 
 pub use tick::PolicyRuntime;
@@ -74,6 +75,9 @@ pub struct Engine {
     decisions: broadcast::Sender<Decision>,
     clock: Arc<dyn Clock>,
     sleeper: Arc<dyn Sleeper>,
+    /// In a cluster: this instance's membership; policies then tick only while owned.
+    #[cfg(feature = "etcd")]
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// How long a stopping engine waits for ticks in flight before abandoning them.
@@ -127,7 +131,33 @@ impl Engine {
                 None => policies.push(rt),
             }
         }
-        Ok(Engine { policies, scripts, sources, targets, decisions, clock, sleeper: Arc::new(RealTime) })
+        Ok(Engine {
+            policies,
+            scripts,
+            sources,
+            targets,
+            decisions,
+            clock,
+            sleeper: Arc::new(RealTime),
+            #[cfg(feature = "etcd")]
+            cluster: None,
+        })
+    }
+
+    /// Joins the cluster `[cluster]` describes: from then on each policy
+    /// ticks only while this instance owns it.
+    pub async fn join(&mut self, cfg: &crate::cluster::ClusterConfig) -> Result<(), String> {
+        #[cfg(feature = "etcd")]
+        {
+            let names = self.policies.iter().map(|p| p.name().to_string()).collect();
+            self.cluster = Some(crate::cluster::Cluster::join(cfg, names).await?);
+            Ok(())
+        }
+        #[cfg(not(feature = "etcd"))]
+        {
+            let _ = cfg;
+            Err("cluster: this moontide was built without the `etcd` feature".into())
+        }
     }
 
     /// Makes scripts' `socket.sleep` wait with `sleeper` (a [`VirtualTime`] in tests and replays).
@@ -190,7 +220,16 @@ impl Engine {
     /// `shutdown` turns true, then stops the targets it owns.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut tasks = tokio::task::JoinSet::new();
+        #[cfg(feature = "etcd")]
+        if let Some(cluster) = self.cluster.clone() {
+            tasks.spawn(cluster.clone().run(shutdown.clone()));
+        }
         for mut rt in self.policies {
+            #[cfg(feature = "etcd")]
+            if let Some(cluster) = self.cluster.clone() {
+                tasks.spawn(crate::cluster::drive(rt, cluster, shutdown.clone()));
+                continue;
+            }
             let mut stop = shutdown.clone();
             let clock = self.clock.clone();
             tasks.spawn(async move {

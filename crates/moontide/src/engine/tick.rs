@@ -2,6 +2,7 @@
 
 use super::breaker::{Breaker, BreakerConfig};
 use super::ledger::Ledger;
+use super::shared::Shared;
 use crate::config::Policy;
 use crate::lua::LuaCheckRunner;
 use crate::sources::Source;
@@ -60,6 +61,8 @@ pub struct PolicyRuntime {
     failing: BTreeMap<String, u32>,
     /// An actuation a crash cut short, to reconcile before anything else.
     reconcile: Option<Pending>,
+    /// In a cluster: the policy's ownership, through which state is shared.
+    shared: Option<Arc<dyn Shared>>,
     store: Store,
     clock: Arc<dyn Clock>,
     decisions: broadcast::Sender<Decision>,
@@ -121,6 +124,7 @@ impl PolicyRuntime {
             held: BTreeMap::new(),
             failing: BTreeMap::new(),
             reconcile: None,
+            shared: None,
             store,
             clock,
             decisions,
@@ -138,6 +142,42 @@ impl PolicyRuntime {
     pub fn share(&mut self, breaker: Arc<Breaker>, ledger: Option<Arc<Ledger>>) {
         self.breaker = breaker;
         self.ledger = ledger;
+    }
+
+    /// Shares decisions, states and actuations through `shared` (a cluster
+    /// ownership), and fences the target with its token.
+    pub fn set_shared(&mut self, shared: Arc<dyn Shared>) {
+        self.target.set_fence(shared.token());
+        self.shared = Some(shared);
+    }
+
+    /// A new runtime for the same policy, restored from the store as at
+    /// start (after a cluster import), keeping the operator controls, the
+    /// breaker and the ledger.
+    pub fn fresh(&self) -> Result<PolicyRuntime, String> {
+        let sources: BTreeMap<String, Arc<Source>> =
+            self.reads.iter().map(|r| (r.name.clone(), r.source.clone())).collect();
+        let mut rt = PolicyRuntime::new(
+            self.policy.clone(),
+            self.target.clone(),
+            &sources,
+            self.store.clone(),
+            self.clock.clone(),
+            self.decisions.clone(),
+        )?;
+        rt.control = self.control.clone();
+        rt.share(self.breaker.clone(), self.ledger.clone());
+        Ok(rt)
+    }
+
+    /// The engine's clock.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
+    /// The store the policy records to.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The policy's name.
@@ -277,6 +317,11 @@ impl PolicyRuntime {
         if let Err(e) = self.store.end_actuation(&name).await {
             tracing::error!(policy = %name, "cannot clear the reconciled actuation: {e}");
         }
+        if let Some(shared) = &self.shared
+            && let Err(e) = shared.end_actuation().await
+        {
+            tracing::warn!(policy = %name, "cannot clear the shared actuation: {e}");
+        }
         Ok(())
     }
 
@@ -341,6 +386,15 @@ impl PolicyRuntime {
         let (name, from, to) = (self.policy.spec.name.clone(), d.current, d.desired);
         let key = format!("{name}-{}-{to}", now.as_millis());
         let pending = Pending { at: now, from, to, key: key.clone() };
+        if let Some(shared) = &self.shared {
+            // right before acting: still the owner? (fencing)
+            if let Err(e) = shared.confirm().await {
+                return Outcome::Deferred { from, to, reason: format!("not actuated: {e}") };
+            }
+            if let Err(e) = shared.begin_actuation(pending.clone()).await {
+                return Outcome::Deferred { from, to, reason: format!("cannot share the actuation: {e}") };
+            }
+        }
         if let Err(e) = self.store.begin_actuation(&name, pending).await {
             // without the note a crash could go unreconciled: do not actuate blind
             let reason = format!("cannot note the actuation in the store: {e}");
@@ -527,6 +581,11 @@ impl PolicyRuntime {
             if let Some(state) = &c.state {
                 let text = state.to_string();
                 if self.saved_states.get(&c.check) != Some(&text) {
+                    if let Some(shared) = &self.shared
+                        && let Err(e) = shared.save_state(c.check.clone(), text.clone()).await
+                    {
+                        tracing::warn!(policy = %d.policy, "cannot share the state of check `{}`: {e}", c.check);
+                    }
                     match self.store.save_state(&d.policy, &c.check, d.at, text.clone()).await {
                         Ok(()) => {
                             self.saved_states.insert(c.check.clone(), text);
@@ -545,6 +604,17 @@ impl PolicyRuntime {
             && let Err(e) = self.store.end_actuation(&d.policy).await
         {
             tracing::error!(policy = %d.policy, "cannot clear the finished actuation: {e}");
+        }
+        if let Some(shared) = &self.shared {
+            let keep = self.policy.spec.history_retention().max(self.policy.spec.series_retention());
+            if let Err(e) = shared.record(d.clone(), keep).await {
+                tracing::warn!(policy = %d.policy, "cannot share the decision: {e}");
+            }
+            if d.actuation.is_some()
+                && let Err(e) = shared.end_actuation().await
+            {
+                tracing::warn!(policy = %d.policy, "cannot clear the shared actuation: {e}");
+            }
         }
         if let Some(ledger) = &self.ledger
             && let Some(running) = self.history.running()

@@ -148,6 +148,15 @@ impl Target {
         }
     }
 
+    /// Tells the target the owner's fencing token (high availability): a
+    /// webhook sends it with every request; Kubernetes writes are already
+    /// fenced by the resourceVersion they were read at.
+    pub fn set_fence(&self, token: i64) {
+        if let Target::Webhook(t) = self {
+            t.set_fence(token)
+        }
+    }
+
     /// After a restart: the count Moontide last set. A webhook without a
     /// status URL counts from it; a process pool starts that many copies
     /// (its copies did not outlive the previous run).

@@ -5,6 +5,10 @@
 //!   body template (`{count}`, `{current}`, `{policy}` and `{key}` are substituted).
 //! - `step`: `scale_up_url` or `scale_down_url` called once per replica of change.
 //!
+//! In a cluster, every request also carries `Moontide-Fencing-Token`: the
+//! owner's token, which grows with each change of owner, so a receiver that
+//! refuses a token lower than the highest it has seen shuts out an old owner.
+//!
 //! Every request carries an `Idempotency-Key` header, the same across retries
 //! of one request. Timeouts, connection errors, 5xx and 429 are retried with
 //! exponential backoff and jitter (429 and 503 honour `Retry-After`); other
@@ -235,6 +239,8 @@ pub struct Webhook {
     limiter: Limiter,
     tracked: Mutex<u32>,
     signing: Option<Secret>,
+    /// The owner's fencing token in a cluster (0: none), sent with every request.
+    fence: std::sync::atomic::AtomicI64,
 }
 
 impl Webhook {
@@ -257,6 +263,7 @@ impl Webhook {
                 .load()
                 .map_err(|e| format!("target `{name}`: signing secret: {}", e.replace("token", "secret")))?,
             tracked: Mutex::new(cfg.initial.unwrap_or(0)),
+            fence: std::sync::atomic::AtomicI64::new(0),
         })
     }
 
@@ -266,6 +273,11 @@ impl Webhook {
 
     fn set_tracked(&self, n: u32) {
         *self.tracked.lock().unwrap_or_else(|p| p.into_inner()) = n;
+    }
+
+    /// Sends `token` as `Moontide-Fencing-Token` from now on (high availability).
+    pub fn set_fence(&self, token: i64) {
+        self.fence.store(token, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// After a restart: the count Moontide last set.
@@ -430,6 +442,10 @@ impl Webhook {
         if let Some(k) = key {
             req = req.header("Idempotency-Key", k);
         }
+        let fence = self.fence.load(std::sync::atomic::Ordering::SeqCst);
+        if fence > 0 {
+            req = req.header(FENCING_HEADER, fence.to_string());
+        }
         if let Some(secret) = &self.signing {
             let at =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -451,6 +467,8 @@ impl Webhook {
 
 /// The header carrying a signed request's time and signature.
 pub const SIGNATURE_HEADER: &str = "Moontide-Signature";
+/// The header carrying the owner's fencing token in a cluster.
+pub const FENCING_HEADER: &str = "Moontide-Fencing-Token";
 
 /// `t=UNIX_SECONDS,v1=HEX`, where HEX is HMAC-SHA256(secret, "UNIX_SECONDS." + body): a
 /// receiver recomputes it, compares in constant time, and rejects old times (replays).

@@ -1,0 +1,23 @@
+//! What an owned policy shares with the other instances of a cluster (see
+//! `crate::cluster`): alone, a policy has none of this.
+
+use crate::store::Pending;
+use moontide_core::Decision;
+use moontide_lua::script::BoxFuture;
+use std::time::Duration;
+
+/// A policy's ownership in a cluster, with its fencing token.
+pub trait Shared: Send + Sync {
+    /// The fencing token: grows with each new owner.
+    fn token(&self) -> i64;
+    /// Confirms, right before an actuation, that this instance still owns the policy.
+    fn confirm(&self) -> BoxFuture<Result<(), String>>;
+    /// Shares a decision; shared decisions older than `keep` may be dropped.
+    fn record(&self, d: Decision, keep: Duration) -> BoxFuture<Result<(), String>>;
+    /// Shares a check's state.
+    fn save_state(&self, check: String, state: String) -> BoxFuture<Result<(), String>>;
+    /// Shares an actuation about to start.
+    fn begin_actuation(&self, p: Pending) -> BoxFuture<Result<(), String>>;
+    /// Clears the shared pending actuation.
+    fn end_actuation(&self) -> BoxFuture<Result<(), String>>;
+}

@@ -1,0 +1,380 @@
+//! High availability against a real etcd: three `moontide run` processes
+//! share one config; every policy is owned exactly once; kill -9 moves an
+//! owner's policies to the survivors; a SIGSTOPped owner that lost its lease
+//! performs no actuation after SIGCONT; cooldowns and Lua state survive a
+//! failover. A receiving server on 127.0.0.1 plays the platform: it counts
+//! actuations and checks their fencing tokens.
+#![cfg(feature = "etcd")]
+
+mod etcd;
+
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use etcd::Etcd;
+use etcd_client::GetOptions;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const TTL_SECS: u64 = 2;
+const POLICIES: [&str; 6] = ["p0", "p1", "p2", "p3", "p4", "p5"];
+
+/// One actuation as the platform saw it.
+#[derive(Clone, Debug)]
+struct Act {
+    policy: String,
+    token: i64,
+    at: Instant,
+    n: u32,
+    accepted: bool,
+}
+
+#[derive(Default)]
+struct Platform {
+    acts: Mutex<Vec<Act>>,
+    counts: Mutex<HashMap<String, u32>>,
+    highest: Mutex<HashMap<String, i64>>,
+    rejected: AtomicUsize,
+    cpu: Mutex<HashMap<String, f64>>,
+}
+
+impl Platform {
+    fn count(&self, policy: &str) -> u32 {
+        self.counts.lock().unwrap().get(policy).copied().unwrap_or(1)
+    }
+
+    fn acts(&self) -> Vec<Act> {
+        self.acts.lock().unwrap().clone()
+    }
+}
+
+async fn serve(p: Arc<Platform>) -> (String, tokio::sync::oneshot::Sender<()>) {
+    async fn scale(
+        State(p): State<Arc<Platform>>,
+        UrlPath(policy): UrlPath<String>,
+        Query(q): Query<HashMap<String, u32>>,
+        headers: HeaderMap,
+    ) -> StatusCode {
+        let token = headers
+            .get("moontide-fencing-token")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let n = q.get("n").copied().unwrap_or(0);
+        let accepted = {
+            let mut highest = p.highest.lock().unwrap();
+            let h = highest.entry(policy.clone()).or_default();
+            if token > 0 && token >= *h {
+                *h = token;
+                true
+            } else {
+                false
+            }
+        };
+        p.acts.lock().unwrap().push(Act { policy: policy.clone(), token, at: Instant::now(), n, accepted });
+        if !accepted {
+            p.rejected.fetch_add(1, Ordering::SeqCst);
+            return StatusCode::CONFLICT;
+        }
+        p.counts.lock().unwrap().insert(policy, n);
+        StatusCode::OK
+    }
+    async fn status(State(p): State<Arc<Platform>>, UrlPath(policy): UrlPath<String>) -> axum::Json<Value> {
+        let n = p.count(&policy);
+        axum::Json(json!({ "replicas": n }))
+    }
+    async fn metric(State(p): State<Arc<Platform>>, UrlPath(policy): UrlPath<String>) -> axum::Json<Value> {
+        // oscillating policies: hot below 5 replicas, cold at 5; others as the test sets
+        let set = p.cpu.lock().unwrap().get(&policy).copied();
+        let cpu = set.unwrap_or(if p.count(&policy) < 5 { 95.0 } else { 5.0 });
+        axum::Json(json!({ "cpu": cpu }))
+    }
+    let app = axum::Router::new()
+        .route("/scale/{policy}", axum::routing::post(scale))
+        .route("/status/{policy}", axum::routing::get(status))
+        .route("/m/{policy}", axum::routing::get(metric))
+        .with_state(p);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    (format!("http://{addr}"), tx)
+}
+
+fn policy(name: &str, base: &str, extra: &str) -> String {
+    format!(
+        r#"
+[sources.s_{name}]
+type = "http_json"
+url = "{base}/m/{name}"
+
+[targets.t_{name}]
+type = "webhook"
+url = "{base}/scale/{name}?n={{count}}"
+status_url = "{base}/status/{name}"
+status_pointer = "/replicas"
+retries = 0
+timeout = "2s"
+
+[policies.{name}]
+target = "t_{name}"
+interval = "1s"
+min = 1
+max = 10
+
+[policies.{name}.metrics]
+cpu = {{ source = "s_{name}", query = "/cpu" }}
+
+[policies.{name}.checks.cpu]
+strategy = "threshold"
+conditions = [{{ metric = "cpu", upper = 80, lower = 20 }}]
+{extra}"#
+    )
+}
+
+const COUNTER: &str = r#"
+[policies.cool.checks.count]
+strategy = "lua"
+source = """
+function decide(ctx)
+  ctx.state.n = (ctx.state.n or 0) + 1
+  return nil, "tick " .. ctx.state.n
+end
+"""
+
+[policies.cool.behaviour]
+scale_down = { stabilization = "0s", cooldown = "1h" }
+"#;
+
+fn config(etcd: &str, base: &str) -> String {
+    let mut text =
+        format!("[server]\nlisten = \"127.0.0.1:0\"\n\n[cluster]\netcd = [\"{etcd}\"]\nlease_ttl = \"{TTL_SECS}s\"\n");
+    for p in POLICIES {
+        text += &policy(p, base, &format!("\n[policies.{p}.behaviour]\nscale_down = {{ stabilization = \"0s\" }}\n"));
+    }
+    text += &policy("cool", base, COUNTER);
+    text
+}
+
+struct Instance {
+    name: String,
+    child: Child,
+}
+
+impl Instance {
+    fn start(name: &str, config: &Path, dir: &Path) -> Instance {
+        let child = Command::new(env!("CARGO_BIN_EXE_moontide"))
+            .args(["run", "--config"])
+            .arg(config)
+            .arg("--state-dir")
+            .arg(dir.join(format!("state-{name}")))
+            .env("MOONTIDE_INSTANCE", name)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap())
+            .spawn()
+            .unwrap();
+        Instance { name: name.to_string(), child }
+    }
+
+    fn signal(&self, s: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), s).unwrap();
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGCONT);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// policy → (owner, fencing token), as etcd has it.
+async fn owners(c: &mut etcd_client::Client) -> BTreeMap<String, (String, i64)> {
+    let resp = c.get("/moontide/owners/", Some(GetOptions::new().with_prefix())).await.unwrap();
+    resp.kvs()
+        .iter()
+        .map(|kv| {
+            let policy = kv.key_str().unwrap().trim_start_matches("/moontide/owners/").to_string();
+            (policy, (kv.value_str().unwrap().to_string(), kv.create_revision()))
+        })
+        .collect()
+}
+
+async fn wait_for<F: std::future::Future<Output = bool>>(limit: Duration, mut cond: impl FnMut() -> F) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+fn all_policies() -> Vec<String> {
+    POLICIES.iter().map(|p| p.to_string()).chain(["cool".to_string()]).collect()
+}
+
+/// The Lua tick counter of each shared decision of `cool`, in time order.
+async fn shared_counter(c: &mut etcd_client::Client) -> Vec<i64> {
+    let resp = c.get("/moontide/decisions/cool/", Some(GetOptions::new().with_prefix())).await.unwrap();
+    resp.kvs()
+        .iter()
+        .filter_map(|kv| {
+            let d: Value = serde_json::from_slice(kv.value()).ok()?;
+            let checks = d["checks"].as_array()?;
+            checks.iter().find(|c| c["check"] == "count")?["state"]["n"].as_i64()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_own_each_policy_once_and_fail_over_safely() {
+    let Some(etcd) = Etcd::start().await else { return };
+    let mut c = etcd.client().await;
+    let platform = Arc::new(Platform::default());
+    platform.cpu.lock().unwrap().insert("cool".into(), 95.0);
+    let (base, stop) = serve(platform.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("moontide.toml");
+    std::fs::write(&path, config(&etcd.url, &base)).unwrap();
+    let mut instances: Vec<Instance> =
+        ["i0", "i1", "i2"].iter().map(|n| Instance::start(n, &path, dir.path())).collect();
+    let logs = |dir: &Path| {
+        ["i0", "i1", "i2"]
+            .iter()
+            .map(|n| format!("--- {n}\n{}", std::fs::read_to_string(dir.join(format!("{n}.log"))).unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+
+    // every policy owned, spread over the instances
+    let spread = wait_for(Duration::from_secs(30), || {
+        let mut c = c.clone();
+        async move {
+            let o = owners(&mut c).await;
+            let distinct: std::collections::BTreeSet<_> = o.values().map(|(i, _)| i.clone()).collect();
+            o.len() == 7 && distinct.len() == 3
+        }
+    })
+    .await;
+    assert!(spread, "policies not owned by all three: {:?}\n{}", owners(&mut c).await, logs(dir.path()));
+    let before = owners(&mut c).await;
+    assert_eq!(before.keys().cloned().collect::<Vec<_>>(), {
+        let mut all = all_policies();
+        all.sort();
+        all
+    });
+
+    // cool scales up once, then its load drops: the 1 h scale-down cooldown holds it
+    assert!(wait_for(Duration::from_secs(20), || async { platform.count("cool") >= 2 }).await, "cool never scaled up");
+    platform.cpu.lock().unwrap().insert("cool".into(), 5.0);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (cool_high, cool_seen) = (platform.count("cool"), platform.acts().len());
+    for p in POLICIES {
+        let p = p.to_string();
+        assert!(
+            wait_for(Duration::from_secs(20), || async { platform.acts().iter().any(|a| a.policy == p) }).await,
+            "{p} was never actuated"
+        );
+    }
+
+    // kill -9 the owner of cool: its policies move to the survivors
+    let victim_name = before["cool"].0.clone();
+    let victim_policies: Vec<String> =
+        before.iter().filter(|(_, (o, _))| *o == victim_name).map(|(p, _)| p.clone()).collect();
+    let counter_before = shared_counter(&mut c).await;
+    let idx = instances.iter().position(|i| i.name == victim_name).unwrap();
+    let killed_at = Instant::now();
+    instances[idx].child.kill().unwrap();
+    let _ = instances[idx].child.wait();
+    let moved = wait_for(Duration::from_secs(30), || {
+        let mut c = c.clone();
+        let (victim, vp) = (victim_name.clone(), victim_policies.clone());
+        async move {
+            let o = owners(&mut c).await;
+            vp.iter().all(|p| o.get(p).is_some_and(|(owner, _)| *owner != victim))
+        }
+    })
+    .await;
+    assert!(moved, "the killed owner's policies did not move: {:?}\n{}", owners(&mut c).await, logs(dir.path()));
+    println!(
+        "failover after kill -9: {} policies moved in {:.2} s (lease TTL {TTL_SECS} s, interval 1 s)",
+        victim_policies.len(),
+        killed_at.elapsed().as_secs_f64()
+    );
+
+    // the new owner of cool carries on: its Lua counter continues and the cooldown still holds
+    let new_owner_acts = wait_for(Duration::from_secs(20), || {
+        let mut c = c.clone();
+        let n = counter_before.len();
+        async move { shared_counter(&mut c).await.len() > n + 3 }
+    })
+    .await;
+    assert!(new_owner_acts, "the new owner of cool never ticked\n{}", logs(dir.path()));
+    let counter = shared_counter(&mut c).await;
+    for w in counter.windows(2) {
+        assert!(w[1] > w[0], "the Lua state was reset by the failover: {counter:?}");
+    }
+    assert!(platform.count("cool") >= cool_high, "cool was scaled down inside its cooldown after the failover");
+    let later: Vec<Act> = platform.acts().into_iter().skip(cool_seen).filter(|a| a.policy == "cool").collect();
+    assert!(later.iter().all(|a| a.n >= cool_high), "cool scaled down inside its cooldown: {later:?}");
+
+    // SIGSTOP an owner past its lease, let the others take over, SIGCONT it
+    let now_owners = owners(&mut c).await;
+    let frozen_name = now_owners["p0"].0.clone();
+    let frozen_tokens: BTreeMap<String, i64> =
+        now_owners.iter().filter(|(_, (o, _))| *o == frozen_name).map(|(p, (_, t))| (p.clone(), *t)).collect();
+    let frozen = instances.iter().find(|i| i.name == frozen_name).unwrap();
+    frozen.signal(Signal::SIGSTOP);
+    let taken = wait_for(Duration::from_secs(30), || {
+        let mut c = c.clone();
+        let ft = frozen_tokens.clone();
+        async move {
+            let o = owners(&mut c).await;
+            ft.iter().all(|(p, t)| o.get(p).is_some_and(|(_, token)| token != t))
+        }
+    })
+    .await;
+    assert!(taken, "the frozen owner's policies were not taken over\n{}", logs(dir.path()));
+    let taken_at = Instant::now();
+    frozen.signal(Signal::SIGCONT);
+    tokio::time::sleep(Duration::from_secs(3 * TTL_SECS)).await;
+    let acts = platform.acts();
+    let late: Vec<&Act> =
+        acts.iter().filter(|a| a.at > taken_at && frozen_tokens.get(&a.policy) == Some(&a.token)).collect();
+    let late_accepted = late.iter().filter(|a| a.accepted).count();
+    println!(
+        "after SIGCONT: {} request(s) with the old owner's tokens, {} accepted; {} rejected in all",
+        late.len(),
+        late_accepted,
+        platform.rejected.load(Ordering::SeqCst)
+    );
+    assert_eq!(late_accepted, 0, "the old owner actuated after losing ownership: {late:?}");
+
+    // never two owners in one period: per policy, accepted tokens only grow
+    let mut seen: HashMap<String, i64> = HashMap::new();
+    for a in acts.iter().filter(|a| a.accepted) {
+        let last = seen.entry(a.policy.clone()).or_default();
+        assert!(a.token >= *last, "{} went back from token {} to {}", a.policy, last, a.token);
+        *last = a.token;
+    }
+    let ever = owners(&mut c).await;
+    assert_eq!(ever.len(), 7, "{ever:?}");
+    drop(instances);
+    let _ = stop.send(());
+}
