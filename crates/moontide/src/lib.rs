@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod engine;
+pub mod fuzzing;
 pub mod http;
 pub mod logging;
 pub mod lua;

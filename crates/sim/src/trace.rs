@@ -322,6 +322,9 @@ fn rate_csv(path: &Path, text: &str, time: &str, count: &str) -> Result<RateTrac
     Ok(RateTrace { start: Some(points[0].0), step: Duration::from_secs_f64(step), rates, gaps })
 }
 
+/// The longest time a request trace may span (it is counted into steps of a second or more).
+const MAX_SPAN_SECS: f64 = 31.0 * 86_400.0;
+
 fn requests(
     path: &Path,
     text: &str,
@@ -354,6 +357,13 @@ fn requests(
             .transpose()
         };
         let s = *start.get_or_insert(at);
+        if at - s > MAX_SPAN_SECS {
+            return Err(bad(format!(
+                "this request arrives {:.0} days after the first; a trace may span at most {} days",
+                (at - s) / 86_400.0,
+                MAX_SPAN_SECS / 86_400.0
+            )));
+        }
         out.push(Request { at: at - s, input: size(ii)?, output: size(oi)? });
     }
     Ok(RequestTrace { start: start.unwrap_or(0.0), requests: out })

@@ -20,7 +20,7 @@ pub struct HistoryArgs {
     #[arg(long, short)]
     pub policy: Option<String>,
     /// Only this outcome: hold, scaled, dry_run, skipped or failed.
-    #[arg(long, value_parser = ["hold", "scaled", "dry_run", "skipped", "failed"])]
+    #[arg(long, value_parser = ["hold", "scaled", "dry_run", "deferred", "skipped", "failed"])]
     pub outcome: Option<String>,
     /// At most this many decisions.
     #[arg(long, short = 'n', default_value_t = 20)]

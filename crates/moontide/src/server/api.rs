@@ -257,7 +257,7 @@ async fn decisions(
                 Err(r) => return r,
             },
             "outcome" => {
-                const KINDS: [&str; 5] = ["hold", "scaled", "dry_run", "skipped", "failed"];
+                const KINDS: [&str; 6] = ["hold", "scaled", "dry_run", "deferred", "skipped", "failed"];
                 if !KINDS.contains(&v.as_str()) {
                     return error(
                         StatusCode::BAD_REQUEST,
