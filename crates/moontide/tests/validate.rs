@@ -207,6 +207,38 @@ const BROKEN: &[Broken] = &[
         "targets.cloud",
         "either `command` or `shell`",
     ),
+    b(
+        "cost budget without a price",
+        "[sources.app]",
+        "[budget]\nmax_cost_per_hour = 10\n\n[sources.app]",
+        "[policies.web]",
+        "policies.web.behaviour.budget.price_per_replica_hour",
+        "give this policy a price",
+    ),
+    b(
+        "breaker that never waits",
+        "[sources.app]",
+        "[breaker]\nbackoff = \"0s\"\n\n[sources.app]",
+        "[breaker]",
+        "breaker.backoff",
+        "must be positive",
+    ),
+    b(
+        "sanity factor of one",
+        "targets = [{ metric = \"cpu\", target = 60 }]",
+        "targets = [{ metric = \"cpu\", target = 60 }]\n\n[policies.web.behaviour]\nsanity = { factor = 1 }",
+        "[policies.web.behaviour]",
+        "policies.web.behaviour.sanity.factor",
+        "must be a number above 1",
+    ),
+    b(
+        "cluster without endpoints",
+        "[sources.app]",
+        "[cluster]\netcd = []\n\n[sources.app]",
+        "[cluster]",
+        "cluster.etcd",
+        "at least one endpoint",
+    ),
 ];
 
 #[test]
