@@ -9,6 +9,7 @@
 
 pub mod decision;
 pub mod duration;
+pub mod forecast;
 pub mod guard;
 pub mod history;
 pub mod observation;

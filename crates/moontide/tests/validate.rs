@@ -232,6 +232,14 @@ const BROKEN: &[Broken] = &[
         "must be a number above 1",
     ),
     b(
+        "schedule in an unknown time zone",
+        "[policies.web.checks.cpu]",
+        "[policies.web.checks.hours]\nstrategy = \"schedule\"\ntimezone = \"Europe/Atlantis\"\nwindows = [{ cron = \"0 8 * * MON-FRI\", duration = \"10h\", min = 4 }]\n\n[policies.web.checks.cpu]",
+        "[policies.web.checks.hours]",
+        "policies.web.checks.hours",
+        "unknown time zone `Europe/Atlantis`",
+    ),
+    b(
         "cluster without endpoints",
         "[sources.app]",
         "[cluster]\netcd = []\n\n[sources.app]",

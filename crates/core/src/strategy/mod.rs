@@ -3,10 +3,12 @@
 //! Every strategy is pure: the same observation gives the same recommendation.
 
 mod lua;
+mod schedule;
 mod target_tracking;
 mod threshold;
 
 pub use lua::LuaCheck;
+pub use schedule::{Schedule, ScheduleWindow};
 pub use target_tracking::{Aggregate, TargetTracking, TrackedMetric};
 pub use threshold::{Condition, Threshold};
 
@@ -55,6 +57,8 @@ pub enum StrategyConfig {
     TargetTracking(TargetTracking),
     /// A `decide(ctx)` function written in Lua, run by the `moontide-lua` crate.
     Lua(LuaCheck),
+    /// Cron-style windows that keep a floor while open.
+    Schedule(Schedule),
 }
 
 impl StrategyConfig {
@@ -64,6 +68,7 @@ impl StrategyConfig {
             StrategyConfig::Threshold(_) => "threshold",
             StrategyConfig::TargetTracking(_) => "target_tracking",
             StrategyConfig::Lua(_) => "lua",
+            StrategyConfig::Schedule(_) => "schedule",
         }
     }
 
@@ -78,6 +83,7 @@ impl StrategyConfig {
         match self {
             StrategyConfig::Threshold(s) => s.decide(obs),
             StrategyConfig::TargetTracking(s) => s.decide(obs),
+            StrategyConfig::Schedule(s) => s.decide(obs),
             StrategyConfig::Lua(_) => Recommendation::failed("a lua check needs the Lua runtime (moontide-lua)"),
         }
     }
@@ -87,7 +93,7 @@ impl StrategyConfig {
         match self {
             StrategyConfig::Threshold(s) => s.conditions.iter().map(|c| c.metric.as_str()).collect(),
             StrategyConfig::TargetTracking(s) => s.targets.iter().map(|t| t.metric.as_str()).collect(),
-            StrategyConfig::Lua(_) => Vec::new(),
+            StrategyConfig::Lua(_) | StrategyConfig::Schedule(_) => Vec::new(),
         }
     }
 
@@ -97,7 +103,7 @@ impl StrategyConfig {
             StrategyConfig::Threshold(s) => {
                 s.conditions.iter().map(|c| c.up_for.max(c.down_for)).max().unwrap_or_default()
             }
-            StrategyConfig::TargetTracking(_) => Duration::ZERO,
+            StrategyConfig::TargetTracking(_) | StrategyConfig::Schedule(_) => Duration::ZERO,
             StrategyConfig::Lua(s) => s.window,
         }
     }
@@ -108,6 +114,7 @@ impl StrategyConfig {
             StrategyConfig::Threshold(s) => s.validate(),
             StrategyConfig::TargetTracking(s) => s.validate(),
             StrategyConfig::Lua(s) => s.validate(),
+            StrategyConfig::Schedule(s) => s.validate(),
         }
     }
 }

@@ -1,0 +1,237 @@
+//! `schedule`: cron-style windows that keep a floor (or a count) while open,
+//! in a time zone. Combined with the other checks by the safest-wins rule,
+//! a window's count is a floor: other checks may ask for more.
+//!
+//! ```toml
+//! [policies.web.checks.office_hours]
+//! strategy = "schedule"
+//! timezone = "Europe/Paris"
+//! windows = [
+//!   { cron = "0 8 * * MON-FRI", duration = "10h", min = 10 },
+//!   { cron = "30 19 * * *", duration = "1h", count = 25, name = "evening batch" },
+//! ]
+//! ```
+//!
+//! Cron expressions have five fields (minute hour day-of-month month
+//! day-of-week, Vixie cron's meaning: Sunday is 0 or 7) or six with seconds
+//! first. A window is open from each time its expression matches, for
+//! `duration`. Outside every window the check has no opinion.
+
+use super::Recommendation;
+use crate::duration::{format as fmt_d, serde_text};
+use crate::observation::Observation;
+use crate::time::Timestamp;
+use chrono::{TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use std::str::FromStr;
+use std::time::Duration;
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+/// Parameters of the `schedule` strategy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// The IANA time zone the expressions are read in, like "Europe/Paris" (default UTC).
+    #[serde(default = "utc")]
+    pub timezone: String,
+    /// The windows; when several are open the largest count wins.
+    pub windows: Vec<ScheduleWindow>,
+}
+
+/// One recurring window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleWindow {
+    /// When it opens: a cron expression.
+    pub cron: String,
+    /// How long it stays open.
+    #[serde(with = "serde_text")]
+    pub duration: Duration,
+    /// At least this many replicas while open (a floor).
+    #[serde(default)]
+    pub min: Option<u32>,
+    /// This many replicas while open; with other checks, safest wins, so it is a floor too.
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// A name for the reasons (default: the expression).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl ScheduleWindow {
+    fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.cron)
+    }
+
+    fn replicas(&self) -> u32 {
+        self.min.or(self.count).unwrap_or(0)
+    }
+}
+
+impl Schedule {
+    fn zone(&self) -> Result<chrono_tz::Tz, String> {
+        chrono_tz::Tz::from_str(&self.timezone).map_err(|_| {
+            format!("`timezone`: unknown time zone `{}` (use an IANA name like \"Europe/Paris\")", self.timezone)
+        })
+    }
+
+    /// Problems with the parameters.
+    pub fn validate(&self) -> Vec<String> {
+        let mut errs = Vec::new();
+        if let Err(e) = self.zone() {
+            errs.push(e);
+        }
+        if self.windows.is_empty() {
+            errs.push("`windows` is empty: give at least one { cron, duration, min }".into());
+        }
+        for (i, w) in self.windows.iter().enumerate() {
+            let at = format!("windows[{i}]");
+            if let Err(e) = croner::Cron::from_str(&w.cron) {
+                errs.push(format!("{at}.cron: `{}` is not a cron expression: {e}", w.cron));
+            }
+            if w.duration.is_zero() {
+                errs.push(format!("{at}.duration: must be longer than 0s"));
+            }
+            if w.min.is_some() == w.count.is_some() {
+                errs.push(format!("{at}: give exactly one of `min` or `count`"));
+            }
+        }
+        errs
+    }
+
+    /// The windows open at `now` with when each opened, and when the next one opens.
+    pub fn open_at(&self, now: Timestamp) -> Result<(Vec<(&ScheduleWindow, Timestamp)>, Option<Timestamp>), String> {
+        let tz = self.zone()?;
+        let at = Utc
+            .timestamp_millis_opt(now.as_millis())
+            .single()
+            .ok_or_else(|| format!("time {now} is out of range"))?
+            .with_timezone(&tz);
+        let mut open = Vec::new();
+        let mut next: Option<Timestamp> = None;
+        for w in &self.windows {
+            let cron = croner::Cron::from_str(&w.cron).map_err(|e| format!("`{}`: {e}", w.cron))?;
+            if let Ok(prev) = cron.find_previous_occurrence(&at, true) {
+                let opened = Timestamp::from_millis(prev.timestamp_millis());
+                if now < opened.plus(w.duration) {
+                    open.push((w, opened));
+                }
+            }
+            if let Ok(n) = cron.find_next_occurrence(&at, false) {
+                let t = Timestamp::from_millis(n.timestamp_millis());
+                next = Some(next.map_or(t, |x| x.min(t)));
+            }
+        }
+        Ok((open, next))
+    }
+
+    /// Recommends the largest count among the open windows; no opinion when none is open.
+    pub fn decide(&self, obs: &Observation<'_>) -> Recommendation {
+        let (open, next) = match self.open_at(obs.now) {
+            Ok(x) => x,
+            Err(e) => return Recommendation::failed(e),
+        };
+        let Some((w, opened)) = open.iter().max_by_key(|(w, _)| w.replicas()) else {
+            let next = next.map(|t| format!("; the next opens in {}", fmt_d(t.since(obs.now)))).unwrap_or_default();
+            return Recommendation::none(format!("no window open{next}"));
+        };
+        let n = w.replicas();
+        let closes = fmt_d(opened.plus(w.duration).since(obs.now));
+        let what = if w.min.is_some() { format!("at least {n}") } else { format!("{n}") };
+        let when = if w.name.is_some() { format!("{}, {}", w.cron, self.timezone) } else { self.timezone.clone() };
+        Recommendation::want(n, format!("window `{}` ({when}) open, closes in {closes}: {what}", w.label()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn schedule(tz: &str, windows: &[(&str, u64, Option<u32>, Option<u32>)]) -> Schedule {
+        Schedule {
+            timezone: tz.into(),
+            windows: windows
+                .iter()
+                .map(|(cron, hours, min, count)| ScheduleWindow {
+                    cron: cron.to_string(),
+                    duration: Duration::from_secs(hours * 3600),
+                    min: *min,
+                    count: *count,
+                    name: None,
+                })
+                .collect(),
+        }
+    }
+
+    /// A UTC time as a timestamp.
+    fn utc_at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> Timestamp {
+        Timestamp::from_millis(Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap().timestamp_millis())
+    }
+
+    fn decide(s: &Schedule, now: Timestamp) -> Recommendation {
+        let series = BTreeMap::new();
+        let obs = Observation {
+            now,
+            interval: Duration::from_secs(10),
+            current: 3,
+            ready: 3,
+            min: 1,
+            max: 50,
+            series: &series,
+        };
+        s.decide(&obs)
+    }
+
+    #[test]
+    fn a_window_is_a_floor_in_its_time_zone() {
+        // 08:00-18:00 Paris time on weekdays; Paris is UTC+1 in January
+        let s = schedule("Europe/Paris", &[("0 8 * * MON-FRI", 10, Some(10), None)]);
+        // Wednesday 2026-01-07 07:30 UTC = 08:30 Paris: open
+        let r = decide(&s, utc_at(2026, 1, 7, 7, 30));
+        assert_eq!(r.desired, Some(10), "{}", r.reason);
+        assert!(
+            r.reason.contains("window `0 8 * * MON-FRI` (Europe/Paris) open, closes in 9h30m: at least 10"),
+            "{}",
+            r.reason
+        );
+        // 06:59 UTC = 07:59 Paris: not yet
+        let r = decide(&s, utc_at(2026, 1, 7, 6, 59));
+        assert_eq!(r.desired, None);
+        assert!(r.reason.contains("the next opens in 1m"), "{}", r.reason);
+        // 17:00 UTC = 18:00 Paris: closed
+        assert_eq!(decide(&s, utc_at(2026, 1, 7, 17, 0)).desired, None);
+        // Saturday: closed
+        assert_eq!(decide(&s, utc_at(2026, 1, 10, 9, 0)).desired, None);
+        // in July Paris is UTC+2: 06:30 UTC = 08:30 Paris, open
+        assert_eq!(decide(&s, utc_at(2026, 7, 8, 6, 30)).desired, Some(10));
+    }
+
+    #[test]
+    fn overlapping_windows_take_the_largest_and_sunday_is_zero() {
+        let s = schedule("UTC", &[("0 0 * * 0", 24, Some(4), None), ("0 12 * * *", 2, None, Some(9))]);
+        // Sunday 2026-01-11 13:00 UTC: both open
+        let r = decide(&s, utc_at(2026, 1, 11, 13, 0));
+        assert_eq!(r.desired, Some(9), "{}", r.reason);
+        assert!(r.reason.contains(": 9"), "{}", r.reason);
+        // Sunday 15:00: only the Sunday floor
+        let r = decide(&s, utc_at(2026, 1, 11, 15, 0));
+        assert_eq!(r.desired, Some(4));
+        assert!(r.reason.contains("at least 4"), "{}", r.reason);
+    }
+
+    #[test]
+    fn validation_names_what_is_wrong() {
+        let bad = schedule("Mars/Olympus", &[("61 * * * *", 0, Some(1), Some(2))]);
+        let errs = bad.validate();
+        assert!(errs.iter().any(|e| e.contains("unknown time zone `Mars/Olympus`")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.starts_with("windows[0].cron")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.starts_with("windows[0].duration")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.contains("exactly one of `min` or `count`")), "{errs:?}");
+        assert!(schedule("UTC", &[]).validate()[0].contains("`windows` is empty"));
+        assert!(schedule("America/New_York", &[("*/15 9-17 * * 1-5", 1, Some(2), None)]).validate().is_empty());
+    }
+}
