@@ -22,6 +22,9 @@ pub struct CheckOutcome {
     /// The check's own state after this tick (a Lua check's `ctx.state`), restored after a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<serde_json::Value>,
+    /// What a predictive check forecast.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<crate::strategy::ForecastRecord>,
 }
 
 /// What happened at the end of the tick.

@@ -3,10 +3,10 @@
 use serde::{Deserialize, Deserializer, Serializer};
 use std::time::Duration;
 
-/// Parses "10s", "5m", "1h30m", "250ms" (and "0s"). Units: ms, s, m, h, d.
+/// Parses "10s", "5m", "1h30m", "250ms" (and "0s"). Units: ms, s, m, h, d, w.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let s = text.trim();
-    let hint = "write a whole number followed by a unit (ms, s, m, h, d), like \"10s\", \"5m\" or \"1h30m\"";
+    let hint = "write a whole number followed by a unit (ms, s, m, h, d, w), like \"10s\", \"5m\" or \"1h30m\"";
     if s.is_empty() {
         return Err(format!("empty duration: {hint}"));
     }
@@ -29,6 +29,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "m" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
+            "w" => 604_800_000,
             "" => return Err(format!("duration \"{text}\" has no unit: {hint}")),
             other => return Err(format!("unknown unit \"{other}\" in duration \"{text}\": {hint}")),
         };

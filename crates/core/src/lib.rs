@@ -29,5 +29,5 @@ pub use history::{PolicyHistory, ScaleEvent};
 pub use observation::Observation;
 pub use policy::{Evaluation, PolicySpec, evaluate};
 pub use series::{Input, Point, ReadingStatus, Series};
-pub use strategy::{Recommendation, StrategyConfig};
+pub use strategy::{ForecastRecord, PredictiveMemory, Recommendation, StrategyConfig};
 pub use time::{Clock, ManualClock, Timestamp};

@@ -5,7 +5,7 @@ use crate::decision::CheckOutcome;
 use crate::guard::{self, Behaviour, BudgetCap, GuardContext, GuardEffect, Spend};
 use crate::history::PolicyHistory;
 use crate::observation::Observation;
-use crate::strategy::StrategyConfig;
+use crate::strategy::{PredictiveMemory, StrategyConfig};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -66,18 +66,24 @@ pub struct Evaluation {
 }
 
 /// Runs the built-in checks of `spec` (not its `lua` checks, which the engine runs).
-pub fn run_checks(spec: &PolicySpec, obs: &Observation<'_>) -> Vec<CheckOutcome> {
+/// `memories` holds each predictive check's memory by check name (the caller
+/// keeps it across ticks and saves it).
+pub fn run_checks(spec: &PolicySpec, obs: &Observation<'_>, memories: &mut Memories) -> Vec<CheckOutcome> {
     spec.checks
         .iter()
         .filter(|(_, s)| s.is_builtin())
-        .map(|(name, s)| CheckOutcome {
-            check: name.clone(),
-            strategy: s.kind().into(),
-            recommendation: s.decide(obs),
-            state: None,
+        .map(|(name, s)| {
+            let (recommendation, forecast) = match s {
+                StrategyConfig::Predictive(p) => p.decide(obs, memories.entry(name.clone()).or_default()),
+                other => (other.decide(obs), None),
+            };
+            CheckOutcome { check: name.clone(), strategy: s.kind().into(), recommendation, state: None, forecast }
         })
         .collect()
 }
+
+/// Each predictive check's memory, by check name.
+pub type Memories = BTreeMap<String, PredictiveMemory>;
 
 /// Combines check outcomes (safest wins: the largest count; any data error
 /// blocks scale-down) and applies the guards.
@@ -99,7 +105,12 @@ pub fn conclude_shared(
     shared: Option<BudgetCap>,
 ) -> Evaluation {
     let opinions = checks.iter().filter_map(|c| c.recommendation.desired);
-    let recommended = opinions.max().unwrap_or(obs.current);
+    let mut recommended = opinions.max().unwrap_or(obs.current);
+    let reactive = checks.iter().filter(|c| c.strategy != "predictive").filter_map(|c| c.recommendation.desired);
+    if recommended < obs.current && reactive.max().is_none() {
+        // never scale in on a forecast alone: it only holds a floor under the other checks
+        recommended = obs.current;
+    }
     let errors: Vec<String> =
         checks.iter().filter_map(|c| c.recommendation.error.as_ref().map(|e| format!("{}: {e}", c.check))).collect();
     let data_error = (!errors.is_empty()).then(|| errors.join("; "));
@@ -127,7 +138,7 @@ pub fn conclude_shared(
 
 /// [`run_checks`] then [`conclude`] (for policies without `lua` checks).
 pub fn evaluate(spec: &PolicySpec, obs: &Observation<'_>, history: &PolicyHistory) -> Evaluation {
-    let checks = run_checks(spec, obs);
+    let checks = run_checks(spec, obs, &mut Memories::new());
     conclude(spec, obs, history, checks)
 }
 

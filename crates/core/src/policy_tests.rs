@@ -354,3 +354,35 @@ fn a_daily_budget_caps_scale_up_and_remembers_the_spend() {
     // 24 replicas from t = 0 to t = 300 s
     assert!((used - 2.0).abs() < 1e-9, "used {used}");
 }
+
+#[test]
+fn a_forecast_alone_never_scales_in() {
+    let s = spec(vec![], quiet(None, 1));
+    let series = BTreeMap::new();
+    let obs =
+        Observation { now: at(100), interval: secs(10), current: 10, ready: 10, min: 0, max: 100, series: &series };
+    let history = PolicyHistory::new(s.history_retention());
+    let predictive = |n| CheckOutcome {
+        check: "ahead".into(),
+        strategy: "predictive".into(),
+        recommendation: Recommendation::want(n, "forecast"),
+        state: None,
+        forecast: None,
+    };
+    // (forecast, reactive) → desired
+    let cases: &[(u32, Option<u32>, u32)] = &[
+        (6, None, 10),     // the forecast alone wants fewer: hold
+        (14, None, 14),    // the forecast alone may scale out
+        (6, Some(4), 6),   // the reactive check scales in; the forecast holds a floor under it
+        (6, Some(8), 8),   // safest wins
+        (12, Some(4), 12), // the forecast scales out despite a quiet present
+    ];
+    for &(f, r, want) in cases {
+        let mut checks = vec![predictive(f)];
+        if let Some(r) = r {
+            checks.push(check("cpu", Recommendation::want(r, "reactive")));
+        }
+        let eval = conclude(&s, &obs, &history, checks);
+        assert_eq!(eval.desired, want, "forecast {f}, reactive {r:?}");
+    }
+}

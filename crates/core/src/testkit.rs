@@ -69,7 +69,7 @@ impl Metrics {
 
 /// A check outcome.
 pub fn check(name: &str, recommendation: Recommendation) -> CheckOutcome {
-    CheckOutcome { check: name.into(), strategy: "threshold".into(), recommendation, state: None }
+    CheckOutcome { check: name.into(), strategy: "threshold".into(), recommendation, state: None, forecast: None }
 }
 
 /// A decision as the engine would record it, with the given checks and outcome.

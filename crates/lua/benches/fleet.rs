@@ -80,7 +80,8 @@ impl Policy {
             series: &self.series,
         };
         let (recommendation, state) = self.strategy.decide(&obs);
-        let checks = vec![CheckOutcome { check: "lua".into(), strategy: "lua".into(), recommendation, state }];
+        let checks =
+            vec![CheckOutcome { check: "lua".into(), strategy: "lua".into(), recommendation, state, forecast: None }];
         let eval = conclude(&self.spec, &obs, &self.history, checks);
         let mut d = Decision::from_evaluation(&self.spec.name, &obs, Vec::new(), eval);
         if d.desired != self.count {

@@ -214,6 +214,7 @@ impl ScriptHost for Host {
                                     strategy: "lua_script".into(),
                                     recommendation: Recommendation::want(n, format!("script called {word} ({url})")),
                                     state: None,
+                                    forecast: None,
                                 }
                             })
                             .await
@@ -340,6 +341,7 @@ pub async fn drive(
                     strategy: "lua_script".into(),
                     recommendation: Recommendation::failed(format!("lua: {why}")),
                     state: None,
+                    forecast: None,
                 })
                 .await;
         }

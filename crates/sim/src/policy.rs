@@ -89,6 +89,8 @@ pub struct PolicyScaler {
     history: PolicyHistory,
     lua: Vec<(String, LuaStrategy)>,
     clock: Arc<ManualClock>,
+    /// Each predictive check's memory.
+    memories: moontide_core::policy::Memories,
     decisions: Vec<Decision>,
     keep_decisions: bool,
 }
@@ -114,6 +116,7 @@ impl PolicyScaler {
             history,
             lua,
             clock,
+            memories: Default::default(),
             decisions: Vec::new(),
             keep_decisions: false,
         }
@@ -186,10 +189,16 @@ impl Autoscaler for PolicyScaler {
             max: self.spec.max,
             series: &self.series,
         };
-        let mut checks = run_checks(&self.spec, &obs);
+        let mut checks = run_checks(&self.spec, &obs, &mut self.memories);
         for (name, strategy) in &mut self.lua {
             let (recommendation, state) = strategy.decide(&obs);
-            checks.push(CheckOutcome { check: name.clone(), strategy: "lua".into(), recommendation, state });
+            checks.push(CheckOutcome {
+                check: name.clone(),
+                strategy: "lua".into(),
+                recommendation,
+                state,
+                forecast: None,
+            });
         }
         checks.sort_by(|a, b| a.check.cmp(&b.check));
         let eval = conclude(&self.spec, &obs, &self.history, checks);

@@ -3,11 +3,13 @@
 //! Every strategy is pure: the same observation gives the same recommendation.
 
 mod lua;
+mod predictive;
 mod schedule;
 mod target_tracking;
 mod threshold;
 
 pub use lua::LuaCheck;
+pub use predictive::{ForecastRecord, Predictive, PredictiveMemory};
 pub use schedule::{Schedule, ScheduleWindow};
 pub use target_tracking::{Aggregate, TargetTracking, TrackedMetric};
 pub use threshold::{Condition, Threshold};
@@ -59,6 +61,8 @@ pub enum StrategyConfig {
     Lua(LuaCheck),
     /// Cron-style windows that keep a floor while open.
     Schedule(Schedule),
+    /// Provision for the load forecast at now + lead time.
+    Predictive(Predictive),
 }
 
 impl StrategyConfig {
@@ -69,6 +73,7 @@ impl StrategyConfig {
             StrategyConfig::TargetTracking(_) => "target_tracking",
             StrategyConfig::Lua(_) => "lua",
             StrategyConfig::Schedule(_) => "schedule",
+            StrategyConfig::Predictive(_) => "predictive",
         }
     }
 
@@ -84,6 +89,7 @@ impl StrategyConfig {
             StrategyConfig::Threshold(s) => s.decide(obs),
             StrategyConfig::TargetTracking(s) => s.decide(obs),
             StrategyConfig::Schedule(s) => s.decide(obs),
+            StrategyConfig::Predictive(s) => s.decide(obs, &mut PredictiveMemory::default()).0,
             StrategyConfig::Lua(_) => Recommendation::failed("a lua check needs the Lua runtime (moontide-lua)"),
         }
     }
@@ -93,6 +99,7 @@ impl StrategyConfig {
         match self {
             StrategyConfig::Threshold(s) => s.conditions.iter().map(|c| c.metric.as_str()).collect(),
             StrategyConfig::TargetTracking(s) => s.targets.iter().map(|t| t.metric.as_str()).collect(),
+            StrategyConfig::Predictive(s) => vec![s.metric.as_str()],
             StrategyConfig::Lua(_) | StrategyConfig::Schedule(_) => Vec::new(),
         }
     }
@@ -103,7 +110,10 @@ impl StrategyConfig {
             StrategyConfig::Threshold(s) => {
                 s.conditions.iter().map(|c| c.up_for.max(c.down_for)).max().unwrap_or_default()
             }
-            StrategyConfig::TargetTracking(_) | StrategyConfig::Schedule(_) => Duration::ZERO,
+            // a predictive check keeps its own history
+            StrategyConfig::TargetTracking(_) | StrategyConfig::Schedule(_) | StrategyConfig::Predictive(_) => {
+                Duration::ZERO
+            }
             StrategyConfig::Lua(s) => s.window,
         }
     }
@@ -115,6 +125,7 @@ impl StrategyConfig {
             StrategyConfig::TargetTracking(s) => s.validate(),
             StrategyConfig::Lua(s) => s.validate(),
             StrategyConfig::Schedule(s) => s.validate(),
+            StrategyConfig::Predictive(s) => s.validate(),
         }
     }
 }

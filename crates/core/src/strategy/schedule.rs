@@ -71,6 +71,15 @@ impl ScheduleWindow {
     }
 }
 
+/// The windows open at some time, and when the next one opens.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpenWindows<'a> {
+    /// Each open window with the time it opened.
+    pub open: Vec<(&'a ScheduleWindow, Timestamp)>,
+    /// When the next window opens.
+    pub next: Option<Timestamp>,
+}
+
 impl Schedule {
     fn zone(&self) -> Result<chrono_tz::Tz, String> {
         chrono_tz::Tz::from_str(&self.timezone).map_err(|_| {
@@ -103,7 +112,7 @@ impl Schedule {
     }
 
     /// The windows open at `now` with when each opened, and when the next one opens.
-    pub fn open_at(&self, now: Timestamp) -> Result<(Vec<(&ScheduleWindow, Timestamp)>, Option<Timestamp>), String> {
+    pub fn open_at(&self, now: Timestamp) -> Result<OpenWindows<'_>, String> {
         let tz = self.zone()?;
         let at = Utc
             .timestamp_millis_opt(now.as_millis())
@@ -125,12 +134,12 @@ impl Schedule {
                 next = Some(next.map_or(t, |x| x.min(t)));
             }
         }
-        Ok((open, next))
+        Ok(OpenWindows { open, next })
     }
 
     /// Recommends the largest count among the open windows; no opinion when none is open.
     pub fn decide(&self, obs: &Observation<'_>) -> Recommendation {
-        let (open, next) = match self.open_at(obs.now) {
+        let OpenWindows { open, next } = match self.open_at(obs.now) {
             Ok(x) => x,
             Err(e) => return Recommendation::failed(e),
         };

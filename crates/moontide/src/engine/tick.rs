@@ -47,6 +47,9 @@ pub struct PolicyRuntime {
     restore_to: Option<u32>,
     /// The last state saved for each check, to write only changes.
     saved_states: BTreeMap<String, String>,
+    /// Each predictive check's memory (history, times-to-ready), and the version last saved.
+    memories: moontide_core::policy::Memories,
+    saved_memories: BTreeMap<String, u64>,
     /// Whether empty windows were offered history from their sources yet.
     backfilled: bool,
     /// What operators set through the API.
@@ -110,6 +113,8 @@ impl PolicyRuntime {
             lua,
             restore_to: None,
             saved_states: BTreeMap::new(),
+            memories: BTreeMap::new(),
+            saved_memories: BTreeMap::new(),
             backfilled: false,
             control: Arc::new(super::control::Control::new(
                 &policy_name,
@@ -205,9 +210,23 @@ impl PolicyRuntime {
                 }
             }
         }
-        if !self.lua.is_empty() {
-            // Lua state lives as long as the policy, however old its last decision.
+        let predictive: Vec<&String> =
+            spec.checks.iter().filter(|(_, c)| matches!(c, StrategyConfig::Predictive(_))).map(|(n, _)| n).collect();
+        if !self.lua.is_empty() || !predictive.is_empty() {
+            // check state lives as long as the policy, however old its last decision
             for (check, state) in self.store.states(&spec.name).map_err(|e| e.to_string())? {
+                if predictive.contains(&&check) {
+                    match serde_json::from_value::<moontide_core::PredictiveMemory>(state) {
+                        Ok(m) => {
+                            tracing::info!(policy = %spec.name, check = %check, steps = m.len(), "restored the forecast history");
+                            self.memories.insert(check, m);
+                        }
+                        Err(e) => {
+                            tracing::warn!(policy = %spec.name, check = %check, "cannot read the saved forecast history ({e}); starting afresh")
+                        }
+                    }
+                    continue;
+                }
                 if let Some((_, runner)) = self.lua.iter_mut().find(|(n, _)| *n == check) {
                     runner.restore(&state).map_err(|e| format!("policy `{}` check `{check}`: {e}", spec.name))?;
                     self.saved_states.insert(check, state.to_string());
@@ -253,12 +272,19 @@ impl PolicyRuntime {
         }
         let spec = &self.policy.spec;
         let obs = observation(spec, &self.series, now, &status);
-        let mut checks = run_checks(spec, &obs);
+        let mut checks = run_checks(spec, &obs, &mut self.memories);
         for (name, runner) in &mut self.lua {
             let (recommendation, state) = runner.decide(&obs).await;
-            checks.push(CheckOutcome { check: name.clone(), strategy: "lua".into(), recommendation, state });
+            checks.push(CheckOutcome {
+                check: name.clone(),
+                strategy: "lua".into(),
+                recommendation,
+                state,
+                forecast: None,
+            });
         }
         checks.sort_by(|a, b| a.check.cmp(&b.check));
+        self.save_memories(now).await;
         self.conclude_and_act(now, status, inputs, checks).await
     }
 
@@ -410,6 +436,30 @@ impl PolicyRuntime {
                 self.breaker.failure(self.clock.now());
                 d.actuation = Some(e.actuation);
                 Outcome::Failed { from, to, error: e.message, reached: e.reached }
+            }
+        }
+    }
+
+    /// Saves each predictive check's memory that changed since it was last saved.
+    async fn save_memories(&mut self, now: Timestamp) {
+        let name = self.policy.spec.name.clone();
+        let changed: Vec<(String, u64, String)> = self
+            .memories
+            .iter()
+            .filter(|(check, m)| self.saved_memories.get(*check) != Some(&m.version()))
+            .filter_map(|(check, m)| Some((check.clone(), m.version(), serde_json::to_string(m).ok()?)))
+            .collect();
+        for (check, version, json) in changed {
+            if let Some(shared) = &self.shared
+                && let Err(e) = shared.save_state(check.clone(), json.clone()).await
+            {
+                tracing::warn!(policy = %name, "cannot share the forecast history of `{check}`: {e}");
+            }
+            match self.store.save_state(&name, &check, now, json).await {
+                Ok(()) => {
+                    self.saved_memories.insert(check, version);
+                }
+                Err(e) => tracing::error!(policy = %name, "cannot save the forecast history of `{check}`: {e}"),
             }
         }
     }

@@ -1,0 +1,461 @@
+//! `predictive`: provision now for the load forecast at now + lead time.
+//!
+//! The check keeps its own history of one metric (the fleet's total, like
+//! requests/s), one mean per `step`, and forecasts it with the model that
+//! backtests best on recent history ([`crate::forecast`]). It asks for
+//! `ceil((forecast + headroom × band) / target)` replicas, where the lead
+//! time is the target's measured time-to-ready (the median of the last
+//! scale-ups seen: from the count going up to the ready count reaching it),
+//! or `lead` until one is measured.
+//!
+//! It never scales in on a forecast alone: a predictive check only ever
+//! holds a floor under what the other checks ask for (see
+//! [`crate::policy::conclude`]). With `forecast_only` it records what it
+//! would ask for and asks for nothing.
+//!
+//! Its memory (the history and the lead-time samples) is kept by the caller
+//! across ticks and restarts: see [`PredictiveMemory`].
+
+use super::{Recommendation, num};
+use crate::duration::{format as fmt_d, serde_text, serde_text_opt};
+use crate::forecast::{Forecast, forecast};
+use crate::observation::Observation;
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+fn default_step() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_seasons() -> Vec<String> {
+    vec!["1d".into(), "1w".into()]
+}
+
+fn default_lead() -> Duration {
+    Duration::from_secs(120)
+}
+
+fn default_headroom() -> f64 {
+    0.5
+}
+
+/// Parameters of the `predictive` strategy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Predictive {
+    /// The metric forecast: the fleet's total (requests/s, queue length, tokens/s).
+    pub metric: String,
+    /// What one replica handles of it.
+    pub target: f64,
+    /// History resolution (default 5m).
+    #[serde(default = "default_step", with = "serde_text")]
+    pub step: Duration,
+    /// Seasonal periods tried (default one day and one week).
+    #[serde(default = "default_seasons")]
+    pub seasons: Vec<String>,
+    /// How much history to keep (default: twice the longest season plus a day).
+    #[serde(default, with = "serde_text_opt")]
+    pub history: Option<Duration>,
+    /// Lead time until the target's time-to-ready is measured (default 2m).
+    #[serde(default = "default_lead", with = "serde_text")]
+    pub lead: Duration,
+    /// How much of the error band to add to the forecast (default 0.5).
+    #[serde(default = "default_headroom")]
+    pub headroom: f64,
+    /// Record what it would ask for; ask for nothing.
+    #[serde(default)]
+    pub forecast_only: bool,
+}
+
+impl Predictive {
+    fn season_steps(&self) -> Vec<usize> {
+        let step = self.step.as_secs_f64().max(1.0);
+        self.seasons
+            .iter()
+            .filter_map(|s| crate::duration::parse(s).ok())
+            .map(|d| (d.as_secs_f64() / step).round() as usize)
+            .collect()
+    }
+
+    /// How many steps of history are kept.
+    pub fn capacity(&self) -> usize {
+        let longest = self.seasons.iter().filter_map(|s| crate::duration::parse(s).ok()).max().unwrap_or_default();
+        let keep = self.history.unwrap_or(longest * 2 + Duration::from_secs(86_400));
+        (keep.as_secs_f64() / self.step.as_secs_f64().max(1.0)).ceil() as usize
+    }
+
+    /// Problems with the parameters.
+    pub fn validate(&self) -> Vec<String> {
+        let mut errs = Vec::new();
+        if !(self.target.is_finite() && self.target > 0.0) {
+            errs.push("`target` must be a positive number (what one replica handles)".into());
+        }
+        if self.step < Duration::from_secs(1) {
+            errs.push("`step` must be at least 1s".into());
+        }
+        for s in &self.seasons {
+            match crate::duration::parse(s) {
+                Ok(d) if d >= self.step * 2 => {}
+                Ok(_) => errs.push(format!("`seasons`: `{s}` must be at least two steps ({})", fmt_d(self.step * 2))),
+                Err(e) => errs.push(format!("`seasons`: {e}")),
+            }
+        }
+        if self.lead.is_zero() {
+            errs.push("`lead` must be longer than 0s".into());
+        }
+        if !(self.headroom.is_finite() && (0.0..=5.0).contains(&self.headroom)) {
+            errs.push(format!("`headroom` must be between 0 and 5, got {}", self.headroom));
+        }
+        if self.capacity() > 200_000 {
+            errs.push(format!("`history` of {} steps is too long: use a longer `step`", self.capacity()));
+        }
+        errs
+    }
+
+    /// Takes this tick into the memory, then recommends.
+    pub fn decide(
+        &self,
+        obs: &Observation<'_>,
+        memory: &mut PredictiveMemory,
+    ) -> (Recommendation, Option<ForecastRecord>) {
+        memory.observe(self, obs);
+        let lead = memory.lead_time().unwrap_or(self.lead);
+        let measured = memory.lead_time().is_some();
+        let Some((f, h)) = memory.forecast_at(self, obs.now, lead) else {
+            let have = fmt_d(self.step * memory.len() as u32);
+            return (Recommendation::none(format!("{have} of history: too little to forecast yet")), None);
+        };
+        let want = ((f.value + self.headroom * f.band).max(0.0) / self.target - 1e-9).ceil().max(0.0) as u32;
+        let lead_word = if measured { "measured lead" } else { "configured lead" };
+        let record = ForecastRecord {
+            metric: self.metric.clone(),
+            at: obs.now.plus(lead),
+            lead_secs: lead.as_secs(),
+            lead_measured: measured,
+            value: f.value,
+            band: f.band,
+            model: f.model.clone(),
+            mae: f.mae,
+            naive_mae: f.naive_mae,
+            replicas: want,
+        };
+        let what = format!(
+            "{} in {} ({lead_word}, {h} step(s)): {} ± {} by {} (backtest MAE {} vs {} for the last value) → {want} at {} each",
+            self.metric,
+            fmt_d(lead),
+            num(f.value),
+            num(f.band),
+            f.model,
+            num(f.mae),
+            num(f.naive_mae),
+            num(self.target)
+        );
+        if self.forecast_only {
+            return (Recommendation::none(format!("forecast only: {what}")), Some(record));
+        }
+        (Recommendation::want(want, what), Some(record))
+    }
+}
+
+/// What a predictive check forecast, as recorded in the decision.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ForecastRecord {
+    /// The metric forecast.
+    pub metric: String,
+    /// The time forecast for.
+    pub at: Timestamp,
+    /// The lead time used, seconds.
+    pub lead_secs: u64,
+    /// Whether the lead time was measured (else configured).
+    pub lead_measured: bool,
+    /// The forecast.
+    pub value: f64,
+    /// Its error band (90th percentile of the backtest's absolute errors).
+    pub band: f64,
+    /// The model chosen.
+    pub model: String,
+    /// The model's backtest error.
+    pub mae: f64,
+    /// The last value's backtest error.
+    pub naive_mae: f64,
+    /// The replicas the forecast needs.
+    pub replicas: u32,
+}
+
+/// A scale-up waiting for its replicas to be ready (to measure time-to-ready).
+#[derive(Copy, Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct PendingReady {
+    since: Timestamp,
+    to: u32,
+}
+
+/// A predictive check's memory: its metric's history on a regular grid and
+/// the target's measured times-to-ready. Serializable: the engine saves it
+/// when it changes (a step closed, a lead time measured) and restores it after
+/// a restart or a failover.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PredictiveMemory {
+    /// The start of `buckets[0]`.
+    start: Option<Timestamp>,
+    /// Step length in milliseconds the buckets were made with.
+    step_ms: u64,
+    /// One mean per step; `None` where no reading came.
+    buckets: VecDeque<Option<f64>>,
+    /// Recent times-to-ready, seconds.
+    ready_secs: VecDeque<f64>,
+    pending: Option<PendingReady>,
+    last_current: Option<u32>,
+    /// The open step: sum and count so far (not saved).
+    #[serde(skip)]
+    open: (f64, u32),
+    /// The last forecast and what it was made for (not saved).
+    #[serde(skip)]
+    fit: Option<(usize, usize, Forecast)>,
+    /// Bumped whenever something worth saving changed (not saved).
+    #[serde(skip)]
+    version: u64,
+}
+
+const READY_SAMPLES: usize = 9;
+
+impl PredictiveMemory {
+    /// Closed steps held.
+    pub fn len(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Whether no step has closed yet.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+
+    /// Changes whenever the memory has something new worth saving.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The median of the recent measured times-to-ready.
+    pub fn lead_time(&self) -> Option<Duration> {
+        if self.ready_secs.is_empty() {
+            return None;
+        }
+        let mut v: Vec<f64> = self.ready_secs.iter().copied().collect();
+        v.sort_by(f64::total_cmp);
+        Some(Duration::from_secs_f64(v[v.len() / 2]))
+    }
+
+    /// Takes in this tick: the metric's reading into the open step (closing
+    /// steps that ended), and the replica counts for time-to-ready.
+    pub fn observe(&mut self, cfg: &Predictive, obs: &Observation<'_>) {
+        let step_ms = cfg.step.as_millis() as u64;
+        if self.step_ms != step_ms {
+            // a new step length: the old grid no longer fits
+            *self =
+                PredictiveMemory { step_ms, ready_secs: std::mem::take(&mut self.ready_secs), ..Default::default() };
+        }
+        let now = obs.now;
+        let start = *self
+            .start
+            .get_or_insert(Timestamp::from_millis(now.as_millis() - now.as_millis().rem_euclid(step_ms as i64)));
+        let idx = ((now.as_millis() - start.as_millis()).max(0) as u64 / step_ms) as usize;
+        while self.buckets.len() < idx {
+            let (sum, n) = std::mem::take(&mut self.open);
+            self.buckets.push_back((n > 0).then(|| sum / n as f64));
+            self.version += 1;
+        }
+        let cap = cfg.capacity().max(1);
+        while self.buckets.len() > cap {
+            self.buckets.pop_front();
+            self.start = self.start.map(|s| s.plus(cfg.step));
+            self.fit = None;
+        }
+        if let Ok(v) = obs.latest(&cfg.metric) {
+            self.open.0 += v;
+            self.open.1 += 1;
+        }
+        self.measure_ready(obs);
+    }
+
+    fn measure_ready(&mut self, obs: &Observation<'_>) {
+        if let Some(p) = self.pending {
+            if obs.ready >= p.to {
+                self.ready_secs.push_back(obs.now.since(p.since).as_secs_f64());
+                while self.ready_secs.len() > READY_SAMPLES {
+                    self.ready_secs.pop_front();
+                }
+                self.pending = None;
+                self.version += 1;
+            } else if obs.current < p.to {
+                // scaled back down before it was ready: no sample
+                self.pending = None;
+            }
+        }
+        if let Some(last) = self.last_current
+            && obs.current > last
+            && obs.ready < obs.current
+            && self.pending.is_none()
+        {
+            self.pending = Some(PendingReady { since: obs.now, to: obs.current });
+        }
+        self.last_current = Some(obs.current);
+    }
+
+    /// The forecast for `now + lead`, from the closed steps (refit only when
+    /// a step closed or the horizon moved), with its horizon in steps.
+    pub fn forecast_at(&mut self, cfg: &Predictive, now: Timestamp, lead: Duration) -> Option<(Forecast, usize)> {
+        let start = self.start?;
+        let step_ms = self.step_ms.max(1) as i64;
+        let n = self.buckets.len();
+        if n < 8 {
+            return None;
+        }
+        let target_idx = ((now.plus(lead).as_millis() - start.as_millis()).max(0) / step_ms) as usize;
+        let h = target_idx.saturating_sub(n - 1).max(1);
+        if let Some((fit_n, fit_h, f)) = &self.fit
+            && *fit_n == n
+            && *fit_h == h
+        {
+            return Some((f.clone(), h));
+        }
+        let y = filled(&self.buckets)?;
+        let seasons = cfg.season_steps();
+        let longest = seasons.iter().copied().max().unwrap_or(0);
+        let holdout = (n / 4).max(longest.min(n / 2)).max(4);
+        let f = forecast(&y, h, &seasons, holdout)?;
+        self.fit = Some((n, h, f.clone()));
+        Some((f, h))
+    }
+}
+
+/// The buckets with gaps filled: from the same step a season... simply the
+/// nearest earlier value (or the first known one at the start).
+fn filled(b: &VecDeque<Option<f64>>) -> Option<Vec<f64>> {
+    let first = b.iter().flatten().next().copied()?;
+    let mut last = first;
+    Some(
+        b.iter()
+            .map(|v| {
+                if let Some(v) = v {
+                    last = *v;
+                }
+                last
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::series::{Point, Series};
+    use std::collections::BTreeMap;
+
+    fn cfg(step_secs: u64, seasons: &[&str]) -> Predictive {
+        Predictive {
+            metric: "rps".into(),
+            target: 10.0,
+            step: Duration::from_secs(step_secs),
+            seasons: seasons.iter().map(|s| s.to_string()).collect(),
+            history: None,
+            lead: Duration::from_secs(120),
+            headroom: 0.0,
+            forecast_only: false,
+        }
+    }
+
+    /// Runs the check over `load(t)` every `tick` seconds for `secs`, with the
+    /// target at `current` and `ready` given by `counts(t)`; returns the last recommendation.
+    fn run(
+        c: &Predictive,
+        mem: &mut PredictiveMemory,
+        secs: i64,
+        tick: i64,
+        load: impl Fn(i64) -> f64,
+        counts: impl Fn(i64) -> (u32, u32),
+    ) -> (Recommendation, Option<ForecastRecord>) {
+        let mut last = (Recommendation::none("nothing"), None);
+        let mut series = BTreeMap::from([("rps".to_string(), Series::new())]);
+        for t in (0..secs).step_by(tick as usize) {
+            let now = Timestamp::from_secs(1_000_000_000 + t);
+            series.get_mut("rps").unwrap().push(Point { at: now, value: Some(load(t)) }, Duration::from_secs(60));
+            let (current, ready) = counts(t);
+            let obs = Observation {
+                now,
+                interval: Duration::from_secs(tick as u64),
+                current,
+                ready,
+                min: 0,
+                max: 1000,
+                series: &series,
+            };
+            last = c.decide(&obs, mem);
+        }
+        last
+    }
+
+    #[test]
+    fn it_provisions_ahead_for_a_daily_cycle_and_says_how() {
+        // an hourly "day" (period 12 steps of 5 min) so the test stays small: 2 days of history
+        let c = cfg(300, &["1h"]);
+        let mut mem = PredictiveMemory::default();
+        let load = |t: i64| 100.0 + 80.0 * (t as f64 * std::f64::consts::TAU / 3600.0).sin();
+        let (r, rec) = run(&c, &mut mem, 4 * 3600, 30, load, |_| (10, 10));
+        let rec = rec.expect("a forecast");
+        let truth = load(4 * 3600 - 30 + 120);
+        assert!((rec.value - truth).abs() < 25.0, "forecast {} vs {truth}: {}", rec.value, r.reason);
+        assert!(rec.mae < rec.naive_mae, "{rec:?}");
+        assert!(!rec.lead_measured);
+        assert_eq!(r.desired, Some(rec.replicas));
+        assert!(r.reason.contains("rps in 2m (configured lead"), "{}", r.reason);
+        // the memory saves and restores
+        let json = serde_json::to_string(&mem).unwrap();
+        let back: PredictiveMemory = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.len(), mem.len());
+    }
+
+    #[test]
+    fn lead_time_is_measured_from_scale_up_to_ready() {
+        let c = cfg(60, &[]);
+        let mut mem = PredictiveMemory::default();
+        // at t=100 the count goes 2 → 5; ready reaches 5 at t=280 (180 s); again at t=1000, 120 s
+        let counts = |t: i64| match t {
+            ..100 => (2, 2),
+            100..280 => (5, 2),
+            280..1000 => (5, 5),
+            1000..1120 => (8, 5),
+            _ => (8, 8),
+        };
+        run(&c, &mut mem, 1500, 10, |_| 50.0, counts);
+        assert_eq!(mem.ready_secs.iter().copied().collect::<Vec<_>>(), vec![180.0, 120.0]);
+        assert_eq!(mem.lead_time(), Some(Duration::from_secs(180)), "the upper median: the cautious one");
+        let (r, rec) = run(&c, &mut mem, 60, 10, |_| 50.0, |_| (8, 8));
+        assert!(rec.unwrap().lead_measured, "{}", r.reason);
+    }
+
+    #[test]
+    fn forecast_only_asks_for_nothing() {
+        let mut c = cfg(60, &[]);
+        c.forecast_only = true;
+        let mut mem = PredictiveMemory::default();
+        let (r, rec) = run(&c, &mut mem, 1200, 10, |_| 95.0, |_| (3, 3));
+        assert_eq!(r.desired, None);
+        assert!(r.reason.starts_with("forecast only:"), "{}", r.reason);
+        assert_eq!(rec.unwrap().replicas, 10);
+    }
+
+    #[test]
+    fn validation_names_fields() {
+        let mut c = cfg(300, &["1d", "5m", "soon"]);
+        c.target = 0.0;
+        c.headroom = -1.0;
+        let errs = c.validate();
+        assert!(errs.iter().any(|e| e.contains("`target`")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.contains("`5m` must be at least two steps")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.contains("`seasons`:") && e.contains("soon")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.contains("`headroom`")), "{errs:?}");
+        assert!(cfg(300, &["1d", "1w"]).validate().is_empty());
+        assert_eq!(cfg(300, &["1d", "1w"]).capacity(), (15 * 86_400) / 300);
+    }
+}
