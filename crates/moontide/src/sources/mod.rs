@@ -3,6 +3,7 @@
 pub mod exposition;
 pub mod host;
 pub mod http_json;
+pub mod model_server;
 pub mod nats;
 pub mod postgres;
 pub mod prometheus;
@@ -66,7 +67,7 @@ impl SourceConfig {
             SourceConfig::HttpJson(_) => http_json::check_query(query),
             SourceConfig::Host(_) => host::HostMetric::parse(query).map(|_| ()),
             SourceConfig::Prometheus(_) => prometheus::check_query(query),
-            SourceConfig::Scrape(_) => scrape::check_query(query),
+            SourceConfig::Scrape(c) => c.check_query(query),
             SourceConfig::Push(_) => push::check_query(query),
             SourceConfig::Redis(_) => redis::check_query(query),
             SourceConfig::Rabbitmq(_) => rabbitmq::check_query(query),

@@ -8,7 +8,11 @@
 //! across series and endpoints with `aggregate` (default `sum`). An
 //! endpoint that fails fails the reading: a partial sum would understate
 //! the load.
+//!
+//! With `preset = "vllm"` or `"tgi"`, a query may also be a name like
+//! `queue_depth` or `tokens_per_second` (see [`super::model_server`]).
 
+use super::model_server::{self, Preset};
 use super::{Aggregate, QueryResult, Value, exposition, with_token};
 use crate::secret::{Secret, SecretRef};
 use moontide_core::duration::serde_text;
@@ -51,6 +55,9 @@ pub struct ScrapeConfig {
     /// Extra request headers.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// A model server whose metric names queries may use (`vllm`, `tgi`).
+    #[serde(default)]
+    pub preset: Option<Preset>,
 }
 
 impl ScrapeConfig {
@@ -69,6 +76,25 @@ impl ScrapeConfig {
         }
         errs.extend(crate::http::check_headers(&self.headers));
         errs
+    }
+
+    /// A query must be a series selector, or a name of the preset.
+    pub fn check_query(&self, q: &str) -> Result<(), String> {
+        self.resolve(q).map(|_| ())
+    }
+
+    /// The selector, aggregation and rate-ness a query stands for.
+    fn resolve(&self, q: &str) -> Result<(Selector, Aggregate, bool), String> {
+        if let Some(preset) = self.preset
+            && let Some(p) = preset.query(q)
+        {
+            let p = p?;
+            return Ok((Selector::parse(p.selector)?, p.aggregate, p.rate));
+        }
+        if self.preset.is_none() && model_server::NAMES.split(", ").any(|n| n == q) {
+            return Err(format!("`{q}` is a preset name: set preset = \"vllm\" or \"tgi\" on the source"));
+        }
+        Selector::parse(q).map(|s| (s, self.aggregate, false))
     }
 }
 
@@ -118,6 +144,8 @@ pub struct Scrape {
     config: ScrapeConfig,
     client: reqwest::Client,
     token: Option<Secret>,
+    /// The last value and time of each counter read as a rate.
+    counters: std::sync::Mutex<BTreeMap<String, (f64, std::time::Instant)>>,
 }
 
 impl Scrape {
@@ -127,7 +155,7 @@ impl Scrape {
             .load()
             .map_err(|e| format!("source `{name}`: {e}"))?;
         let client = crate::http::client(config.timeout).map_err(|e| format!("source `{name}`: {e}"))?;
-        Ok(Scrape { config: config.clone(), client, token })
+        Ok(Scrape { config: config.clone(), client, token, counters: Default::default() })
     }
 
     /// Scrapes every endpoint once, then answers each query from the samples.
@@ -147,16 +175,36 @@ impl Scrape {
     }
 
     fn answer(&self, query: &str, samples: &[exposition::Sample]) -> QueryResult {
-        let selector = Selector::parse(query)?;
+        let (selector, aggregate, rate) = self.config.resolve(query)?;
         let values: Vec<f64> = samples.iter().filter(|s| selector.matches(s)).map(|s| s.value).collect();
         if values.is_empty() {
             return Err(format!("no sample matches `{query}` at {}", self.config.urls.join(", ")));
         }
-        let value = self.config.aggregate.apply(&values);
+        let value = aggregate.apply(&values);
         if !value.is_finite() {
             return Err(format!("`{query}` is {value}, not a usable number"));
         }
+        if rate {
+            return self.rate(query, value).map(|value| Value { value, measured_at: None });
+        }
         Ok(Value { value, measured_at: None })
+    }
+
+    /// A counter's increase per second since the last scrape.
+    fn rate(&self, query: &str, total: f64) -> Result<f64, String> {
+        let now = std::time::Instant::now();
+        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        let before = counters.insert(query.to_string(), (total, now));
+        let Some((last, at)) = before else {
+            return Err(format!("`{query}` is a rate: it needs a second scrape"));
+        };
+        let secs = now.duration_since(at).as_secs_f64();
+        if secs <= 0.0 {
+            return Err(format!("`{query}` is a rate: scraped twice at the same instant"));
+        }
+        // a counter that went down was reset (a restarted server): it counted from zero
+        let increase = if total >= last { total - last } else { total };
+        Ok(increase / secs)
     }
 
     async fn fetch(&self, url: &str) -> Result<Vec<exposition::Sample>, String> {

@@ -119,3 +119,34 @@ async fn scrape_reads_the_real_node_exporter() {
     let min = per_cpu.read(&[r#"node_cpu_seconds_total{mode="idle"}"#.into()]).await.remove(0).unwrap();
     assert!(idle.value >= min.value * cpus as f64 - 1.0, "sum {} over {cpus} cpus, min {}", idle.value, min.value);
 }
+
+#[tokio::test]
+async fn the_vllm_preset_names_queue_running_kv_cache_and_token_rates() {
+    // each scrape of either server has generated 500 more tokens than the last
+    let served = |n: usize| vllm(4, 2, 0.25).replace("91544.0", &format!("{}.0", 1000 + 500 * n));
+    let a = TestServer::start(move |_, n| text(200, &served(n))).await;
+    let b = TestServer::start(|_, _| text(200, &vllm(3, 8, 0.75))).await;
+    let urls = format!("urls = [\"{}\", \"{}\"]", a.url("/metrics"), b.url("/metrics"));
+    let s = source(&format!("type = \"scrape\"\npreset = \"vllm\"\n{urls}"));
+    assert_eq!(read(&s, "queue_depth").await.unwrap().value, 7.0);
+    assert_eq!(read(&s, "running").await.unwrap().value, 10.0);
+    assert_eq!(read(&s, "kv_cache").await.unwrap().value, 0.5, "the mean over replicas");
+    let first = read(&s, "tokens_per_second").await.unwrap_err();
+    assert!(first.contains("needs a second scrape"), "{first}");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let rate = read(&s, "tokens_per_second").await.unwrap().value;
+    // server a's counter grew by 500 between the two reads, over at least 0.2 s; b's stood still
+    assert!(rate > 0.0 && rate <= 500.0 / 0.2, "{rate}");
+    // selectors still work beside the names
+    assert_eq!(read(&s, "vllm:num_requests_waiting").await.unwrap().value, 7.0);
+
+    let config = |extra: &str, q: &str| {
+        let c: SourceConfig = toml::from_str(&format!("type = \"scrape\"\n{extra}{urls}")).unwrap();
+        c.check_query(q)
+    };
+    let err = config("preset = \"tgi\"\n", "kv_cache").unwrap_err();
+    assert!(err.contains("no KV-cache"), "{err}");
+    let err = config("", "queue_depth").unwrap_err();
+    assert!(err.contains("set preset"), "{err}");
+    assert!(config("preset = \"tgi\"\n", "queue_depth").is_ok());
+}
