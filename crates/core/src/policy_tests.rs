@@ -35,7 +35,7 @@ fn spec(checks: Vec<(&str, StrategyConfig)>, behaviour: Behaviour) -> PolicySpec
 fn cpu_tracking(target: f64) -> StrategyConfig {
     StrategyConfig::TargetTracking(TargetTracking {
         tolerance: 0.1,
-        targets: vec![TrackedMetric { metric: "cpu".into(), target, aggregate: Aggregate::Average }],
+        targets: vec![TrackedMetric { metric: "cpu".into(), target, aggregate: Aggregate::Average, activation: None }],
     })
 }
 

@@ -141,7 +141,12 @@ impl PolicyScaler {
 pub fn hpa(target_cpu: f64, min: u32, max: u32) -> PolicyScaler {
     let check = StrategyConfig::TargetTracking(TargetTracking {
         tolerance: 0.1,
-        targets: vec![TrackedMetric { metric: "cpu".into(), target: target_cpu, aggregate: Default::default() }],
+        targets: vec![TrackedMetric {
+            metric: "cpu".into(),
+            target: target_cpu,
+            aggregate: Default::default(),
+            activation: None,
+        }],
     });
     let spec = PolicySpec {
         name: "hpa".into(),

@@ -32,6 +32,10 @@ pub struct TrackedMetric {
     /// Whether the metric is already a per-replica average or the fleet's total.
     #[serde(default)]
     pub aggregate: Aggregate,
+    /// Scale to and from zero (KEDA's activation threshold, `total` metrics
+    /// only): at or below it the metric asks for 0 replicas; above it, at least 1.
+    #[serde(default)]
+    pub activation: Option<f64>,
 }
 
 /// How a tracked metric relates to replicas.
@@ -74,6 +78,17 @@ impl TargetTracking {
         for (i, t) in self.targets.iter().enumerate() {
             if !(t.target.is_finite() && t.target > 0.0) {
                 errs.push(format!("targets[{i}] (metric `{}`): `target` must be a positive number", t.metric));
+            }
+            if let Some(a) = t.activation {
+                if !(a.is_finite() && a >= 0.0) {
+                    errs.push(format!("targets[{i}] (metric `{}`): `activation` must be 0 or more", t.metric));
+                }
+                if t.aggregate != Aggregate::Total {
+                    errs.push(format!(
+                        "targets[{i}] (metric `{}`): `activation` needs aggregate = \"total\" (with no replicas there is no per-replica average)",
+                        t.metric
+                    ));
+                }
             }
         }
         errs
@@ -139,6 +154,13 @@ impl TargetTracking {
                 )
             } else {
                 (proposed, format!("{} {} vs target {}: {how} = {proposed}", t.metric, num(value), num(t.target)))
+            };
+            let (n, why) = match t.activation {
+                Some(a) if value <= a => {
+                    (0, format!("{} {} ≤ activation {}: inactive, 0", t.metric, num(value), num(a)))
+                }
+                Some(a) if n == 0 => (1, format!("{why}; above activation {}: at least 1", num(a))),
+                _ => (n, why),
             };
             if best.as_ref().is_none_or(|(b, _)| n > *b) {
                 best = Some((n, why));

@@ -266,7 +266,7 @@ fn threshold_validate_names_each_problem() {
 // ---------------------------------------------------------- target_tracking
 
 fn tracked(metric: &str, target: f64, aggregate: Aggregate) -> TrackedMetric {
-    TrackedMetric { metric: metric.into(), target, aggregate }
+    TrackedMetric { metric: metric.into(), target, aggregate, activation: None }
 }
 
 fn tracking(tolerance: f64, targets: Vec<TrackedMetric>) -> TargetTracking {
@@ -534,7 +534,12 @@ fn num_formats_compactly() {
 fn target_tracking_counts_starting_replicas_as_idle_when_scaling_up() {
     let tt = TargetTracking {
         tolerance: 0.1,
-        targets: vec![TrackedMetric { metric: "cpu".into(), target: 60.0, aggregate: Aggregate::Average }],
+        targets: vec![TrackedMetric {
+            metric: "cpu".into(),
+            target: 60.0,
+            aggregate: Aggregate::Average,
+            activation: None,
+        }],
     };
     // (current, ready, cpu of the ready ones, desired)
     let cases = [
@@ -550,4 +555,31 @@ fn target_tracking_counts_starting_replicas_as_idle_when_scaling_up() {
         let rec = tt.decide(&obs);
         assert_eq!(rec.desired, Some(want), "current {current} ready {ready} cpu {cpu}: {}", rec.reason);
     }
+}
+
+#[test]
+fn target_tracking_activation_scales_to_and_from_zero() {
+    let mut t = tracked("queue", 10.0, Aggregate::Total);
+    t.activation = Some(5.0);
+    let s = tracking(0.1, vec![t]);
+    // (current, value) -> desired
+    let cases: &[(u32, f64, u32)] = &[
+        (0, 0.0, 0),
+        (0, 5.0, 0),  // at the activation threshold: still asleep
+        (0, 5.5, 1),  // above it: wake one replica (ceil(0.55) = 1)
+        (0, 42.0, 5), // and as many as the load needs
+        (3, 4.0, 0),  // quiet again: back to zero (stabilization and min still apply)
+        (3, 31.0, 3), // otherwise the usual rule, tolerance included
+    ];
+    for &(current, value, want) in cases {
+        let m = Metrics::new().one("queue", 100, value);
+        let rec = s.decide(&m.obs(100, current));
+        assert_eq!(rec.desired, Some(want), "current {current} value {value}: {}", rec.reason);
+    }
+    let m = Metrics::new().one("queue", 100, 2.0);
+    assert_eq!(s.decide(&m.obs(100, 2)).reason, "queue 2 ≤ activation 5: inactive, 0");
+    let mut avg = tracked("cpu", 60.0, Aggregate::Average);
+    avg.activation = Some(1.0);
+    let errs = StrategyConfig::TargetTracking(tracking(0.1, vec![avg])).validate();
+    assert!(errs.iter().any(|e| e.contains("`activation` needs aggregate = \"total\"")), "{errs:?}");
 }
