@@ -7,6 +7,7 @@
 
 pub mod baseline;
 pub mod kpa;
+pub mod llm;
 pub mod oracle;
 pub mod policy;
 pub mod report;
