@@ -29,11 +29,17 @@ pub enum SimMetric {
     LatencyMs,
     /// Ready replicas.
     Ready,
+    /// Requests running on replicas (LLM model).
+    Running,
+    /// KV-cache use, 0 to 1 (LLM model).
+    KvCache,
+    /// Tokens generated per second (LLM model).
+    TokensPerSecond,
 }
 
 impl SimMetric {
     /// Every name, for messages.
-    pub const NAMES: &'static str = "cpu, rps, served, queue, latency_ms, ready";
+    pub const NAMES: &'static str = "cpu, rps, served, queue, latency_ms, ready, running, kv_cache, tokens_per_second";
 
     /// The metric for a name (`cpu`, `rps`, `served`, `queue`, `latency_ms`, `ready`).
     pub fn parse(name: &str) -> Option<SimMetric> {
@@ -44,6 +50,9 @@ impl SimMetric {
             "queue" => Some(SimMetric::Queue),
             "latency_ms" => Some(SimMetric::LatencyMs),
             "ready" => Some(SimMetric::Ready),
+            "running" => Some(SimMetric::Running),
+            "kv_cache" => Some(SimMetric::KvCache),
+            "tokens_per_second" => Some(SimMetric::TokensPerSecond),
             _ => None,
         }
     }
@@ -51,7 +60,13 @@ impl SimMetric {
     /// Guesses the metric a live query stands for ("/cpuUsage" → cpu, "requests_per_second" → rps, ...).
     pub fn guess(text: &str) -> Option<SimMetric> {
         let t = text.to_ascii_lowercase();
-        if t.contains("cpu") || t.contains("util") {
+        if t.contains("kv_cache") || t.contains("cache_usage") {
+            Some(SimMetric::KvCache)
+        } else if t.contains("tokens") {
+            Some(SimMetric::TokensPerSecond)
+        } else if t.contains("running") {
+            Some(SimMetric::Running)
+        } else if t.contains("cpu") || t.contains("util") {
             Some(SimMetric::Cpu)
         } else if t.contains("latency") || t.contains("duration") {
             Some(SimMetric::LatencyMs)
@@ -76,6 +91,9 @@ impl SimMetric {
             SimMetric::Queue => v.queue,
             SimMetric::LatencyMs => v.latency_ms,
             SimMetric::Ready => v.ready as f64,
+            SimMetric::Running => v.running,
+            SimMetric::KvCache => v.kv_cache,
+            SimMetric::TokensPerSecond => v.tokens_per_second,
         }
     }
 }

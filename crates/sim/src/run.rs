@@ -27,6 +27,12 @@ pub struct View {
     pub queue: f64,
     /// `latency_ms`: latency of a request arriving now, ms.
     pub latency_ms: f64,
+    /// `running`: requests running on replicas (LLM model).
+    pub running: f64,
+    /// `kv_cache`: KV-cache use over ready replicas, 0 to 1 (LLM model).
+    pub kv_cache: f64,
+    /// `tokens_per_second`: tokens generated per second (LLM model).
+    pub tokens_per_second: f64,
     /// False before the first scrape (the metrics are not known yet).
     pub scraped: bool,
 }
@@ -176,6 +182,7 @@ pub fn run(load: &Load<'_>, model: &Model, scaler: &mut dyn Autoscaler, opts: &O
             queue: step.backlog,
             latency_ms: 1000.0 * step.latency.min(1e9),
             scraped: true,
+            ..Default::default()
         });
         if past.len() > delay_steps + 1 {
             past.pop_front();
