@@ -1,0 +1,34 @@
+-- moontide lua test examples/policies/llm_test.lua
+
+function test_a_full_kv_cache_asks_for_headroom()
+  local p = moontide.policy("llm.lua")
+  -- 4 replicas with their KV caches 90 % full, 40 running, nothing queued
+  local n, why = p:decide{ current = 4, ready = 4, metrics = { running = { 40 }, kv = { 0.9 }, queue = { 0 } } }
+  expect.eq(n, 5) -- 4 × 0.9 / 0.75 = 4.8
+  expect.match(why, "KV 90%%")
+end
+
+function test_a_queue_adds_replicas_on_top_of_the_busy_ones()
+  local p = moontide.policy("llm.lua")
+  local n = p:decide{ current = 2, ready = 2, metrics = { running = { 32 }, kv = { 0.5 }, queue = { 40 } } }
+  expect.eq(n, 5) -- 2 busy + ceil(40 / 16) = 3 for the queue
+end
+
+function test_the_gateway_queue_counts_when_it_is_longer()
+  local p = moontide.policy("llm.lua")
+  local n = p:decide{ current = 2, ready = 2, metrics = { running = { 32 }, kv = { 0.5 }, queue = { 0 }, pending = { 64 } } }
+  expect.eq(n, 6) -- 2 + 64 / 16
+end
+
+function test_from_zero_the_first_request_wakes_one_replica()
+  local p = moontide.policy("llm.lua")
+  local n = p:decide{ current = 0, ready = 0, metrics = { running = { 0 }, kv = { 0 }, queue = { 0 }, pending = { 1 } } }
+  expect.eq(n, 1)
+end
+
+function test_no_requests_scale_to_zero()
+  local p = moontide.policy("llm.lua")
+  local n, why = p:decide{ current = 3, ready = 3, metrics = { running = { 0 }, kv = { 0 }, queue = { 0 } } }
+  expect.eq(n, 0)
+  expect.match(why, "no requests")
+end
