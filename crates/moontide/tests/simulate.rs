@@ -271,3 +271,44 @@ startup = "30s"
     assert_eq!(code, 2);
     assert!(err.contains("cannot be used with"), "{err}");
 }
+
+#[test]
+fn an_llm_trace_is_replayed_against_the_llm_model_from_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("llm.csv");
+    // a quiet start, then one request every 2 s for 20 minutes: 2,000 prompt tokens, 100 generated
+    let mut csv = String::from("TIMESTAMP,ContextTokens,GeneratedTokens\n");
+    for i in 0..600 {
+        csv += &format!("{},2000,100\n", 1_700_000_000 + 60 + 2 * i);
+    }
+    std::fs::write(&trace, csv).unwrap();
+    let llm = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/llm.toml");
+    let (code, out, err) = moontide(&[
+        "simulate-llm",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--config",
+        llm,
+        "--initial",
+        "0",
+        "--dt",
+        "100ms",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("600 requests over 0.33 h"), "{out}");
+    let row = |name: &str| {
+        out.lines().find(|l| l.starts_with(&format!("| {name}"))).unwrap_or_else(|| panic!("{name}: {out}")).to_string()
+    };
+    let cells = |line: &str| line.split('|').map(|c| c.trim().to_string()).collect::<Vec<_>>();
+    let moontide_row = cells(&row("llm (moontide)"));
+    // from zero: the first request waited for a model server to load (3 min)
+    let cold: f64 = moontide_row[8].parse().unwrap();
+    assert!(cold >= 180.0, "cold wait {cold}: {out}");
+    assert!(moontide_row[7].parse::<u32>().unwrap() >= 1);
+    row("HPA (16 running/replica)");
+    row("static peak");
+
+    let (code, _, err) = moontide(&["simulate-llm", "--trace", llm]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("error:"), "{err}");
+}

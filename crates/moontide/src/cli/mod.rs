@@ -64,6 +64,8 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Replay a trace through a policy and the baselines (HPA, KPA, static peak, oracle) and compare scores.
     Simulate(simulate::SimulateArgs),
+    /// Replay a per-request LLM trace (prompt and output tokens) against the LLM serving model, with each policy and baselines.
+    SimulateLlm(simulate::llm::LlmArgs),
     /// Check and test Lua policies.
     #[command(subcommand)]
     Lua(lua::LuaCommand),
@@ -107,6 +109,7 @@ async fn dispatch(cmd: Command) -> ExitCode {
         Command::History(args) => history::run(args),
         Command::Lua(cmd) => lua::run(cmd),
         Command::Simulate(args) => simulate::run_cmd(args),
+        Command::SimulateLlm(args) => simulate::llm::run_cmd(args),
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Status(args) => status::status(args).await,
         Command::Explain(args) => status::explain(args).await,

@@ -1,6 +1,7 @@
 //! `moontide simulate`: replay a trace through a policy and the baselines on
 //! the simulated service, and compare their scores.
 
+pub mod llm;
 mod output;
 mod suite;
 
@@ -33,7 +34,7 @@ pub enum TraceFormat {
     Requests,
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
+pub(super) fn duration(s: &str) -> Result<Duration, String> {
     moontide_core::duration::parse(s)
 }
 
@@ -124,7 +125,7 @@ pub struct SimulateArgs {
     pub set: Vec<String>,
 }
 
-fn bad(msg: impl std::fmt::Display) -> ExitCode {
+pub(super) fn bad(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::from(super::EXIT_BAD_INPUT)
 }
@@ -363,7 +364,7 @@ fn simulate(a: &SimulateArgs, trace_path: &Path, label: String, settings: String
 }
 
 /// The policy under test, its metrics bound to the simulated ones.
-fn policy_scaler(
+pub(super) fn policy_scaler(
     path: &std::path::Path,
     name: Option<&str>,
     bind: &[String],

@@ -1,0 +1,191 @@
+//! `moontide simulate-llm`: replay a per-request LLM trace (arrival time,
+//! prompt and output tokens) against the LLM serving model, with each
+//! `--config` policy and two baselines: a static fleet sized for the peak
+//! and HPA on running requests per replica (as KEDA or a custom-metrics HPA
+//! does for vLLM).
+
+use super::{bad, duration, policy_scaler};
+use clap::Args;
+use moontide_core::policy::PolicySpec;
+use moontide_core::{Behaviour, ManualClock, StrategyConfig, Timestamp};
+use moontide_sim::llm::LlmModel;
+use moontide_sim::llm_run::{LlmScores, run_llm};
+use moontide_sim::policy::{PolicyScaler, SimMetric};
+use moontide_sim::run::{Autoscaler, View};
+use moontide_sim::trace::{Format, Trace};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Arguments of `moontide simulate-llm`.
+#[derive(Args, Debug, Clone)]
+pub struct LlmArgs {
+    /// A request trace: CSV with an arrival time, prompt tokens and output tokens per row.
+    #[arg(long)]
+    pub trace: PathBuf,
+    /// The arrival time column (name or 0-based index).
+    #[arg(long, default_value = "TIMESTAMP")]
+    pub time_column: String,
+    /// The prompt tokens column.
+    #[arg(long, default_value = "ContextTokens")]
+    pub input_column: String,
+    /// The output tokens column.
+    #[arg(long, default_value = "GeneratedTokens")]
+    pub output_column: String,
+    /// Config files whose policy is tested (repeatable).
+    #[arg(long, short)]
+    pub config: Vec<PathBuf>,
+    /// Bind a policy metric to a simulated one (NAME=METRIC), when its name does not say.
+    #[arg(long = "bind", value_name = "NAME=METRIC")]
+    pub bind: Vec<String>,
+    /// Prompt tokens per second one replica prefills.
+    #[arg(long, default_value_t = 20_000.0)]
+    pub prefill_tps: f64,
+    /// Most generated tokens per second one replica decodes.
+    #[arg(long, default_value_t = 1_500.0)]
+    pub decode_tps: f64,
+    /// Seconds per token for a request decoding alone.
+    #[arg(long, value_parser = duration, default_value = "25ms")]
+    pub itl: Duration,
+    /// KV-cache tokens per replica.
+    #[arg(long, default_value_t = 200_000)]
+    pub kv_tokens: u64,
+    /// Time for a new replica to serve (loading the model).
+    #[arg(long, value_parser = duration, default_value = "3m")]
+    pub startup: Duration,
+    /// Time-to-first-token objective.
+    #[arg(long, value_parser = duration, default_value = "2s")]
+    pub ttft_slo: Duration,
+    /// Mean inter-token latency objective.
+    #[arg(long, value_parser = duration, default_value = "100ms")]
+    pub itl_slo: Duration,
+    /// Replicas at the start.
+    #[arg(long, default_value_t = 1)]
+    pub initial: u32,
+    /// Simulated seconds per step.
+    #[arg(long, value_parser = duration, default_value = "50ms")]
+    pub dt: Duration,
+}
+
+/// A fixed count.
+struct Static(u32);
+
+impl Autoscaler for Static {
+    fn name(&self) -> String {
+        format!("static peak ({})", self.0)
+    }
+    fn interval(&self) -> f64 {
+        60.0
+    }
+    fn decide(&mut self, _: &View) -> u32 {
+        self.0
+    }
+}
+
+/// HPA on running requests: 16 per replica, HPA's default behaviour, every 15 s.
+fn hpa_running(max: u32, start: f64) -> PolicyScaler {
+    let check: StrategyConfig = serde_json::from_value(serde_json::json!({
+        "strategy": "target_tracking",
+        "targets": [{ "metric": "running", "target": 16, "aggregate": "total" }]
+    }))
+    .expect("a valid check");
+    let spec = PolicySpec {
+        name: "hpa".into(),
+        interval: Duration::from_secs(15),
+        min: 1,
+        max,
+        checks: [("running".to_string(), check)].into(),
+        behaviour: Behaviour::default(),
+    };
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis((start * 1000.0) as i64)));
+    PolicyScaler::new("HPA (16 running/replica)", spec, vec![("running".into(), SimMetric::Running)], Vec::new(), clock)
+}
+
+/// Runs `simulate-llm`.
+pub fn run_cmd(a: LlmArgs) -> ExitCode {
+    let model = LlmModel {
+        prefill_tps: a.prefill_tps,
+        decode_tps: a.decode_tps,
+        itl: a.itl.as_secs_f64(),
+        kv_tokens: a.kv_tokens,
+        startup: a.startup.as_secs_f64(),
+        ttft_slo: a.ttft_slo.as_secs_f64(),
+        itl_slo: a.itl_slo.as_secs_f64(),
+    };
+    let problems = model.validate();
+    if !problems.is_empty() {
+        return bad(problems.join("; "));
+    }
+    let format = Format::Requests {
+        time: a.time_column.clone(),
+        input: Some(a.input_column.clone()),
+        output: Some(a.output_column.clone()),
+    };
+    let trace = match Trace::load(&a.trace, &format) {
+        Ok(Trace::Requests(t)) => t,
+        Ok(Trace::Rate(_)) => return bad(format!("{}: not a request trace", a.trace.display())),
+        Err(e) => return bad(e),
+    };
+    if trace.requests.is_empty() {
+        return bad(format!("{}: no requests", a.trace.display()));
+    }
+    // the static fleet: the busiest minute's prefill and decode work, in replicas
+    let mut minutes: std::collections::BTreeMap<u64, (f64, f64)> = Default::default();
+    for r in &trace.requests {
+        let e = minutes.entry((r.at / 60.0) as u64).or_default();
+        e.0 += r.input.unwrap_or(0) as f64;
+        e.1 += r.output.unwrap_or(1) as f64;
+    }
+    let peak = minutes
+        .values()
+        .map(|(i, o)| (i / 60.0 / model.prefill_tps + o / 60.0 / model.decode_tps).ceil() as u32)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let mut scalers: Vec<Box<dyn Autoscaler>> = Vec::new();
+    for path in &a.config {
+        match policy_scaler(path, None, &a.bind, trace.start) {
+            Ok(s) => scalers.push(Box::new(s)),
+            Err(e) => return bad(format!("{}: {e}", path.display())),
+        }
+    }
+    scalers.push(Box::new(hpa_running(peak * 4, trace.start)));
+    scalers.push(Box::new(Static(peak)));
+    let hours = trace.requests.last().map_or(0.0, |r| r.at) / 3600.0;
+    println!(
+        "trace {}: {} requests over {:.2} h; model: prefill {} tok/s, decode {} tok/s, ITL {} ms alone, KV {} tokens, startup {}, objectives TTFT {} / ITL {}",
+        a.trace.display(),
+        trace.requests.len(),
+        hours,
+        a.prefill_tps,
+        a.decode_tps,
+        a.itl.as_millis(),
+        a.kv_tokens,
+        moontide_core::duration::format(a.startup),
+        moontide_core::duration::format(a.ttft_slo),
+        moontide_core::duration::format(a.itl_slo),
+    );
+    println!();
+    println!(
+        "| policy | cost r·h | SLO viol% | TTFT p50 s | TTFT p95 s | ITL p95 ms | cold requests | cold wait max s | actions/h | peak |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for s in &mut scalers {
+        let name = s.name();
+        let r: LlmScores = run_llm(&trace, &model, s.as_mut(), a.initial, a.dt.as_secs_f64(), 600.0);
+        println!(
+            "| {name} | {:.1} | {:.2} | {:.2} | {:.2} | {:.0} | {} | {:.0} | {:.1} | {} |",
+            r.cost_replica_hours,
+            r.slo_violations_pct,
+            r.ttft_p50,
+            r.ttft_p95,
+            r.itl_p95 * 1000.0,
+            r.cold_requests,
+            r.cold_wait_max,
+            r.actions_per_hour,
+            r.peak
+        );
+    }
+    ExitCode::SUCCESS
+}
