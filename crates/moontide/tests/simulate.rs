@@ -306,7 +306,7 @@ fn an_llm_trace_is_replayed_against_the_llm_model_from_zero() {
     assert!(cold >= 180.0, "cold wait {cold}: {out}");
     assert!(moontide_row[7].parse::<u32>().unwrap() >= 1);
     row("HPA (16 running/replica)");
-    row("static peak");
+    row("static (");
 
     let (code, _, err) = moontide(&["simulate-llm", "--trace", llm]);
     assert_eq!(code, 2, "{err}");

@@ -1,8 +1,8 @@
 //! `moontide simulate-llm`: replay a per-request LLM trace (arrival time,
 //! prompt and output tokens) against the LLM serving model, with each
-//! `--config` policy and two baselines: a static fleet sized for the peak
-//! and HPA on running requests per replica (as KEDA or a custom-metrics HPA
-//! does for vLLM).
+//! `--config` policy and two baselines: the smallest static fleet that
+//! keeps violations under 1 % (found by search, with hindsight) and HPA on
+//! running requests per replica (as KEDA or a custom-metrics HPA does for vLLM).
 
 use super::{bad, duration, policy_scaler};
 use clap::Args;
@@ -73,7 +73,7 @@ struct Static(u32);
 
 impl Autoscaler for Static {
     fn name(&self) -> String {
-        format!("static peak ({})", self.0)
+        format!("static ({})", self.0)
     }
     fn interval(&self) -> f64 {
         60.0
@@ -130,7 +130,7 @@ pub fn run_cmd(a: LlmArgs) -> ExitCode {
     if trace.requests.is_empty() {
         return bad(format!("{}: no requests", a.trace.display()));
     }
-    // the static fleet: the busiest minute's prefill and decode work, in replicas
+    // the busiest minute's prefill and decode work, in replicas: where the search starts
     let mut minutes: std::collections::BTreeMap<u64, (f64, f64)> = Default::default();
     for r in &trace.requests {
         let e = minutes.entry((r.at / 60.0) as u64).or_default();
@@ -150,8 +150,19 @@ pub fn run_cmd(a: LlmArgs) -> ExitCode {
             Err(e) => return bad(format!("{}: {e}", path.display())),
         }
     }
-    scalers.push(Box::new(hpa_running(peak * 4, trace.start)));
-    scalers.push(Box::new(Static(peak)));
+    // the smallest fixed fleet with under 1 % violations, by bisection over
+    // [the busiest minute's work, 16 × that]; it starts full (initial = its size)
+    let dt = a.dt.as_secs_f64();
+    let violations = |n: u32| run_llm(&trace, &model, &mut Static(n), n, dt, 600.0).slo_violations_pct;
+    let (mut lo, mut hi) = (peak, peak * 16);
+    if violations(hi) < 1.0 {
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if violations(mid) < 1.0 { hi = mid } else { lo = mid + 1 }
+        }
+    }
+    scalers.push(Box::new(hpa_running(peak * 16, trace.start)));
+    let fixed = hi;
     let hours = trace.requests.last().map_or(0.0, |r| r.at) / 3600.0;
     println!(
         "trace {}: {} requests over {:.2} h; model: prefill {} tok/s, decode {} tok/s, ITL {} ms alone, KV {} tokens, startup {}, objectives TTFT {} / ITL {}",
@@ -171,9 +182,13 @@ pub fn run_cmd(a: LlmArgs) -> ExitCode {
         "| policy | cost r·h | SLO viol% | TTFT p50 s | TTFT p95 s | ITL p95 ms | cold requests | cold wait max s | actions/h | peak |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for s in &mut scalers {
+    scalers.push(Box::new(Static(fixed)));
+    let count = scalers.len();
+    for (i, s) in scalers.iter_mut().enumerate() {
         let name = s.name();
-        let r: LlmScores = run_llm(&trace, &model, s.as_mut(), a.initial, a.dt.as_secs_f64(), 600.0);
+        // the static fleet is provisioned before the trace starts
+        let initial = if i + 1 == count { fixed } else { a.initial };
+        let r: LlmScores = run_llm(&trace, &model, s.as_mut(), initial, dt, 600.0);
         println!(
             "| {name} | {:.1} | {:.2} | {:.2} | {:.2} | {:.0} | {} | {:.0} | {:.1} | {} |",
             r.cost_replica_hours,
