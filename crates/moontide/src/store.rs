@@ -163,6 +163,21 @@ impl Store {
         f(&conn).map_err(|source| StoreError::Sql { path: self.path.clone(), source })
     }
 
+    /// Runs `f` on a clone of the store on Tokio's blocking pool (SQLite
+    /// blocks), so async code never stalls the runtime.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(store)).await.unwrap_or_else(|e| {
+            Err(StoreError::Sql {
+                path: self.path.clone(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })
+        })
+    }
+
     /// Appends a decision.
     pub fn append(&self, d: &Decision) -> Result<(), StoreError> {
         let record = serde_json::to_string(d).map_err(|source| StoreError::Record {
@@ -182,14 +197,7 @@ impl Store {
 
     /// Appends a decision from async code without blocking the runtime.
     pub async fn append_async(&self, d: Decision) -> Result<(), StoreError> {
-        let store = self.clone();
-        match tokio::task::spawn_blocking(move || store.append(&d)).await {
-            Ok(r) => r,
-            Err(e) => Err(StoreError::Sql {
-                path: self.path.clone(),
-                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-            }),
-        }
+        self.blocking(move |store| store.append(&d)).await
     }
 
     /// Records who did what through the API (a token's name, never its value).
@@ -266,10 +274,8 @@ impl Store {
 
     /// Saves the latest state of a check (a Lua check's `ctx.state`), replacing the previous one.
     pub async fn save_state(&self, policy: &str, check: &str, at: Timestamp, state: String) -> Result<(), StoreError> {
-        let store = self.clone();
         let (policy, check) = (policy.to_string(), check.to_string());
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
+        self.blocking(move |store| {
             store.with(|c| {
                 c.execute(
                     "INSERT INTO check_state (policy, check_name, at_ms, state) VALUES (?1, ?2, ?3, ?4)
@@ -280,7 +286,6 @@ impl Store {
             })
         })
         .await
-        .unwrap_or_else(|e| Err(StoreError::Sql { path, source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)) }))
     }
 
     /// The latest saved state of each check of a policy.
@@ -297,10 +302,8 @@ impl Store {
     /// found and reconciled on the next start. Written synchronously: it must
     /// be on disk before the target is told anything.
     pub async fn begin_actuation(&self, policy: &str, p: Pending) -> Result<(), StoreError> {
-        let store = self.clone();
         let policy = policy.to_string();
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
+        self.blocking(move |store| {
             store.with(|c| {
                 c.execute(
                     "INSERT INTO pending (policy, at_ms, from_n, to_n, key) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -311,7 +314,6 @@ impl Store {
             })
         })
         .await
-        .unwrap_or_else(|e| Err(StoreError::Sql { path, source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)) }))
     }
 
     /// Clears a policy's pending actuation (it finished, one way or the other, and is recorded).
@@ -321,12 +323,8 @@ impl Store {
 
     /// [`Store::clear_pending`] from async code.
     pub async fn end_actuation(&self, policy: &str) -> Result<(), StoreError> {
-        let store = self.clone();
         let policy = policy.to_string();
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || store.clear_pending(&policy)).await.unwrap_or_else(|e| {
-            Err(StoreError::Sql { path, source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)) })
-        })
+        self.blocking(move |store| store.clear_pending(&policy)).await
     }
 
     /// An actuation of the policy that started and never finished (the process died in it).
@@ -351,7 +349,6 @@ impl Store {
         states: &[(String, String)],
         pending: Option<Pending>,
     ) -> Result<usize, StoreError> {
-        let store = self.clone();
         let policy = policy.to_string();
         let path = self.path.clone();
         let mut rows = Vec::new();
@@ -361,7 +358,7 @@ impl Store {
             rows.push((d.at.as_millis(), d.outcome.kind(), d.current, d.desired, d.reason.clone(), record));
         }
         let states = states.to_vec();
-        tokio::task::spawn_blocking(move || {
+        self.blocking(move |store| {
             let mut conn = store.conn.lock().unwrap_or_else(|p| p.into_inner());
             let sql = |source| StoreError::Sql { path: store.path.clone(), source };
             let tx = conn.transaction().map_err(sql)?;
@@ -397,7 +394,6 @@ impl Store {
             Ok(added)
         })
         .await
-        .unwrap_or_else(|e| Err(StoreError::Sql { path, source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)) }))
     }
 
     /// The count the target was last brought to by a policy: the last
