@@ -1,24 +1,35 @@
--- Demand: Moontide's default reactive policy for a request-serving service.
--- It needs no knowledge of what one replica can serve: it measures it.
+-- Demand: Moontide's default policy for a request-serving service, reactive
+-- and predictive. It needs no knowledge of what one replica can serve: it
+-- measures it.
 --
 --   busy replicas       = cpu% × ready            (the work being served now)
 --   per busy replica    = served req/s ÷ busy     (what one replica serves)
---   replicas for load   = arriving req/s ÷ per busy replica
+--   arriving            = arrivals: the higher of the last 30 s's average and
+--                         the 90th percentile of the last 2 minutes' readings
+--                         (spiky traffic needs room for its spikes), plus a rising trend
+--                         (3 minutes of it) followed for the replicas'
+--                         time-to-ready and a minute more
+--   forecast            = the policy's `load` predictive check, if it has one
+--                         and a seasonal model beats the last value: the
+--                         arrivals forecast at now + time-to-ready, plus half
+--                         its error band
+--   replicas for load   = max(arriving, forecast) ÷ per busy replica
 --                         (arrivals, not CPU: a saturated service's CPU stops
 --                          at 100 % while its arrivals keep telling the truth)
 --   replicas for queue  = queued ÷ (per busy replica × DRAIN seconds)
 --   wanted              = (load + queue) ÷ TARGET utilisation
 --
--- Arrivals rising over the last two minutes are followed LOOK_AHEAD seconds ahead,
--- since a replica started now serves only after its startup delay. Scale-down
--- pacing is left to the policy's behaviour (stabilization).
--- Needs metrics `cpu` (%, averaged over ready replicas), `rps` (requests
--- arriving per second), `served` (requests completed per second) and,
--- optionally, `queue` (requests waiting).
+-- The forecast only ever adds: it never asks for fewer replicas than the
+-- reactive part. Scale-down pacing is left to the policy's behaviour
+-- (stabilization). Needs metrics `cpu` (%, averaged over ready replicas),
+-- `rps` (requests arriving per second), `served` (requests completed per
+-- second) and, optionally, `queue` (requests waiting).
 
-local TARGET = 0.7 -- utilisation to provision for
+local TARGET = 0.8 -- utilisation to provision for
 local DRAIN = 30 -- seconds to work off a queue
-local LOOK_AHEAD = 60 -- seconds to follow a rising trend
+local LEAD = 180 -- seconds a new replica takes to serve, until the forecast check has measured it
+local HEADROOM = 0.5 -- share of the forecast's error band to add
+local FORECAST = "load" -- the predictive check whose forecast of `rps` is used
 
 function decide(ctx)
   local m = ctx.metrics
@@ -35,11 +46,21 @@ function decide(ctx)
     return 0, "no load"
   end
   local per_replica = served / busy
-  local trend = math.max(m.rps:slope("2m") or 0, 0)
-  local arriving = rps + trend * LOOK_AHEAD
+  local f = ctx.forecasts[FORECAST]
+  local lead = f and f.lead or LEAD
+  local trend = math.max(m.rps:slope("3m") or 0, 0)
+  local recent = math.max(m.rps:avg(30) or rps, m.rps:percentile(90, "2m") or rps)
+  local arriving = recent + trend * (lead + 60)
+  local from = "trend"
+  if f and f.model ~= "naive" then
+    local ahead = f.value + HEADROOM * f.band
+    if ahead > arriving then
+      arriving, from = ahead, "forecast by " .. f.model
+    end
+  end
   local need = arriving / per_replica + queued / (per_replica * DRAIN)
   local want = math.ceil(need / TARGET - 1e-9)
   return want,
-    ("%.1f req/s arriving (%+.2f/s), %.0f queued, %.1f req/s per busy replica: %d at %d%%"):format(
-      rps, trend, queued, per_replica, want, TARGET * 100)
+    ("%.1f req/s arriving, %.1f in %ds (%s), %.0f queued, %.1f req/s per busy replica: %d at %d%%"):format(
+      rps, arriving, lead, from, queued, per_replica, want, TARGET * 100)
 end

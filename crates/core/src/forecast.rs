@@ -9,13 +9,63 @@
 //! Every candidate is backtested on the most recent part of the history at
 //! the horizon asked for (each point forecast from the data `horizon` before
 //! it); the one with the lowest mean absolute error wins. Its error band is
-//! the 90th percentile of its absolute errors there.
+//! the 90th percentile of its absolute errors there. Choosing runs every
+//! candidate; [`rerun`] runs only the chosen one on newer history, for
+//! callers that re-choose less often than they forecast.
+
+/// A candidate model with its parameters.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum Model {
+    /// The last value.
+    Naive,
+    /// The value one season (of so many steps) earlier.
+    SeasonalNaive(usize),
+    /// Additive Holt-Winters with a season of `p` steps and smoothing factors.
+    HoltWinters {
+        /// Season length in steps.
+        p: usize,
+        /// Level smoothing.
+        alpha: f64,
+        /// Trend smoothing.
+        beta: f64,
+        /// Season smoothing.
+        gamma: f64,
+    },
+}
+
+impl Model {
+    /// Its name in decisions, like `holt_winters(288)`.
+    pub fn name(&self) -> String {
+        match self {
+            Model::Naive => "naive".into(),
+            Model::SeasonalNaive(p) => format!("seasonal_naive({p})"),
+            Model::HoltWinters { p, .. } => format!("holt_winters({p})"),
+        }
+    }
+
+    fn run(&self, y: &[f64], h: usize) -> Run {
+        match *self {
+            Model::Naive => naive(y, h),
+            Model::SeasonalNaive(p) => seasonal_naive(y, h, p),
+            Model::HoltWinters { p, alpha, beta, gamma } => holt_winters(y, h, p, alpha, beta, gamma),
+        }
+    }
+
+    fn fits(&self, n: usize) -> bool {
+        match *self {
+            Model::Naive => n >= 1,
+            Model::SeasonalNaive(p) | Model::HoltWinters { p, .. } => p >= 2 && n >= 2 * p,
+        }
+    }
+}
 
 /// A forecast `horizon` steps past the end of the history.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Forecast {
     /// The chosen model, like `holt_winters(1440)`.
     pub model: String,
+    /// The chosen model with its parameters (for [`rerun`]).
+    pub chosen: Model,
     /// The forecast value.
     pub value: f64,
     /// The 90th percentile of the chosen model's absolute backtest errors.
@@ -79,9 +129,9 @@ fn errors(y: &[f64], fitted: &[f64], from: usize) -> Option<(f64, f64)> {
         return None;
     }
     let mae = e.iter().sum::<f64>() / e.len() as f64;
-    e.sort_by(f64::total_cmp);
-    let p90 = e[((e.len() as f64 * 0.9).ceil() as usize).clamp(1, e.len()) - 1];
-    Some((mae, p90))
+    let k = ((e.len() as f64 * 0.9).ceil() as usize).clamp(1, e.len()) - 1;
+    let (_, p90, _) = e.select_nth_unstable_by(k, f64::total_cmp);
+    Some((mae, *p90))
 }
 
 /// Forecasts `h` steps (at least 1) past the end of `y` with the candidate
@@ -97,26 +147,46 @@ pub fn forecast(y: &[f64], h: usize, seasons: &[usize], holdout: usize) -> Optio
     let from = n.saturating_sub(holdout.max(3)).max(h);
     let (nf, nv) = naive(y, h);
     let (naive_mae, naive_band) = errors(y, &nf, from)?;
-    let mut best = Forecast { model: "naive".into(), value: nv, band: naive_band, mae: naive_mae, naive_mae };
-    let mut consider = |model: String, (fitted, value): Run| {
+    let mut best = Forecast {
+        model: "naive".into(),
+        chosen: Model::Naive,
+        value: nv,
+        band: naive_band,
+        mae: naive_mae,
+        naive_mae,
+    };
+    let mut consider = |model: Model| {
+        let (fitted, value) = model.run(y, h);
         if let Some((mae, band)) = errors(y, &fitted, from)
             && value.is_finite()
             && mae < best.mae
         {
-            best = Forecast { model, value, band, mae, naive_mae };
+            best = Forecast { model: model.name(), chosen: model, value, band, mae, naive_mae };
         }
     };
     for &p in seasons.iter().filter(|&&p| p >= 2 && n >= 2 * p && from >= p) {
-        consider(format!("seasonal_naive({p})"), seasonal_naive(y, h, p));
+        consider(Model::SeasonalNaive(p));
         for alpha in [0.05, 0.2, 0.5] {
             for beta in [0.0, 0.02] {
                 for gamma in [0.05, 0.2, 0.5] {
-                    consider(format!("holt_winters({p})"), holt_winters(y, h, p, alpha, beta, gamma));
+                    consider(Model::HoltWinters { p, alpha, beta, gamma });
                 }
             }
         }
     }
     Some(best)
+}
+
+/// The forecast `h` steps past the end of `y` by a model already chosen
+/// (no backtest: its error band and backtest errors stay those of the
+/// choice). `None` when the history no longer suits the model.
+pub fn rerun(y: &[f64], h: usize, model: &Model) -> Option<f64> {
+    let h = h.max(1);
+    if !model.fits(y.len()) || y.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let (_, value) = model.run(y, h);
+    value.is_finite().then_some(value)
 }
 
 #[cfg(test)]
@@ -186,5 +256,17 @@ mod tests {
         assert_eq!(f.value, 5.0);
         assert_eq!(forecast(&flat[..5], 3, &[96], 20), None, "too short to backtest");
         assert_eq!(forecast(&[1.0, f64::NAN, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], 1, &[], 4), None);
+    }
+
+    #[test]
+    fn rerunning_the_chosen_model_gives_its_forecast() {
+        let (p, h) = (24, 3);
+        let y = sine(10 * p, p, 100.0, 50.0, 5.0, 9);
+        let f = forecast(&y[..9 * p], h, &[p], 3 * p).unwrap();
+        assert_eq!(rerun(&y[..9 * p], h, &f.chosen), Some(f.value), "same history, same forecast");
+        // on newer history the chosen model forecasts anew, still close to the truth
+        let later = rerun(&y[..10 * p - h], h, &f.chosen).unwrap();
+        assert!((later - y[10 * p - 1]).abs() < 20.0, "{later} vs {}", y[10 * p - 1]);
+        assert_eq!(rerun(&y[..p], h, &f.chosen), None, "too short for its season");
     }
 }

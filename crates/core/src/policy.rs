@@ -65,6 +65,12 @@ pub struct Evaluation {
     pub desired: u32,
 }
 
+/// Each predictive check's forecast among `checks`, by check name: what Lua
+/// checks read as `ctx.forecasts` (they run after the built-in checks).
+pub fn forecasts_of(checks: &[CheckOutcome]) -> Vec<(String, crate::strategy::ForecastRecord)> {
+    checks.iter().filter_map(|c| Some((c.check.clone(), c.forecast.clone()?))).collect()
+}
+
 /// Runs the built-in checks of `spec` (not its `lua` checks, which the engine runs).
 /// `memories` holds each predictive check's memory by check name (the caller
 /// keeps it across ticks and saves it).

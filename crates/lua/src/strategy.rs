@@ -5,7 +5,10 @@
 //! ticks and restarts) and `metrics.NAME` with `value` (this tick's reading,
 //! nil if it failed) and window helpers `avg`, `min`, `max`, `count`,
 //! `percentile(p)`, `rate`, `slope` and `values`, each over a window given in
-//! seconds or as "5m" (default: the check's window).
+//! seconds or as "5m" (default: the check's window), and `forecasts.NAME`:
+//! the forecast the policy's predictive check NAME made this tick (`value`,
+//! `band`, `model`, `lead` and `at` in seconds, `mae`, `naive_mae`,
+//! `metric`, `measured`, `replicas`), absent before it can forecast.
 //!
 //! `decide` returns a count (rounded up) or nil for no opinion, and an
 //! optional reason. Any failure (error, budget, memory, a wrong return type)
@@ -15,7 +18,7 @@ use crate::sandbox::Sandbox;
 use crate::{Limits, LuaError};
 use mlua::{Function, Lua, MultiValue, Table, Value};
 use moontide_core::duration;
-use moontide_core::{Clock, Observation, Point, Recommendation, Series, Timestamp, window};
+use moontide_core::{Clock, ForecastRecord, Observation, Point, Recommendation, Series, Timestamp, window};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -120,6 +123,7 @@ impl LuaStrategy {
                 lua.load(CTX).set_name("=moontide-ctx").call(query)?;
             let state = lua.create_table()?;
             data.raw_set("state", state.clone())?;
+            data.raw_set("forecasts", lua.create_table()?)?;
             set_decide.call::<()>(decide.clone())?;
             Ok((data, state, metric, run, set_decide))
         };
@@ -197,6 +201,32 @@ impl LuaStrategy {
                 Reload::Failed(msg)
             }
         }
+    }
+
+    /// Sets `ctx.forecasts` for the next calls: each predictive check's
+    /// forecast this tick, by check name (an empty slice empties it).
+    pub fn set_forecasts(&mut self, forecasts: &[(String, ForecastRecord)]) -> Result<(), LuaError> {
+        let lua = self.sandbox.lua();
+        let build = || -> mlua::Result<Table> {
+            let all = lua.create_table()?;
+            for (name, f) in forecasts {
+                let t = lua.create_table()?;
+                t.raw_set("metric", f.metric.as_str())?;
+                t.raw_set("value", f.value)?;
+                t.raw_set("band", f.band)?;
+                t.raw_set("model", f.model.as_str())?;
+                t.raw_set("mae", f.mae)?;
+                t.raw_set("naive_mae", f.naive_mae)?;
+                t.raw_set("lead", f.lead_secs as i64)?;
+                t.raw_set("measured", f.lead_measured)?;
+                t.raw_set("at", f.at.as_millis() as f64 / 1000.0)?;
+                t.raw_set("replicas", f.replicas)?;
+                all.raw_set(name.as_str(), t)?;
+            }
+            Ok(all)
+        };
+        let all = build().map_err(LuaError::setup)?;
+        self.data.raw_set("forecasts", all).map_err(LuaError::setup)
     }
 
     /// The last reload error, until a good version loads.

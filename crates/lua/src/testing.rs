@@ -7,14 +7,16 @@
 //! `ready` (default current), `min` (default 0), `max` (default 1000) and
 //! `metrics`: each a number (this tick's reading) or a list of readings,
 //! oldest first, one per interval and the last at `now` (`false` is a failed
-//! reading). `p:decide` returns the count (or nil), the reason and the error
-//! (or nil); `p:state()` returns a copy of `ctx.state`.
+//! reading), and `forecasts`: by predictive check name, a table with
+//! `value` and optionally `band`, `lead` (seconds), `model` and `replicas`
+//! (what `ctx.forecasts.NAME` holds). `p:decide` returns the count (or nil),
+//! the reason and the error (or nil); `p:state()` returns a copy of `ctx.state`.
 
 use crate::sandbox::Sandbox;
 use crate::strategy::{LuaStrategy, Origin};
 use crate::{Limits, LuaError, describe};
 use mlua::{Function, Table, UserData, UserDataMethods, Value};
-use moontide_core::{Clock, ManualClock, Observation, Point, Series, Timestamp};
+use moontide_core::{Clock, ForecastRecord, ManualClock, Observation, Point, Series, Timestamp};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -50,6 +52,8 @@ impl UserData for Policy {
             let obs = Observation { now, interval, current, ready, min, max, series: &series };
             // every call brings a whole new history
             this.strategy.forget_series();
+            let forecasts = forecasts(&t, now)?;
+            this.strategy.set_forecasts(&forecasts).map_err(|e| mlua::Error::runtime(e.to_string()))?;
             let (rec, _) = this.strategy.decide(&obs);
             Ok((rec.desired, rec.reason, rec.error))
         });
@@ -58,6 +62,38 @@ impl UserData for Policy {
             None => Ok(Value::Table(lua.create_table()?)),
         });
     }
+}
+
+/// The observation's `forecasts` table as the engine would give them.
+fn forecasts(t: &Table, now: Timestamp) -> mlua::Result<Vec<(String, ForecastRecord)>> {
+    let mut out = Vec::new();
+    let Some(all) = t.get::<Option<Table>>("forecasts")? else {
+        return Ok(out);
+    };
+    for pair in all.pairs::<String, Table>() {
+        let (name, f) = pair?;
+        let value: f64 = f
+            .get::<Option<f64>>("value")?
+            .ok_or_else(|| mlua::Error::runtime(format!("forecasts.{name}: give at least `value`")))?;
+        let lead: f64 = f.get::<Option<f64>>("lead")?.unwrap_or(120.0);
+        let band: f64 = f.get::<Option<f64>>("band")?.unwrap_or(0.0);
+        out.push((
+            name,
+            ForecastRecord {
+                metric: f.get::<Option<String>>("metric")?.unwrap_or_default(),
+                at: now.plus(Duration::from_secs_f64(lead.max(0.0))),
+                lead_secs: lead.max(0.0) as u64,
+                lead_measured: f.get::<Option<bool>>("measured")?.unwrap_or(false),
+                value,
+                band,
+                model: f.get::<Option<String>>("model")?.unwrap_or_else(|| "naive".into()),
+                mae: f.get::<Option<f64>>("mae")?.unwrap_or(band),
+                naive_mae: f.get::<Option<f64>>("naive_mae")?.unwrap_or(band),
+                replicas: f.get::<Option<u32>>("replicas")?,
+            },
+        ));
+    }
+    Ok(out)
 }
 
 type Obs = (Timestamp, Duration, u32, u32, u32, u32, BTreeMap<String, Series>);

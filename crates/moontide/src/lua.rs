@@ -1,7 +1,7 @@
 //! Glue between the config's `lua` checks and the `moontide-lua` crate.
 
 use moontide_core::strategy::LuaCheck;
-use moontide_core::{Clock, ManualClock, Observation, Recommendation, Series, Timestamp};
+use moontide_core::{Clock, ForecastRecord, ManualClock, Observation, Recommendation, Series, Timestamp};
 use moontide_lua::strategy::Reload;
 use moontide_lua::{Limits, LuaStrategy, Origin};
 use std::collections::BTreeMap;
@@ -72,7 +72,12 @@ impl LuaCheckRunner {
     }
 
     /// Runs the check for this observation.
-    pub async fn decide(&mut self, obs: &Observation<'_>) -> (Recommendation, Option<serde_json::Value>) {
+    /// `forecasts` are the policy's predictive forecasts this tick (`ctx.forecasts`).
+    pub async fn decide(
+        &mut self,
+        obs: &Observation<'_>,
+        forecasts: &[(String, ForecastRecord)],
+    ) -> (Recommendation, Option<serde_json::Value>) {
         let mut strategy = match self.strategy.take() {
             Some(s) => s,
             None => match self.reload() {
@@ -84,7 +89,11 @@ impl LuaCheckRunner {
             (obs.now, obs.interval, obs.current, obs.ready, obs.min, obs.max);
         let series: BTreeMap<String, Series> = obs.series.clone();
         let field = self.field.clone();
+        let forecasts = forecasts.to_vec();
         let call = tokio::task::spawn_blocking(move || {
+            if let Err(e) = strategy.set_forecasts(&forecasts) {
+                return (strategy, (Recommendation::failed(format!("lua: ctx.forecasts: {e}")), None));
+            }
             match strategy.reload_if_changed() {
                 Reload::Failed(e) => tracing::error!(check = %field, "{e}"),
                 Reload::Reloaded => tracing::info!(check = %field, "reloaded {}", strategy.name()),

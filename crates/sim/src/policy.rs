@@ -3,7 +3,7 @@
 //! metrics on the simulated clock.
 
 use crate::run::{Autoscaler, View};
-use moontide_core::policy::{conclude, run_checks};
+use moontide_core::policy::{conclude, forecasts_of, run_checks};
 use moontide_core::strategy::{TargetTracking, TrackedMetric};
 use moontide_core::{
     Behaviour, CheckOutcome, Decision, ManualClock, Observation, Outcome, Point, PolicyHistory, PolicySpec, Series,
@@ -111,6 +111,8 @@ pub struct PolicyScaler {
     memories: moontide_core::policy::Memories,
     decisions: Vec<Decision>,
     keep_decisions: bool,
+    /// Whether the policy has predictive checks (whose forecasts Lua checks read).
+    forecasting: bool,
 }
 
 impl PolicyScaler {
@@ -126,7 +128,9 @@ impl PolicyScaler {
     ) -> Self {
         let series = bindings.iter().map(|(n, _)| (n.clone(), Series::new())).collect();
         let history = PolicyHistory::new(spec.history_retention());
+        let forecasting = spec.checks.values().any(|c| matches!(c, StrategyConfig::Predictive(_)));
         PolicyScaler {
+            forecasting,
             name: name.into(),
             spec,
             bindings,
@@ -213,7 +217,11 @@ impl Autoscaler for PolicyScaler {
             series: &self.series,
         };
         let mut checks = run_checks(&self.spec, &obs, &mut self.memories);
+        let forecasts = forecasts_of(&checks);
         for (name, strategy) in &mut self.lua {
+            if self.forecasting {
+                let _ = strategy.set_forecasts(&forecasts);
+            }
             let (recommendation, state) = strategy.decide(&obs);
             checks.push(CheckOutcome {
                 check: name.clone(),
@@ -241,6 +249,65 @@ impl Autoscaler for PolicyScaler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use moontide_core::strategy::Predictive;
+    use moontide_lua::{Limits, Origin};
+
+    /// A forecast-only predictive check feeds a Lua check of the same policy
+    /// through `ctx.forecasts`; the Lua check sizes from it.
+    #[test]
+    fn lua_checks_read_the_forecasts_of_predictive_checks() {
+        let load = StrategyConfig::Predictive(Predictive {
+            metric: "rps".into(),
+            target: None,
+            step: Duration::from_secs(60),
+            seasons: Vec::new(),
+            history: None,
+            lead: Duration::from_secs(120),
+            headroom: 0.0,
+            forecast_only: true,
+        });
+        assert!(matches!(&load, StrategyConfig::Predictive(p) if p.validate().is_empty()));
+        let spec = PolicySpec {
+            name: "p".into(),
+            interval: Duration::from_secs(10),
+            min: 0,
+            max: 100,
+            checks: BTreeMap::from([("load".to_string(), load)]),
+            behaviour: Behaviour::default(),
+        };
+        let clock = Arc::new(ManualClock::default());
+        let source = r#"
+            function decide(ctx)
+              local f = ctx.forecasts.load
+              if f == nil then return nil, "no forecast" end
+              return math.ceil(f.value / 10), f.model .. " " .. f.lead
+            end"#;
+        let origin = Origin::Inline { name: "sizer".into(), source: source.into() };
+        let lua = LuaStrategy::load(origin, Limits::default(), Duration::from_secs(600), clock.clone()).unwrap();
+        let mut p =
+            PolicyScaler::new("p", spec, vec![("rps".into(), SimMetric::Rps)], vec![("sizer".into(), lua)], clock)
+                .keep_decisions();
+        let mut last = 0;
+        for i in 0..120 {
+            let view = View {
+                now: 1_000_000.0 + 10.0 * i as f64,
+                current: 3,
+                ready: 3,
+                rps: 50.0,
+                scraped: true,
+                ..Default::default()
+            };
+            last = p.decide(&view);
+        }
+        // after 8 one-minute steps of history: 50 req/s forecast, 10 per replica
+        assert_eq!(last, 5);
+        let d = p.decisions().last().unwrap();
+        let sizer = d.checks.iter().find(|c| c.check == "sizer").unwrap();
+        assert_eq!(sizer.recommendation.reason, "naive 120");
+        let early = &p.decisions()[5];
+        let sizer = early.checks.iter().find(|c| c.check == "sizer").unwrap();
+        assert_eq!(sizer.recommendation.reason, "no forecast", "before the predictive check can forecast");
+    }
 
     #[test]
     fn live_names_map_to_simulated_metrics() {

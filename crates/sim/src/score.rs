@@ -10,14 +10,29 @@
 //!   and supply s(t) = the replicas serving:
 //!   θU = 100/T ∫ max(d − s, 0) / max(d, 1) dt, θO = 100/T ∫ max(s − d, 0) / max(d, 1) dt,
 //!   τU = 100/T ∫ [s < d] dt, τO = 100/T ∫ [s > d] dt (all in %);
-//! - scaling actions per hour and the peak replica count.
+//! - scaling actions per hour and the peak replica count;
+//! - the cold-start cost: requests that arrived while no replica served (after
+//!   scaling to zero, or before the first one was ready) and the longest such
+//!   wait, from the first of them to a replica serving.
 
 use crate::service::Step;
 use serde::Serialize;
 
 /// Column headers of a score table, policy name first.
-pub const COLUMNS: [&str; 10] =
-    ["policy", "cost r·h", "×oracle", "SLO viol%", "θU%", "θO%", "τU%", "τO%", "actions/h", "peak"];
+pub const COLUMNS: [&str; 12] = [
+    "policy",
+    "cost r·h",
+    "×oracle",
+    "SLO viol%",
+    "θU%",
+    "θO%",
+    "τU%",
+    "τO%",
+    "actions/h",
+    "peak",
+    "cold req",
+    "cold wait s",
+];
 
 /// The scores of one run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -40,6 +55,11 @@ pub struct Scores {
     pub actions_per_hour: f64,
     /// Most replicas paid for at once.
     pub peak_replicas: u32,
+    /// Requests that arrived while no replica served.
+    pub cold_requests: f64,
+    /// The longest wait for a first replica, seconds: from a request arriving
+    /// with none serving to one serving.
+    pub cold_wait_max: f64,
     /// Requests in the run.
     pub requests: f64,
     /// Simulated hours.
@@ -48,7 +68,7 @@ pub struct Scores {
 
 impl Scores {
     /// The scores formatted for a table, in [`COLUMNS`] order after the name.
-    pub fn cells(&self) -> [String; 9] {
+    pub fn cells(&self) -> [String; 11] {
         [
             format!("{:.1}", self.cost_replica_hours),
             self.cost_vs_oracle.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into()),
@@ -59,6 +79,8 @@ impl Scores {
             format!("{:.1}", self.tau_o),
             format!("{:.1}", self.actions_per_hour),
             self.peak_replicas.to_string(),
+            format!("{:.0}", self.cold_requests),
+            format!("{:.0}", self.cold_wait_max),
         ]
     }
 }
@@ -76,6 +98,10 @@ pub struct Tally {
     time_over: f64,
     actions: u64,
     peak: u32,
+    cold_requests: f64,
+    /// Seconds into the run when requests started waiting with no replica serving.
+    cold_since: Option<f64>,
+    cold_wait_max: f64,
 }
 
 impl Tally {
@@ -86,6 +112,15 @@ impl Tally {
         self.requests += step.arrived;
         self.violating += step.violating;
         self.peak = self.peak.max(step.provisioned);
+        if step.serving == 0 {
+            if step.arrived > 0.0 {
+                self.cold_requests += step.arrived;
+                self.cold_since.get_or_insert(self.seconds - dt);
+            }
+        } else if let Some(since) = self.cold_since.take() {
+            // the first replica serves from the start of this step
+            self.cold_wait_max = self.cold_wait_max.max(self.seconds - dt - since);
+        }
         let (d, s) = (demand as f64, step.serving as f64);
         let norm = d.max(1.0);
         if s < d {
@@ -116,6 +151,9 @@ impl Tally {
             tau_o: 100.0 * self.time_over / t,
             actions_per_hour: if hours > 0.0 { self.actions as f64 / hours } else { 0.0 },
             peak_replicas: self.peak,
+            cold_requests: self.cold_requests,
+            // a wait still open at the end counts up to the end
+            cold_wait_max: self.cold_since.map_or(self.cold_wait_max, |s| self.cold_wait_max.max(self.seconds - s)),
             requests: self.requests,
             hours,
         }
@@ -151,5 +189,26 @@ mod tests {
         assert!((s.actions_per_hour - 2.0).abs() < 1e-12);
         assert_eq!(s.peak_replicas, 4);
         assert_eq!(s.hours, 1.0);
+        assert_eq!((s.cold_requests, s.cold_wait_max), (0.0, 0.0));
+    }
+
+    /// Scaled to zero: requests arrive at 10 s and 11 s with nothing serving,
+    /// a replica serves from 14 s; later a second cold stretch runs to the end.
+    #[test]
+    fn cold_starts_are_counted_and_timed() {
+        let mut t = Tally::default();
+        for i in 0..20 {
+            let (serving, arrived) = match i {
+                0..10 => (0, 0.0),
+                10 | 11 => (0, 5.0),
+                12 | 13 => (0, 0.0),
+                14..17 => (1, 3.0),
+                _ => (0, 1.0),
+            };
+            t.add(1.0, &step(serving, serving, arrived, 0.0), 1);
+        }
+        let s = t.finish();
+        assert_eq!(s.cold_requests, 13.0); // 5 + 5, then 3 × 1
+        assert_eq!(s.cold_wait_max, 4.0); // 10 s → 14 s (the open stretch at the end: 17 s → 20 s, 3 s)
     }
 }

@@ -13,12 +13,17 @@
 //! [`crate::policy::conclude`]). With `forecast_only` it records what it
 //! would ask for and asks for nothing.
 //!
+//! Lua checks of the same policy read every predictive check's forecast of
+//! the tick as `ctx.forecasts.NAME` (NAME: the check's name); a check with
+//! `forecast_only` and no `target` is a forecaster for them, sized by the
+//! script (which may measure what a replica handles instead of being told).
+//!
 //! Its memory (the history and the lead-time samples) is kept by the caller
 //! across ticks and restarts: see [`PredictiveMemory`].
 
 use super::{Recommendation, num};
 use crate::duration::{format as fmt_d, serde_text, serde_text_opt};
-use crate::forecast::{Forecast, forecast};
+use crate::forecast::{Forecast, forecast, rerun};
 use crate::observation::Observation;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -47,8 +52,9 @@ fn default_headroom() -> f64 {
 pub struct Predictive {
     /// The metric forecast: the fleet's total (requests/s, queue length, tokens/s).
     pub metric: String,
-    /// What one replica handles of it.
-    pub target: f64,
+    /// What one replica handles of it (may be left out with `forecast_only`).
+    #[serde(default)]
+    pub target: Option<f64>,
     /// History resolution (default 5m).
     #[serde(default = "default_step", with = "serde_text")]
     pub step: Duration,
@@ -89,8 +95,16 @@ impl Predictive {
     /// Problems with the parameters.
     pub fn validate(&self) -> Vec<String> {
         let mut errs = Vec::new();
-        if !(self.target.is_finite() && self.target > 0.0) {
-            errs.push("`target` must be a positive number (what one replica handles)".into());
+        match self.target {
+            Some(t) if !(t.is_finite() && t > 0.0) => {
+                errs.push("`target` must be a positive number (what one replica handles)".into())
+            }
+            None if !self.forecast_only => errs.push(
+                "give `target` (what one replica handles), or set `forecast_only = true` to only forecast \
+                 (Lua checks read it as ctx.forecasts.NAME)"
+                    .into(),
+            ),
+            _ => {}
         }
         if self.step < Duration::from_secs(1) {
             errs.push("`step` must be at least 1s".into());
@@ -127,7 +141,7 @@ impl Predictive {
             let have = fmt_d(self.step * memory.len() as u32);
             return (Recommendation::none(format!("{have} of history: too little to forecast yet")), None);
         };
-        let want = ((f.value + self.headroom * f.band).max(0.0) / self.target - 1e-9).ceil().max(0.0) as u32;
+        let want = self.target.map(|t| ((f.value + self.headroom * f.band).max(0.0) / t - 1e-9).ceil().max(0.0) as u32);
         let lead_word = if measured { "measured lead" } else { "configured lead" };
         let record = ForecastRecord {
             metric: self.metric.clone(),
@@ -141,8 +155,8 @@ impl Predictive {
             naive_mae: f.naive_mae,
             replicas: want,
         };
-        let what = format!(
-            "{} in {} ({lead_word}, {h} step(s)): {} ± {} by {} (backtest MAE {} vs {} for the last value) → {want} at {} each",
+        let mut what = format!(
+            "{} in {} ({lead_word}, {h} step(s)): {} ± {} by {} (backtest MAE {} vs {} for the last value)",
             self.metric,
             fmt_d(lead),
             num(f.value),
@@ -150,12 +164,14 @@ impl Predictive {
             f.model,
             num(f.mae),
             num(f.naive_mae),
-            num(self.target)
         );
-        if self.forecast_only {
-            return (Recommendation::none(format!("forecast only: {what}")), Some(record));
+        if let (Some(want), Some(t)) = (want, self.target) {
+            what.push_str(&format!(" → {want} at {} each", num(t)));
         }
-        (Recommendation::want(want, what), Some(record))
+        match want {
+            Some(want) if !self.forecast_only => (Recommendation::want(want, what), Some(record)),
+            _ => (Recommendation::none(format!("forecast only: {what}")), Some(record)),
+        }
     }
 }
 
@@ -180,8 +196,9 @@ pub struct ForecastRecord {
     pub mae: f64,
     /// The last value's backtest error.
     pub naive_mae: f64,
-    /// The replicas the forecast needs.
-    pub replicas: u32,
+    /// The replicas the forecast needs (with a `target`).
+    #[serde(default)]
+    pub replicas: Option<u32>,
 }
 
 /// A scale-up waiting for its replicas to be ready (to measure time-to-ready).
@@ -210,15 +227,33 @@ pub struct PredictiveMemory {
     /// The open step: sum and count so far (not saved).
     #[serde(skip)]
     open: (f64, u32),
-    /// The last forecast and what it was made for (not saved).
+    /// Steps closed since this memory was made or restored (not saved).
     #[serde(skip)]
-    fit: Option<(usize, usize, Forecast)>,
+    closed: u64,
+    /// The last model choice and forecast (not saved).
+    #[serde(skip)]
+    fit: Option<Fit>,
     /// Bumped whenever something worth saving changed (not saved).
     #[serde(skip)]
     version: u64,
 }
 
 const READY_SAMPLES: usize = 9;
+
+/// Closed steps between two choices of the model (by backtest over every
+/// candidate); in between, the chosen model alone forecasts from the newer
+/// history, its band and backtest errors those of the choice.
+pub const RESELECT_STEPS: u64 = 12;
+
+/// A model choice and its latest forecast.
+#[derive(Clone, Debug, PartialEq)]
+struct Fit {
+    /// `closed` when the model was chosen.
+    chosen_at: u64,
+    /// `closed` and the horizon when `forecast.value` was computed.
+    evaluated: (u64, usize),
+    forecast: Forecast,
+}
 
 impl PredictiveMemory {
     /// Closed steps held.
@@ -264,12 +299,12 @@ impl PredictiveMemory {
             let (sum, n) = std::mem::take(&mut self.open);
             self.buckets.push_back((n > 0).then(|| sum / n as f64));
             self.version += 1;
+            self.closed += 1;
         }
         let cap = cfg.capacity().max(1);
         while self.buckets.len() > cap {
             self.buckets.pop_front();
             self.start = self.start.map(|s| s.plus(cfg.step));
-            self.fit = None;
         }
         if let Ok(v) = obs.latest(&cfg.metric) {
             self.open.0 += v;
@@ -302,8 +337,10 @@ impl PredictiveMemory {
         self.last_current = Some(obs.current);
     }
 
-    /// The forecast for `now + lead`, from the closed steps (refit only when
-    /// a step closed or the horizon moved), with its horizon in steps.
+    /// The forecast for `now + lead`, from the closed steps, with its horizon
+    /// in steps. The model is chosen again every [`RESELECT_STEPS`] closed
+    /// steps; in between the chosen one forecasts alone when a step closed
+    /// or the horizon moved.
     pub fn forecast_at(&mut self, cfg: &Predictive, now: Timestamp, lead: Duration) -> Option<(Forecast, usize)> {
         let start = self.start?;
         let step_ms = self.step_ms.max(1) as i64;
@@ -313,18 +350,24 @@ impl PredictiveMemory {
         }
         let target_idx = ((now.plus(lead).as_millis() - start.as_millis()).max(0) / step_ms) as usize;
         let h = target_idx.saturating_sub(n - 1).max(1);
-        if let Some((fit_n, fit_h, f)) = &self.fit
-            && *fit_n == n
-            && *fit_h == h
+        if let Some(fit) = &mut self.fit
+            && self.closed - fit.chosen_at < RESELECT_STEPS
         {
-            return Some((f.clone(), h));
+            if fit.evaluated == (self.closed, h) {
+                return Some((fit.forecast.clone(), h));
+            }
+            if let Some(value) = filled(&self.buckets).and_then(|y| rerun(&y, h, &fit.forecast.chosen)) {
+                fit.forecast.value = value;
+                fit.evaluated = (self.closed, h);
+                return Some((fit.forecast.clone(), h));
+            }
         }
         let y = filled(&self.buckets)?;
         let seasons = cfg.season_steps();
         let longest = seasons.iter().copied().max().unwrap_or(0);
         let holdout = (n / 4).max(longest.min(n / 2)).max(4);
         let f = forecast(&y, h, &seasons, holdout)?;
-        self.fit = Some((n, h, f.clone()));
+        self.fit = Some(Fit { chosen_at: self.closed, evaluated: (self.closed, h), forecast: f.clone() });
         Some((f, h))
     }
 }
@@ -355,7 +398,7 @@ mod tests {
     fn cfg(step_secs: u64, seasons: &[&str]) -> Predictive {
         Predictive {
             metric: "rps".into(),
-            target: 10.0,
+            target: Some(10.0),
             step: Duration::from_secs(step_secs),
             seasons: seasons.iter().map(|s| s.to_string()).collect(),
             history: None,
@@ -407,7 +450,7 @@ mod tests {
         assert!((rec.value - truth).abs() < 25.0, "forecast {} vs {truth}: {}", rec.value, r.reason);
         assert!(rec.mae < rec.naive_mae, "{rec:?}");
         assert!(!rec.lead_measured);
-        assert_eq!(r.desired, Some(rec.replicas));
+        assert_eq!(r.desired, rec.replicas);
         assert!(r.reason.contains("rps in 2m (configured lead"), "{}", r.reason);
         // the memory saves and restores
         let json = serde_json::to_string(&mem).unwrap();
@@ -442,13 +485,13 @@ mod tests {
         let (r, rec) = run(&c, &mut mem, 1200, 10, |_| 95.0, |_| (3, 3));
         assert_eq!(r.desired, None);
         assert!(r.reason.starts_with("forecast only:"), "{}", r.reason);
-        assert_eq!(rec.unwrap().replicas, 10);
+        assert_eq!(rec.unwrap().replicas, Some(10));
     }
 
     #[test]
     fn validation_names_fields() {
         let mut c = cfg(300, &["1d", "5m", "soon"]);
-        c.target = 0.0;
+        c.target = Some(0.0);
         c.headroom = -1.0;
         let errs = c.validate();
         assert!(errs.iter().any(|e| e.contains("`target`")), "{errs:?}");

@@ -273,8 +273,9 @@ impl PolicyRuntime {
         let spec = &self.policy.spec;
         let obs = observation(spec, &self.series, now, &status);
         let mut checks = run_checks(spec, &obs, &mut self.memories);
+        let forecasts = moontide_core::policy::forecasts_of(&checks);
         for (name, runner) in &mut self.lua {
-            let (recommendation, state) = runner.decide(&obs).await;
+            let (recommendation, state) = runner.decide(&obs, &forecasts).await;
             checks.push(CheckOutcome {
                 check: name.clone(),
                 strategy: "lua".into(),
