@@ -9,15 +9,18 @@
 --                         (spiky traffic needs room for its spikes), plus a rising trend
 --                         (3 minutes of it) followed for the replicas'
 --                         time-to-ready and a minute more
---   forecast            = the policy's `load` predictive check, if it has one
---                         and a seasonal model beats the last value: the
---                         arrivals forecast at now + time-to-ready, plus half
---                         its error band
---   replicas for load   = max(arriving, forecast) ÷ per busy replica
+--   replicas for load   = arriving ÷ per busy replica
 --                         (arrivals, not CPU: a saturated service's CPU stops
 --                          at 100 % while its arrivals keep telling the truth)
 --   replicas for queue  = queued ÷ (per busy replica × DRAIN seconds)
 --   wanted              = (load + queue) ÷ TARGET utilisation
+--   forecast            = the policy's `load` predictive check, if it has one
+--                         and a seasonal model beats the last value: the
+--                         arrivals forecast at now + time-to-ready (with
+--                         `per_step = "max"`, the highest reading a step
+--                         will hold), plus half its error band, ÷ per busy
+--                         replica, at full utilisation (it is a peak already)
+--   wanted              = max(wanted, forecast)
 --
 -- The forecast only ever adds: it never asks for fewer replicas than the
 -- reactive part. Scale-down pacing is left to the policy's behaviour
@@ -30,6 +33,7 @@ local DRAIN = 30 -- seconds to work off a queue
 local LEAD = 180 -- seconds a new replica takes to serve, until the forecast check has measured it
 local HEADROOM = 0.5 -- share of the forecast's error band to add
 local FORECAST = "load" -- the predictive check whose forecast of `rps` is used
+local FORECAST_TARGET = 1.0 -- utilisation to provision the forecast for
 
 function decide(ctx)
   local m = ctx.metrics
@@ -51,16 +55,16 @@ function decide(ctx)
   local trend = math.max(m.rps:slope("3m") or 0, 0)
   local recent = math.max(m.rps:avg(30) or rps, m.rps:percentile(90, "2m") or rps)
   local arriving = recent + trend * (lead + 60)
-  local from = "trend"
-  if f and f.model ~= "naive" then
-    local ahead = f.value + HEADROOM * f.band
-    if ahead > arriving then
-      arriving, from = ahead, "forecast by " .. f.model
-    end
-  end
   local need = arriving / per_replica + queued / (per_replica * DRAIN)
   local want = math.ceil(need / TARGET - 1e-9)
+  local from = "trend"
+  if f and f.model ~= "naive" then
+    local ahead = math.ceil((f.value + HEADROOM * f.band) / per_replica / FORECAST_TARGET - 1e-9)
+    if ahead > want then
+      want, from = ahead, ("forecast %.1f by %s"):format(f.value + HEADROOM * f.band, f.model)
+    end
+  end
   return want,
-    ("%.1f req/s arriving, %.1f in %ds (%s), %.0f queued, %.1f req/s per busy replica: %d at %d%%"):format(
-      rps, arriving, lead, from, queued, per_replica, want, TARGET * 100)
+    ("%.1f req/s arriving, %.1f in %ds with the trend, %.0f queued, %.1f req/s per busy replica: %d (%s)"):format(
+      rps, arriving, lead, queued, per_replica, want, from)
 end

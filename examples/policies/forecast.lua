@@ -10,7 +10,7 @@
 -- Until the check can forecast, or while nothing is served to measure a
 -- replica by, it has no opinion (the count holds).
 
-local TARGET = 0.8 -- utilisation to provision for
+local TARGET = 1.0 -- utilisation to provision the forecast for (with `per_step = "max"` it is a peak already)
 local HEADROOM = 0.5 -- share of the forecast's error band to add
 local FORECAST = "load"
 

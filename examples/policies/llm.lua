@@ -15,7 +15,7 @@
 -- `kv` (KV-cache use, 0 to 1) and, optionally, `tokens` (generated tokens/s)
 -- and `pending` (the gateway's waiting requests).
 
-local BATCH = 16 -- running requests a replica should hold
+local BATCH = 32 -- running requests a replica should hold
 local KV_TARGET = 0.75 -- KV-cache use to provision for
 local DRAIN = 20 -- seconds to work off a queue
 

@@ -11,13 +11,13 @@ end
 function test_a_queue_adds_replicas_on_top_of_the_busy_ones()
   local p = moontide.policy("llm.lua")
   local n = p:decide{ current = 2, ready = 2, metrics = { running = { 32 }, kv = { 0.5 }, queue = { 40 } } }
-  expect.eq(n, 5) -- 2 busy + ceil(40 / 16) = 3 for the queue
+  expect.eq(n, 4) -- 2 busy + ceil(40 / 32) = 2 for the queue
 end
 
 function test_the_gateway_queue_counts_when_it_is_longer()
   local p = moontide.policy("llm.lua")
   local n = p:decide{ current = 2, ready = 2, metrics = { running = { 32 }, kv = { 0.5 }, queue = { 0 }, pending = { 64 } } }
-  expect.eq(n, 6) -- 2 + 64 / 16
+  expect.eq(n, 4) -- 2 + 64 / 32 (the servers' own queue is empty)
 end
 
 function test_from_zero_the_first_request_wakes_one_replica()

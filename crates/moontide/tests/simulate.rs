@@ -302,11 +302,17 @@ fn an_llm_trace_is_replayed_against_the_llm_model_from_zero() {
     let cells = |line: &str| line.split('|').map(|c| c.trim().to_string()).collect::<Vec<_>>();
     let moontide_row = cells(&row("llm (moontide)"));
     // from zero: the first request waited for a model server to load (3 min)
-    let cold: f64 = moontide_row[8].parse().unwrap();
+    let cold: f64 = moontide_row[9].parse().unwrap();
     assert!(cold >= 180.0, "cold wait {cold}: {out}");
-    assert!(moontide_row[7].parse::<u32>().unwrap() >= 1);
+    assert!(moontide_row[8].parse::<u32>().unwrap() >= 1);
+    assert!(out.contains("policies and HPA start with 0 replica(s)"), "{out}");
     row("HPA (16 running/replica)");
     row("static (");
+    // the oracle: the cost every ×oracle figure divides by, within its 1 % tolerance
+    let oracle = cells(&row("oracle (hindsight plan)"));
+    assert_eq!(oracle[3], "1.00", "{out}");
+    assert!(oracle[4].parse::<f64>().unwrap() <= 1.0, "{out}");
+    assert_eq!(oracle[8], "0", "the oracle starts its replicas in time: {out}");
 
     let (code, _, err) = moontide(&["simulate-llm", "--trace", llm]);
     assert_eq!(code, 2, "{err}");

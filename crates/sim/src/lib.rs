@@ -8,6 +8,7 @@
 pub mod baseline;
 pub mod kpa;
 pub mod llm;
+pub mod llm_oracle;
 pub mod llm_run;
 pub mod oracle;
 pub mod policy;

@@ -259,6 +259,7 @@ mod tests {
         let load = StrategyConfig::Predictive(Predictive {
             metric: "rps".into(),
             target: None,
+            per_step: Default::default(),
             step: Duration::from_secs(60),
             seasons: Vec::new(),
             history: None,

@@ -9,7 +9,7 @@ mod target_tracking;
 mod threshold;
 
 pub use lua::LuaCheck;
-pub use predictive::{ForecastRecord, Predictive, PredictiveMemory};
+pub use predictive::{ForecastRecord, PerStep, Predictive, PredictiveMemory};
 pub use schedule::{Schedule, ScheduleWindow};
 pub use target_tracking::{Aggregate, TargetTracking, TrackedMetric};
 pub use threshold::{Condition, Threshold};

@@ -55,6 +55,11 @@ pub struct Predictive {
     /// What one replica handles of it (may be left out with `forecast_only`).
     #[serde(default)]
     pub target: Option<f64>,
+    /// How a step's readings are summed up: `mean` (default) or `max` (the
+    /// step's highest reading: for spiky load, where what matters is the
+    /// spikes a step holds, not its average).
+    #[serde(default)]
+    pub per_step: PerStep,
     /// History resolution (default 5m).
     #[serde(default = "default_step", with = "serde_text")]
     pub step: Duration,
@@ -175,6 +180,17 @@ impl Predictive {
     }
 }
 
+/// How a step's readings are summed up.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PerStep {
+    /// Their mean.
+    #[default]
+    Mean,
+    /// The highest one.
+    Max,
+}
+
 /// What a predictive check forecast, as recorded in the decision.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ForecastRecord {
@@ -218,15 +234,18 @@ pub struct PredictiveMemory {
     start: Option<Timestamp>,
     /// Step length in milliseconds the buckets were made with.
     step_ms: u64,
+    /// How the buckets summed up their steps.
+    #[serde(default)]
+    per_step: PerStep,
     /// One mean per step; `None` where no reading came.
     buckets: VecDeque<Option<f64>>,
     /// Recent times-to-ready, seconds.
     ready_secs: VecDeque<f64>,
     pending: Option<PendingReady>,
     last_current: Option<u32>,
-    /// The open step: sum and count so far (not saved).
+    /// The open step: sum, count and highest reading so far (not saved).
     #[serde(skip)]
-    open: (f64, u32),
+    open: (f64, u32, f64),
     /// Steps closed since this memory was made or restored (not saved).
     #[serde(skip)]
     closed: u64,
@@ -285,10 +304,14 @@ impl PredictiveMemory {
     /// steps that ended), and the replica counts for time-to-ready.
     pub fn observe(&mut self, cfg: &Predictive, obs: &Observation<'_>) {
         let step_ms = cfg.step.as_millis() as u64;
-        if self.step_ms != step_ms {
-            // a new step length: the old grid no longer fits
-            *self =
-                PredictiveMemory { step_ms, ready_secs: std::mem::take(&mut self.ready_secs), ..Default::default() };
+        if self.step_ms != step_ms || self.per_step != cfg.per_step {
+            // a new step length or summary: the old history no longer fits
+            *self = PredictiveMemory {
+                step_ms,
+                per_step: cfg.per_step,
+                ready_secs: std::mem::take(&mut self.ready_secs),
+                ..Default::default()
+            };
         }
         let now = obs.now;
         let start = *self
@@ -296,8 +319,12 @@ impl PredictiveMemory {
             .get_or_insert(Timestamp::from_millis(now.as_millis() - now.as_millis().rem_euclid(step_ms as i64)));
         let idx = ((now.as_millis() - start.as_millis()).max(0) as u64 / step_ms) as usize;
         while self.buckets.len() < idx {
-            let (sum, n) = std::mem::take(&mut self.open);
-            self.buckets.push_back((n > 0).then(|| sum / n as f64));
+            let (sum, n, max) = std::mem::take(&mut self.open);
+            let summary = match self.per_step {
+                PerStep::Mean => sum / n.max(1) as f64,
+                PerStep::Max => max,
+            };
+            self.buckets.push_back((n > 0).then_some(summary));
             self.version += 1;
             self.closed += 1;
         }
@@ -307,6 +334,7 @@ impl PredictiveMemory {
             self.start = self.start.map(|s| s.plus(cfg.step));
         }
         if let Ok(v) = obs.latest(&cfg.metric) {
+            self.open.2 = if self.open.1 == 0 { v } else { self.open.2.max(v) };
             self.open.0 += v;
             self.open.1 += 1;
         }
@@ -399,6 +427,7 @@ mod tests {
         Predictive {
             metric: "rps".into(),
             target: Some(10.0),
+            per_step: PerStep::Mean,
             step: Duration::from_secs(step_secs),
             seasons: seasons.iter().map(|s| s.to_string()).collect(),
             history: None,
@@ -475,6 +504,22 @@ mod tests {
         assert_eq!(mem.lead_time(), Some(Duration::from_secs(180)), "the upper median: the cautious one");
         let (r, rec) = run(&c, &mut mem, 60, 10, |_| 50.0, |_| (8, 8));
         assert!(rec.unwrap().lead_measured, "{}", r.reason);
+    }
+
+    #[test]
+    fn a_step_may_be_summed_up_by_its_highest_reading() {
+        // every minute: five readings of 10 and one spike of 70
+        let spiky = |t: i64| if t % 60 == 50 { 70.0 } else { 10.0 };
+        let mut c = cfg(60, &[]);
+        let mut mem = PredictiveMemory::default();
+        let (_, rec) = run(&c, &mut mem, 1200, 10, spiky, |_| (3, 3));
+        assert!((rec.unwrap().value - 20.0).abs() < 1e-9, "the mean of a step");
+        c.per_step = PerStep::Max;
+        let (r, rec) = run(&c, &mut mem, 1200, 10, spiky, |_| (3, 3));
+        let rec = rec.unwrap();
+        assert_eq!(rec.value, 70.0, "the spike: {}", r.reason);
+        assert_eq!(rec.replicas, Some(7));
+        assert!(mem.buckets.iter().all(|b| *b == Some(70.0)), "the history of means was dropped, not mixed in");
     }
 
     #[test]

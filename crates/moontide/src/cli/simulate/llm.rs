@@ -1,8 +1,10 @@
 //! `moontide simulate-llm`: replay a per-request LLM trace (arrival time,
 //! prompt and output tokens) against the LLM serving model, with each
-//! `--config` policy and two baselines: the smallest static fleet that
-//! keeps violations under 1 % (found by search, with hindsight) and HPA on
-//! running requests per replica (as KEDA or a custom-metrics HPA does for vLLM).
+//! `--config` policy, two baselines: the smallest static fleet that keeps
+//! violations under 1 % (found by search, with hindsight) and HPA on running
+//! requests per replica (as KEDA or a custom-metrics HPA does for vLLM), and
+//! the oracle (a hindsight plan per minute: [`moontide_sim::llm_oracle`]),
+//! whose cost the `×oracle` column divides by.
 
 use super::{bad, duration, policy_scaler};
 use clap::Args;
@@ -60,9 +62,10 @@ pub struct LlmArgs {
     /// Mean inter-token latency objective.
     #[arg(long, value_parser = duration, default_value = "100ms")]
     pub itl_slo: Duration,
-    /// Replicas at the start.
-    #[arg(long, default_value_t = 1)]
-    pub initial: u32,
+    /// Replicas the policies and HPA start with (default: the oracle's first
+    /// count, so that none starts behind; 0 to measure scaling from zero).
+    #[arg(long)]
+    pub initial: Option<u32>,
     /// Simulated seconds per step.
     #[arg(long, value_parser = duration, default_value = "50ms")]
     pub dt: Duration,
@@ -177,21 +180,30 @@ pub fn run_cmd(a: LlmArgs) -> ExitCode {
         moontide_core::duration::format(a.ttft_slo),
         moontide_core::duration::format(a.itl_slo),
     );
-    println!();
-    println!(
-        "| policy | cost r·h | SLO viol% | TTFT p50 s | TTFT p95 s | ITL p95 ms | cold requests | cold wait max s | actions/h | peak |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     scalers.push(Box::new(Static(fixed)));
     let count = scalers.len();
+    let (plan, oracle) = moontide_sim::llm_oracle::oracle(&trace, &model, dt, 600.0);
+    let start = a.initial.unwrap_or(plan.at(0));
+    println!("policies and HPA start with {start} replica(s), the static fleet and the oracle provisioned in advance");
+    println!();
+    println!(
+        "| policy | cost r·h | ×oracle | SLO viol% | TTFT p50 s | TTFT p95 s | ITL p95 ms | cold requests | cold wait max s | actions/h | peak |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut rows = Vec::new();
     for (i, s) in scalers.iter_mut().enumerate() {
         let name = s.name();
         // the static fleet is provisioned before the trace starts
-        let initial = if i + 1 == count { fixed } else { a.initial };
-        let r: LlmScores = run_llm(&trace, &model, s.as_mut(), initial, dt, 600.0);
+        let initial = if i + 1 == count { fixed } else { start };
+        rows.push((name, run_llm(&trace, &model, s.as_mut(), initial, dt, 600.0)));
+    }
+    rows.push(("oracle (hindsight plan)".into(), oracle.clone()));
+    for (name, r) in rows {
+        let r: LlmScores = r;
         println!(
-            "| {name} | {:.1} | {:.2} | {:.2} | {:.2} | {:.0} | {} | {:.0} | {:.1} | {} |",
+            "| {name} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {} | {:.0} | {:.1} | {} |",
             r.cost_replica_hours,
+            r.cost_replica_hours / oracle.cost_replica_hours.max(1e-9),
             r.slo_violations_pct,
             r.ttft_p50,
             r.ttft_p95,
