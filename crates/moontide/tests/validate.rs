@@ -168,6 +168,22 @@ const BROKEN: &[Broken] = &[
     ),
     b("bad TOML", "max = 10", "max = = 10", "max = =", "policies.web.max", "extra `=`"),
     b(
+        "predictive without target or forecast_only",
+        "strategy = \"target_tracking\"\ntargets = [{ metric = \"cpu\", target = 60 }]\n",
+        "strategy = \"predictive\"\nmetric = \"cpu\"\n",
+        "[policies.web.checks.cpu]",
+        "policies.web.checks.cpu",
+        "or set `forecast_only = true`",
+    ),
+    b(
+        "predictive with a bad per_step",
+        "strategy = \"target_tracking\"\ntargets = [{ metric = \"cpu\", target = 60 }]\n",
+        "strategy = \"predictive\"\nmetric = \"cpu\"\nforecast_only = true\nper_step = \"median\"\n",
+        "per_step",
+        "policies.web.checks.cpu",
+        "unknown variant `median`",
+    ),
+    b(
         "server off loopback",
         "[sources.app]",
         "[server]\nlisten = \"0.0.0.0:9464\"\n\n[sources.app]",
