@@ -307,6 +307,17 @@ fn rate_csv(path: &Path, text: &str, time: &str, count: &str) -> Result<RateTrac
     // The step is the smallest spacing between rows.
     let step = points.windows(2).map(|w| w[1].0 - w[0].0).fold(f64::INFINITY, f64::min);
     let step = if step.is_finite() { step } else { 60.0 };
+    let span_steps = (points[points.len() - 1].0 - points[0].0) / step;
+    let step_len = Duration::try_from_secs_f64(step).ok().filter(|_| span_steps <= MAX_RATE_STEPS);
+    let Some(step_len) = step_len else {
+        return Err(TraceError::Line {
+            path: path.into(),
+            line: points[points.len() - 1].2,
+            message: format!(
+                "rows {step} s apart spanning {span_steps:.0} steps: a rate trace may hold at most {MAX_RATE_STEPS} steps"
+            ),
+        });
+    };
     let mut rates = Vec::with_capacity(points.len());
     let mut gaps = Vec::new();
     for (i, &(at, n, _)) in points.iter().enumerate() {
@@ -319,8 +330,11 @@ fn rate_csv(path: &Path, text: &str, time: &str, count: &str) -> Result<RateTrac
         }
         rates.push(Some(n / step));
     }
-    Ok(RateTrace { start: Some(points[0].0), step: Duration::from_secs_f64(step), rates, gaps })
+    Ok(RateTrace { start: Some(points[0].0), step: step_len, rates, gaps })
 }
+
+/// The most steps a rate CSV may span, gaps included (NASA per second holds 5 million).
+const MAX_RATE_STEPS: f64 = 100_000_000.0;
 
 /// The longest time a request trace may span (it is counted into steps of a second or more).
 const MAX_SPAN_SECS: f64 = 31.0 * 86_400.0;
