@@ -84,6 +84,8 @@ pub struct LuaStrategy {
     fingerprint: Option<Fingerprint>,
     reload_error: Option<String>,
     clock: Arc<dyn Clock>,
+    /// Whether `ctx.forecasts` holds anything.
+    has_forecasts: bool,
 }
 
 /// The data behind `ctx.metrics.NAME:avg()` and friends.
@@ -143,6 +145,7 @@ impl LuaStrategy {
             fingerprint: fp,
             reload_error: None,
             clock,
+            has_forecasts: false,
         })
     }
 
@@ -206,6 +209,10 @@ impl LuaStrategy {
     /// Sets `ctx.forecasts` for the next calls: each predictive check's
     /// forecast this tick, by check name (an empty slice empties it).
     pub fn set_forecasts(&mut self, forecasts: &[(String, ForecastRecord)]) -> Result<(), LuaError> {
+        if forecasts.is_empty() && !self.has_forecasts {
+            // already empty: most policies have no predictive check, and this runs every tick
+            return Ok(());
+        }
         let lua = self.sandbox.lua();
         let build = || -> mlua::Result<Table> {
             let all = lua.create_table()?;
@@ -226,7 +233,9 @@ impl LuaStrategy {
             Ok(all)
         };
         let all = build().map_err(LuaError::setup)?;
-        self.data.raw_set("forecasts", all).map_err(LuaError::setup)
+        self.data.raw_set("forecasts", all).map_err(LuaError::setup)?;
+        self.has_forecasts = !forecasts.is_empty();
+        Ok(())
     }
 
     /// The last reload error, until a good version loads.

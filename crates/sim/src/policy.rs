@@ -111,8 +111,6 @@ pub struct PolicyScaler {
     memories: moontide_core::policy::Memories,
     decisions: Vec<Decision>,
     keep_decisions: bool,
-    /// Whether the policy has predictive checks (whose forecasts Lua checks read).
-    forecasting: bool,
 }
 
 impl PolicyScaler {
@@ -128,9 +126,7 @@ impl PolicyScaler {
     ) -> Self {
         let series = bindings.iter().map(|(n, _)| (n.clone(), Series::new())).collect();
         let history = PolicyHistory::new(spec.history_retention());
-        let forecasting = spec.checks.values().any(|c| matches!(c, StrategyConfig::Predictive(_)));
         PolicyScaler {
-            forecasting,
             name: name.into(),
             spec,
             bindings,
@@ -219,9 +215,7 @@ impl Autoscaler for PolicyScaler {
         let mut checks = run_checks(&self.spec, &obs, &mut self.memories);
         let forecasts = forecasts_of(&checks);
         for (name, strategy) in &mut self.lua {
-            if self.forecasting {
-                let _ = strategy.set_forecasts(&forecasts);
-            }
+            let _ = strategy.set_forecasts(&forecasts);
             let (recommendation, state) = strategy.decide(&obs);
             checks.push(CheckOutcome {
                 check: name.clone(),
