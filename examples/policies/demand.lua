@@ -13,7 +13,15 @@
 --                         (arrivals, not CPU: a saturated service's CPU stops
 --                          at 100 % while its arrivals keep telling the truth)
 --   replicas for queue  = queued ÷ (per busy replica × DRAIN seconds)
---   wanted              = (load + queue) ÷ TARGET utilisation
+--   margin              = replicas kept beside the load, learned: every
+--                         look-ahead is scored a time-to-ready later against
+--                         the arrivals it was meant to cover; the margin
+--                         grows by STEP × QUANTILE when they came in above
+--                         it and shrinks by STEP × (1 − QUANTILE) when not,
+--                         so it settles where QUANTILE of the look-aheads
+--                         are covered (small on smooth load, wide on bursty
+--                         load; INITIAL_MARGIN until it is learned)
+--   wanted              = (load + margin + queue) ÷ TARGET utilisation
 --   forecast            = the policy's `load` predictive check, if it has one
 --                         and a seasonal model beats the last value: the
 --                         arrivals forecast at now + time-to-ready (with
@@ -24,16 +32,46 @@
 --
 -- The forecast only ever adds: it never asks for fewer replicas than the
 -- reactive part. Scale-down pacing is left to the policy's behaviour
--- (stabilization). Needs metrics `cpu` (%, averaged over ready replicas),
+-- (stabilization). The margin and the look-aheads waiting to be scored
+-- (one per tick over a time-to-ready) live in ctx.state, so they survive
+-- reloads and restarts. Needs metrics `cpu` (%, averaged over ready replicas),
 -- `rps` (requests arriving per second), `served` (requests completed per
 -- second) and, optionally, `queue` (requests waiting).
 
-local TARGET = 0.8 -- utilisation to provision for
+local TARGET = 0.92 -- utilisation to provision for
+local QUANTILE = 0.95 -- share of the look-aheads the margin should cover
+local STEP = 0.3 -- replicas the margin moves by (× QUANTILE up, × (1 − QUANTILE) down)
+local INITIAL_MARGIN = 3 -- replicas of margin until the look-aheads have been scored
 local DRAIN = 30 -- seconds to work off a queue
 local LEAD = 180 -- seconds a new replica takes to serve, until the forecast check has measured it
 local HEADROOM = 0.5 -- share of the forecast's error band to add
 local FORECAST = "load" -- the predictive check whose forecast of `rps` is used
 local FORECAST_TARGET = 1.0 -- utilisation to provision the forecast for
+
+-- Scores the look-ahead made a time-to-ready ago against the replicas the
+-- arrivals need now, moves the margin, and keeps this tick's look-ahead
+-- (both in replicas of work) for scoring later. Returns the margin.
+local function learn_margin(s, now, lead, needed_now, ahead)
+  s.margin = s.margin or INITIAL_MARGIN
+  s.at = s.at or {}
+  s.ahead = s.ahead or {}
+  local due
+  while #s.at > 0 and s.at[1] <= now - lead do
+    due = s.ahead[1]
+    table.remove(s.at, 1)
+    table.remove(s.ahead, 1)
+  end
+  if due then
+    if needed_now - due > s.margin then
+      s.margin = s.margin + STEP * QUANTILE
+    else
+      s.margin = math.max(0, s.margin - STEP * (1 - QUANTILE))
+    end
+  end
+  s.at[#s.at + 1] = now
+  s.ahead[#s.ahead + 1] = ahead
+  return s.margin
+end
 
 function decide(ctx)
   local m = ctx.metrics
@@ -55,7 +93,8 @@ function decide(ctx)
   local trend = math.max(m.rps:slope("3m") or 0, 0)
   local recent = math.max(m.rps:avg(30) or rps, m.rps:percentile(90, "2m") or rps)
   local arriving = recent + trend * (lead + 60)
-  local need = arriving / per_replica + queued / (per_replica * DRAIN)
+  local margin = learn_margin(ctx.state, ctx.now, lead, rps / per_replica, arriving / per_replica)
+  local need = arriving / per_replica + margin + queued / (per_replica * DRAIN)
   local want = math.ceil(need / TARGET - 1e-9)
   local from = "trend"
   if f and f.model ~= "naive" then
@@ -65,6 +104,6 @@ function decide(ctx)
     end
   end
   return want,
-    ("%.1f req/s arriving, %.1f in %ds with the trend, %.0f queued, %.1f req/s per busy replica: %d (%s)"):format(
-      rps, arriving, lead, queued, per_replica, want, from)
+    ("%.1f req/s arriving, %.1f in %ds with the trend, %.0f queued, %.1f req/s per busy replica, margin %.1f: %d (%s)"):format(
+      rps, arriving, lead, queued, per_replica, margin, want, from)
 end

@@ -6,25 +6,25 @@ local function rep(v, n)
   return t
 end
 
-function test_unsaturated_it_provisions_arrivals_at_eighty_percent()
+function test_unsaturated_it_provisions_arrivals_and_the_margin_at_ninety_two_percent()
   local p = moontide.policy("demand.lua")
   -- 4 ready replicas at 50 %: 2 busy serving 40 req/s, so one serves 20 req/s
   local n, why = p:decide{ current = 4, ready = 4, metrics = { cpu = rep(50, 5), rps = rep(40, 5), served = rep(40, 5), queue = rep(0, 5) } }
-  expect.eq(n, 3) -- 40 / 20 = 2 replicas of work, / 0.8 = 2.5
-  expect.match(why, "20.0 req/s per busy replica")
+  expect.eq(n, 6) -- 40 / 20 = 2 replicas of work, + 3 of margin until it is learned, / 0.92 = 5.4
+  expect.match(why, "20.0 req/s per busy replica, margin 3.0")
 end
 
 function test_saturated_it_follows_arrivals_not_cpu()
   local p = moontide.policy("demand.lua")
   -- 2 replicas at 100 % serve 40 req/s while 100 req/s arrive
   local n = p:decide{ current = 2, ready = 2, metrics = { cpu = rep(100, 5), rps = rep(100, 5), served = rep(40, 5), queue = rep(0, 5) } }
-  expect.eq(n, 7) -- 100 / 20 = 5 replicas of work, / 0.8 = 6.25
+  expect.eq(n, 9) -- 100 / 20 = 5 replicas of work, + 3, / 0.92 = 8.7
 end
 
 function test_a_queue_is_worked_off_within_thirty_seconds()
   local p = moontide.policy("demand.lua")
   local n = p:decide{ current = 2, ready = 2, metrics = { cpu = rep(100, 5), rps = rep(40, 5), served = rep(40, 5), queue = rep(1200, 5) } }
-  expect.eq(n, 5) -- 2 for the load + 1200 / (20 × 30) = 2 for the queue, / 0.8 = 5
+  expect.eq(n, 8) -- 2 for the load + 3 + 1200 / (20 × 30) = 2 for the queue, / 0.92 = 7.6
 end
 
 function test_a_rising_trend_is_followed_for_the_time_to_ready_and_a_minute()
@@ -33,27 +33,50 @@ function test_a_rising_trend_is_followed_for_the_time_to_ready_and_a_minute()
   local obs = { current = 4, ready = 4, interval = 10, metrics = {
     cpu = { 50, 50, 50, 50, 50, 50, 50 }, rps = { 0, 10, 20, 30, 40, 50, 60 }, served = rep(40, 7), queue = rep(0, 7) } }
   -- 2 busy serve 40: 20 each; the last 30 s average 50 req/s, the 90th percentile of the last
-  -- 2 minutes is 54: 54 + 1 req/s/s × (180 + 60) s = 294 req/s → 14.7 replicas of work → 18.4
-  expect.eq(p:decide(obs), 19)
-  -- the forecast check measured a 60 s time-to-ready: 54 + 1 × 120 = 174 → 8.7 → 10.9
+  -- 2 minutes is 54: 54 + 1 req/s/s × (180 + 60) s = 294 req/s → 14.7 replicas of work, + 3 → 19.2
+  expect.eq(p:decide(obs), 20)
+  -- the forecast check measured a 60 s time-to-ready: 54 + 1 × 120 = 174 → 8.7, + 3 → 12.7
   obs.forecasts = { load = { value = 0, lead = 60, model = "naive" } }
-  expect.eq(p:decide(obs), 11)
+  expect.eq(p:decide(obs), 13)
 end
 
 function test_a_seasonal_forecast_adds_and_never_takes_away()
   local p = moontide.policy("demand.lua")
   local obs = { current = 4, ready = 4, metrics = { cpu = rep(50, 5), rps = rep(40, 5), served = rep(40, 5), queue = rep(0, 5) } }
-  -- 100 req/s ± 20 forecast by a seasonal model: 100 + 20 / 2 = 110 → 5.5 replicas of work, at 100 %
-  obs.forecasts = { load = { value = 100, band = 20, lead = 120, model = "holt_winters(288)" } }
+  -- 200 req/s ± 20 forecast by a seasonal model: 200 + 20 / 2 = 210 → 10.5 replicas of work, at 100 %
+  obs.forecasts = { load = { value = 200, band = 20, lead = 120, model = "holt_winters(288)" } }
   local n, why = p:decide(obs)
-  expect.eq(n, 6)
-  expect.match(why, "forecast 110.0 by holt_winters")
-  -- a forecast below what arrives now asks for no fewer than the reactive part (3)
+  expect.eq(n, 11)
+  expect.match(why, "forecast 210.0 by holt_winters")
+  -- a forecast below what arrives now asks for no fewer than the reactive part (2 + 3 → 6)
   obs.forecasts = { load = { value = 10, band = 0, lead = 120, model = "seasonal_naive(288)" } }
-  expect.eq(p:decide(obs), 3)
+  expect.eq(p:decide(obs), 6)
   -- the last value's forecast adds nothing to what the reactive part sees
-  obs.forecasts = { load = { value = 100, band = 0, lead = 120, model = "naive" } }
-  expect.eq(p:decide(obs), 3)
+  obs.forecasts = { load = { value = 200, band = 0, lead = 120, model = "naive" } }
+  expect.eq(p:decide(obs), 6)
+end
+
+function test_the_margin_is_learned_from_scored_look_aheads()
+  local p = moontide.policy("demand.lua")
+  local function tick(i, rps)
+    return p:decide{ now = 1700000000 + 10 * i, current = 4, ready = 4,
+      metrics = { cpu = rep(50, 5), rps = rep(rps, 5), served = rep(40, 5), queue = rep(0, 5) } }
+  end
+  local n, why
+  -- nothing is scored before a time-to-ready (180 s) has passed
+  for i = 0, 17 do n, why = tick(i, 40) end
+  expect.match(why, "margin 3.0")
+  -- steady arrivals meet every look-ahead: the margin shrinks by 0.3 × 0.05 a tick, to 0
+  for i = 18, 237 do n, why = tick(i, 40) end
+  expect.match(why, "margin 0.0")
+  expect.eq(n, 3) -- 2 replicas of work / 0.92
+  -- arrivals jump to 100 req/s: 5 replicas of work, 3 above the look-ahead made
+  -- 180 s before (2), more than the margin: it widens by 0.3 × 0.95
+  n, why = tick(238, 100)
+  expect.match(why, "margin 0.3")
+  expect.eq(n, 6) -- (5 + 0.285) / 0.92 = 5.7
+  -- the margin is kept in ctx.state, where it survives restarts
+  expect.near(p:state().margin, 0.285, 1e-9)
 end
 
 function test_no_load_asks_for_zero_and_the_bounds_decide()
