@@ -4,7 +4,8 @@
 --   per replica   = tokens/s ÷ ready            (measured decode throughput)
 --   for the queue = waiting requests ÷ (requests a replica finishes per DRAIN)
 --   for KV cache  = ready × kv ÷ KV_TARGET      (keep headroom for new prompts)
---   wanted        = the largest of: running ÷ BATCH, the queue, the KV cache
+--   wanted        = the largest of: running ÷ BATCH, the KV cache, and, when
+--                   requests wait, the ready replicas + the queue's
 --
 -- Queue depth is the gateway's (pending requests, pushed) or the servers'
 -- (`queue_depth` of the vllm preset), whichever is larger. With no requests
@@ -41,7 +42,9 @@ function decide(ctx)
   -- a replica finishes about BATCH requests per (average request time); with
   -- no measurement yet, assume one batch per DRAIN seconds
   local for_queue = math.ceil(queue / BATCH - 1e-9)
-  local want = math.max(for_batch, for_kv, ready > 0 and running > 0 and ctx.ready + for_queue or for_queue, 1)
+  -- requests wait when the ready replicas are full: the queue's replicas
+  -- come on top of them (with an empty queue, the ready count is no floor)
+  local want = math.max(for_batch, for_kv, queue > 0 and ctx.ready + for_queue or 0, 1)
   return want, ("%d running, %d waiting, KV %.0f%%: %d for the batch, %d for the KV cache, +%d for the queue"):format(
     running, queue, kv * 100, for_batch, for_kv, for_queue)
 end

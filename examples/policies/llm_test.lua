@@ -14,6 +14,13 @@ function test_a_queue_adds_replicas_on_top_of_the_busy_ones()
   expect.eq(n, 4) -- 2 busy + ceil(40 / 32) = 2 for the queue
 end
 
+function test_with_nothing_waiting_it_scales_down_to_the_batch_and_the_kv_cache()
+  local p = moontide.policy("llm.lua")
+  -- 8 ready replicas, 32 requests running, KV caches 20 % full: the ready count is no floor
+  local n = p:decide{ current = 8, ready = 8, metrics = { running = { 32 }, kv = { 0.2 }, queue = { 0 } } }
+  expect.eq(n, 3) -- 8 × 0.2 / 0.75 = 2.1 for the KV cache; 32 / 32 = 1 for the batch
+end
+
 function test_the_gateway_queue_counts_when_it_is_longer()
   local p = moontide.policy("llm.lua")
   local n = p:decide{ current = 2, ready = 2, metrics = { running = { 32 }, kv = { 0.5 }, queue = { 0 }, pending = { 64 } } }
