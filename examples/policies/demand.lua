@@ -42,6 +42,7 @@ local TARGET = 0.92 -- utilisation to provision for
 local QUANTILE = 0.95 -- share of the look-aheads the margin should cover
 local STEP = 0.3 -- replicas the margin moves by (× QUANTILE up, × (1 − QUANTILE) down)
 local INITIAL_MARGIN = 3 -- replicas of margin until the look-aheads have been scored
+local MAX_PENDING = 60 -- look-aheads waiting to be scored, at most
 local DRAIN = 30 -- seconds to work off a queue
 local LEAD = 180 -- seconds a new replica takes to serve, until the forecast check has measured it
 local HEADROOM = 0.5 -- share of the forecast's error band to add
@@ -68,8 +69,12 @@ local function learn_margin(s, now, lead, needed_now, ahead)
       s.margin = math.max(0, s.margin - STEP * (1 - QUANTILE))
     end
   end
-  s.at[#s.at + 1] = now
-  s.ahead[#s.ahead + 1] = ahead
+  -- at most MAX_PENDING look-aheads wait over a time-to-ready (with a long
+  -- one, a sample of the ticks), so the state stays small
+  if #s.at == 0 or now - s.at[#s.at] >= lead / MAX_PENDING then
+    s.at[#s.at + 1] = now
+    s.ahead[#s.ahead + 1] = ahead
+  end
   return s.margin
 end
 

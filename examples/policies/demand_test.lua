@@ -79,6 +79,17 @@ function test_the_margin_is_learned_from_scored_look_aheads()
   expect.near(p:state().margin, 0.285, 1e-9)
 end
 
+function test_the_look_aheads_waiting_to_be_scored_stay_few_with_a_long_time_to_ready()
+  local p = moontide.policy("demand.lua")
+  -- a measured time-to-ready of an hour: 360 ticks of 10 s, sampled to one a minute
+  for i = 0, 359 do
+    p:decide{ now = 1700000000 + 10 * i, current = 4, ready = 4,
+      metrics = { cpu = rep(50, 5), rps = rep(40, 5), served = rep(40, 5), queue = rep(0, 5) },
+      forecasts = { load = { value = 40, lead = 3600, model = "naive" } } }
+  end
+  expect.eq(#p:state().at, 60)
+end
+
 function test_no_load_asks_for_zero_and_the_bounds_decide()
   local p = moontide.policy("demand.lua")
   local n, why = p:decide{ current = 3, ready = 3, metrics = { cpu = rep(0, 5), rps = rep(0, 5), served = rep(0, 5), queue = rep(0, 5) } }
