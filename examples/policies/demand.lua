@@ -20,7 +20,10 @@
 --                         it and shrinks by STEP × (1 − QUANTILE) when not,
 --                         so it settles where QUANTILE of the look-aheads
 --                         are covered (small on smooth load, wide on bursty
---                         load; INITIAL_MARGIN until it is learned)
+--                         load). It starts at INITIAL_MARGIN and, in
+--                         replicas, moves slowly: 0.015 a covered look-ahead,
+--                         so shedding the first 3 takes about 200 scores
+--                         (35 minutes of 10 s ticks)
 --   wanted              = (load + margin + queue) ÷ TARGET utilisation
 --   forecast            = the policy's `load` predictive check, if it has one
 --                         and a seasonal model beats the last value: the
@@ -33,7 +36,7 @@
 -- The forecast only ever adds: it never asks for fewer replicas than the
 -- reactive part. Scale-down pacing is left to the policy's behaviour
 -- (stabilization). The margin and the look-aheads waiting to be scored
--- (one per tick over a time-to-ready) live in ctx.state, so they survive
+-- (at most MAX_PENDING over a time-to-ready) live in ctx.state, so they survive
 -- reloads and restarts. Needs metrics `cpu` (%, averaged over ready replicas),
 -- `rps` (requests arriving per second), `served` (requests completed per
 -- second) and, optionally, `queue` (requests waiting).
@@ -41,7 +44,7 @@
 local TARGET = 0.92 -- utilisation to provision for
 local QUANTILE = 0.95 -- share of the look-aheads the margin should cover
 local STEP = 0.3 -- replicas the margin moves by (× QUANTILE up, × (1 − QUANTILE) down)
-local INITIAL_MARGIN = 3 -- replicas of margin until the look-aheads have been scored
+local INITIAL_MARGIN = 3 -- replicas of margin to start from, before any look-ahead is scored
 local MAX_PENDING = 60 -- look-aheads waiting to be scored, at most
 local DRAIN = 30 -- seconds to work off a queue
 local LEAD = 180 -- seconds a new replica takes to serve, until the forecast check has measured it
@@ -49,32 +52,38 @@ local HEADROOM = 0.5 -- share of the forecast's error band to add
 local FORECAST = "load" -- the predictive check whose forecast of `rps` is used
 local FORECAST_TARGET = 1.0 -- utilisation to provision the forecast for
 
--- Scores the look-ahead made a time-to-ready ago against the replicas the
--- arrivals need now, moves the margin, and keeps this tick's look-ahead
--- (both in replicas of work) for scoring later. Returns the margin.
-local function learn_margin(s, now, lead, needed_now, ahead)
+-- Scores the look-aheads that have come due against the replicas the
+-- arrivals need now, moving the margin for each, and keeps this tick's
+-- look-ahead (in replicas of work) with the time it comes due. A
+-- look-ahead long overdue (ticks skipped while there was no load, a restart)
+-- is dropped unscored; a clock that went back drops them all. Returns the
+-- margin.
+local function learn_margin(s, now, lead, interval, needed_now, ahead)
   s.margin = s.margin or INITIAL_MARGIN
-  s.at = s.at or {}
-  s.ahead = s.ahead or {}
-  local due
-  while #s.at > 0 and s.at[1] <= now - lead do
-    due = s.ahead[1]
-    table.remove(s.at, 1)
-    table.remove(s.ahead, 1)
+  if s.last and now < s.last then
+    s.due, s.ahead, s.last = nil, nil, nil
   end
-  if due then
-    if needed_now - due > s.margin then
-      s.margin = s.margin + STEP * QUANTILE
-    else
-      s.margin = math.max(0, s.margin - STEP * (1 - QUANTILE))
+  local spacing = lead / MAX_PENDING
+  local late = 2 * math.max(interval, spacing)
+  local due, kept = {}, {}
+  for i, at in ipairs(s.due or {}) do
+    if at > now then
+      due[#due + 1], kept[#kept + 1] = at, s.ahead[i]
+    elseif now - at <= late then
+      if needed_now - s.ahead[i] > s.margin then
+        s.margin = s.margin + STEP * QUANTILE
+      else
+        s.margin = math.max(0, s.margin - STEP * (1 - QUANTILE))
+      end
     end
   end
-  -- at most MAX_PENDING look-aheads wait over a time-to-ready (with a long
+  -- at most MAX_PENDING look-aheads made over a time-to-ready (with a long
   -- one, a sample of the ticks), so the state stays small
-  if #s.at == 0 or now - s.at[#s.at] >= lead / MAX_PENDING then
-    s.at[#s.at + 1] = now
-    s.ahead[#s.ahead + 1] = ahead
+  if (s.last == nil or now - s.last >= spacing) and ahead == ahead and ahead < math.huge then
+    due[#due + 1], kept[#kept + 1] = now + lead, ahead
+    s.last = now
   end
+  s.due, s.ahead = due, kept
   return s.margin
 end
 
@@ -98,7 +107,7 @@ function decide(ctx)
   local trend = math.max(m.rps:slope("3m") or 0, 0)
   local recent = math.max(m.rps:avg(30) or rps, m.rps:percentile(90, "2m") or rps)
   local arriving = recent + trend * (lead + 60)
-  local margin = learn_margin(ctx.state, ctx.now, lead, rps / per_replica, arriving / per_replica)
+  local margin = learn_margin(ctx.state, ctx.now, lead, ctx.interval, rps / per_replica, arriving / per_replica)
   local need = arriving / per_replica + margin + queued / (per_replica * DRAIN)
   local want = math.ceil(need / TARGET - 1e-9)
   local from = "trend"

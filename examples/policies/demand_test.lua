@@ -79,15 +79,50 @@ function test_the_margin_is_learned_from_scored_look_aheads()
   expect.near(p:state().margin, 0.285, 1e-9)
 end
 
+-- one 10 s tick of steady load (40 req/s, 2 replicas of work) at tick i
+local function steady(p, i, lead, rps)
+  return p:decide{ now = 1700000000 + 10 * i, current = 4, ready = 4,
+    metrics = { cpu = rep(50, 5), rps = rep(rps or 40, 5), served = rep(40, 5), queue = rep(0, 5) },
+    forecasts = lead and { load = { value = 40, lead = lead, model = "naive" } } or nil }
+end
+
 function test_the_look_aheads_waiting_to_be_scored_stay_few_with_a_long_time_to_ready()
   local p = moontide.policy("demand.lua")
-  -- a measured time-to-ready of an hour: 360 ticks of 10 s, sampled to one a minute
-  for i = 0, 359 do
-    p:decide{ now = 1700000000 + 10 * i, current = 4, ready = 4,
-      metrics = { cpu = rep(50, 5), rps = rep(40, 5), served = rep(40, 5), queue = rep(0, 5) },
-      forecasts = { load = { value = 40, lead = 3600, model = "naive" } } }
-  end
-  expect.eq(#p:state().at, 60)
+  -- a measured time-to-ready of an hour: 720 ticks of 10 s, one look-ahead kept a minute
+  for i = 0, 719 do steady(p, i, 3600) end
+  expect.eq(#p:state().due, 60)
+  -- the first hour's look-aheads were scored as they came due: 60, each covered
+  expect.near(p:state().margin, 3 - 60 * 0.015, 1e-9)
+end
+
+function test_each_look_ahead_is_scored_when_it_comes_due_even_when_the_lead_shrinks()
+  local p = moontide.policy("demand.lua")
+  for i = 0, 5 do steady(p, i, 180) end -- due at 180 s to 230 s
+  -- the time-to-ready is now measured at 60 s: the six made before still come due at their own time
+  steady(p, 6, 60)
+  expect.eq(#p:state().due, 7)
+  expect.near(p:state().margin, 3, 1e-9)
+  for i = 7, 23 do steady(p, i, 60) end
+  -- by 230 s: ticks 0–17 came due (the six at 180–230 s, twelve more made at 60 s to 170 s)
+  expect.near(p:state().margin, 3 - 18 * 0.015, 1e-9)
+end
+
+function test_look_aheads_long_overdue_are_dropped_unscored()
+  local p = moontide.policy("demand.lua")
+  for i = 0, 5 do steady(p, i, 180) end
+  -- an hour later (a restart, or ticks skipped without load), arrivals are 5× higher:
+  -- the old look-aheads say nothing about now, so the margin does not move
+  local n, why = steady(p, 360, 180, 200)
+  expect.match(why, "margin 3.0")
+  expect.eq(#p:state().due, 1)
+end
+
+function test_a_clock_that_went_back_starts_the_look_aheads_over()
+  local p = moontide.policy("demand.lua")
+  for i = 100, 105 do steady(p, i, 180) end
+  steady(p, 0, 180) -- 1,000 s earlier
+  expect.eq(#p:state().due, 1)
+  expect.eq(p:state().due[1], 1700000000 + 180)
 end
 
 function test_no_load_asks_for_zero_and_the_bounds_decide()

@@ -21,6 +21,13 @@ function test_with_nothing_waiting_it_scales_down_to_the_batch_and_the_kv_cache(
   expect.eq(n, 3) -- 8 × 0.2 / 0.75 = 2.1 for the KV cache; 32 / 32 = 1 for the batch
 end
 
+function test_a_queue_at_replicas_serving_nothing_yet_is_not_added_to_them()
+  local p = moontide.policy("llm.lua")
+  -- 4 replicas just loaded, none serving yet, 40 requests waiting at the gateway
+  local n = p:decide{ current = 4, ready = 4, metrics = { running = { 0 }, kv = { 0 }, queue = { 0 }, pending = { 40 } } }
+  expect.eq(n, 2) -- ceil(40 / 32): the ready replicas will take them
+end
+
 function test_the_gateway_queue_counts_when_it_is_longer()
   local p = moontide.policy("llm.lua")
   local n = p:decide{ current = 2, ready = 2, metrics = { running = { 32 }, kv = { 0.5 }, queue = { 0 }, pending = { 64 } } }
