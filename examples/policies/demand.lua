@@ -13,9 +13,10 @@
 --                         (arrivals, not CPU: a saturated service's CPU stops
 --                          at 100 % while its arrivals keep telling the truth)
 --   replicas for queue  = queued ÷ (per busy replica × DRAIN seconds)
---   margin              = replicas kept beside the load, learned: every
---                         look-ahead is scored a time-to-ready later against
---                         the arrivals it was meant to cover; the margin
+--   margin              = replicas kept beside the load, learned: each
+--                         look-ahead kept is scored when it comes due, a
+--                         time-to-ready later, against the arrivals it was
+--                         meant to cover; the margin
 --                         grows by STEP × QUANTILE when they came in above
 --                         it and shrinks by STEP × (1 − QUANTILE) when not,
 --                         so it settles where QUANTILE of the look-aheads
