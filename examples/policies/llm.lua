@@ -5,8 +5,8 @@
 --   for the queue = waiting requests ÷ BATCH, on top of the ready replicas
 --                   while they serve (requests wait when they are full)
 --   for KV cache  = ready × kv ÷ KV_TARGET      (keep headroom for new prompts)
---   wanted        = the largest of: running ÷ BATCH, the KV cache, and, when
---                   requests wait, the ready replicas + the queue's
+--   wanted        = the largest of: the batch's, the KV cache's, and the
+--                   queue's (with the ready replicas, while they serve)
 --
 -- Queue depth is the gateway's (pending requests, pushed) or the servers'
 -- (`queue_depth` of the vllm preset), whichever is larger. With no requests
