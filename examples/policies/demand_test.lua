@@ -56,12 +56,16 @@ function test_a_seasonal_forecast_adds_and_never_takes_away()
   expect.eq(p:decide(obs), 6)
 end
 
+-- one 10 s tick of steady load (40 req/s, 2 replicas of work) at tick i
+local function steady(p, i, lead, rps)
+  return p:decide{ now = 1700000000 + 10 * i, current = 4, ready = 4,
+    metrics = { cpu = rep(50, 5), rps = rep(rps or 40, 5), served = rep(40, 5), queue = rep(0, 5) },
+    forecasts = lead and { load = { value = 40, lead = lead, model = "naive" } } or nil }
+end
+
 function test_the_margin_is_learned_from_scored_look_aheads()
   local p = moontide.policy("demand.lua")
-  local function tick(i, rps)
-    return p:decide{ now = 1700000000 + 10 * i, current = 4, ready = 4,
-      metrics = { cpu = rep(50, 5), rps = rep(rps, 5), served = rep(40, 5), queue = rep(0, 5) } }
-  end
+  local function tick(i, rps) return steady(p, i, nil, rps) end
   local n, why
   -- nothing is scored before a time-to-ready (180 s) has passed
   for i = 0, 17 do n, why = tick(i, 40) end
@@ -77,13 +81,6 @@ function test_the_margin_is_learned_from_scored_look_aheads()
   expect.eq(n, 6) -- (5 + 0.285) / 0.92 = 5.7
   -- the margin is kept in ctx.state, where it survives restarts
   expect.near(p:state().margin, 0.285, 1e-9)
-end
-
--- one 10 s tick of steady load (40 req/s, 2 replicas of work) at tick i
-local function steady(p, i, lead, rps)
-  return p:decide{ now = 1700000000 + 10 * i, current = 4, ready = 4,
-    metrics = { cpu = rep(50, 5), rps = rep(rps or 40, 5), served = rep(40, 5), queue = rep(0, 5) },
-    forecasts = lead and { load = { value = 40, lead = lead, model = "naive" } } or nil }
 end
 
 function test_the_look_aheads_waiting_to_be_scored_stay_few_with_a_long_time_to_ready()
