@@ -7,8 +7,11 @@
 --   arriving            = arrivals: the higher of the last 30 s's average and
 --                         the 90th percentile of the last 2 minutes' readings
 --                         (spiky traffic needs room for its spikes), plus a rising trend
---                         (3 minutes of it) followed for the replicas'
---                         time-to-ready and a minute more
+--                         followed for the replicas' time-to-ready and a minute
+--                         more, but no further than the history it was drawn
+--                         from; the trend is the slope of the last 3 minutes'
+--                         readings less one standard error, so noise is not
+--                         taken for a trend
 --   replicas for load   = arriving ÷ per busy replica
 --                         (arrivals, not CPU: a saturated service's CPU stops
 --                          at 100 % while its arrivals keep telling the truth)
@@ -52,6 +55,7 @@ local LEAD = 180 -- seconds a new replica takes to serve, until the forecast che
 local HEADROOM = 0.5 -- share of the forecast's error band to add
 local FORECAST = "load" -- the predictive check whose forecast of `rps` is used
 local FORECAST_TARGET = 1.0 -- utilisation to provision the forecast for
+local TREND_DOUBT = 1 -- standard errors taken off the trend's slope
 
 -- Scores the look-aheads that have come due against the replicas the
 -- arrivals need now, moving the margin for each, and keeps this tick's
@@ -88,6 +92,31 @@ local function learn_margin(s, now, lead, interval, needed_now, ahead)
   return s.margin
 end
 
+-- The rise per second of evenly spaced readings (`interval` seconds apart):
+-- the least-squares slope less TREND_DOUBT standard errors of it, and 0
+-- when that is not above 0.
+local function rising(vals, interval)
+  local n = #vals
+  if n < 3 then
+    return 0
+  end
+  local mid, mean = (n + 1) / 2, 0
+  for i = 1, n do
+    mean = mean + vals[i] / n
+  end
+  local sxx, sxy = 0, 0
+  for i = 1, n do
+    sxx = sxx + (i - mid) ^ 2
+    sxy = sxy + (i - mid) * (vals[i] - mean)
+  end
+  local slope, sse = sxy / sxx, 0
+  for i = 1, n do
+    sse = sse + (vals[i] - mean - slope * (i - mid)) ^ 2
+  end
+  local se = math.sqrt(sse / (n - 2) / sxx)
+  return math.max(0, slope - TREND_DOUBT * se) / interval
+end
+
 function decide(ctx)
   local m = ctx.metrics
   local cpu, rps, served = m.cpu.value, m.rps.value, m.served.value
@@ -105,9 +134,10 @@ function decide(ctx)
   local per_replica = served / busy
   local f = ctx.forecasts[FORECAST]
   local lead = f and f.lead or LEAD
-  local trend = math.max(m.rps:slope("3m") or 0, 0)
+  local trend = rising(m.rps:values("3m"), ctx.interval)
+  local history = math.max(m.rps:count() - 1, 0) * ctx.interval
   local recent = math.max(m.rps:avg(30) or rps, m.rps:percentile(90, "2m") or rps)
-  local arriving = recent + trend * (lead + 60)
+  local arriving = recent + trend * math.min(lead + 60, history)
   local margin = learn_margin(ctx.state, ctx.now, lead, ctx.interval, rps / per_replica, arriving / per_replica)
   local need = arriving / per_replica + margin + queued / (per_replica * DRAIN)
   local want = math.ceil(need / TARGET - 1e-9)

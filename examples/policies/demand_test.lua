@@ -27,17 +27,52 @@ function test_a_queue_is_worked_off_within_thirty_seconds()
   expect.eq(n, 8) -- 2 for the load + 3 + 1200 / (20 × 30) = 2 for the queue, / 0.92 = 7.6
 end
 
+-- readings of `rps` rising `by` req/s each 10 s tick, `n` of them from 0
+local function ramp(n, by)
+  local t = {}
+  for i = 1, n do t[i] = (i - 1) * by end
+  return t
+end
+
 function test_a_rising_trend_is_followed_for_the_time_to_ready_and_a_minute()
   local p = moontide.policy("demand.lua")
-  -- arrivals up 1 req/s every second (10 s ticks)
+  -- arrivals up 1 req/s every second for 4 minutes (25 readings, 10 s apart)
   local obs = { current = 4, ready = 4, interval = 10, metrics = {
-    cpu = { 50, 50, 50, 50, 50, 50, 50 }, rps = { 0, 10, 20, 30, 40, 50, 60 }, served = rep(40, 7), queue = rep(0, 7) } }
-  -- 2 busy serve 40: 20 each; the last 30 s average 50 req/s, the 90th percentile of the last
-  -- 2 minutes is 54: 54 + 1 req/s/s × (180 + 60) s = 294 req/s → 14.7 replicas of work, + 3 → 19.2
-  expect.eq(p:decide(obs), 20)
-  -- the forecast check measured a 60 s time-to-ready: 54 + 1 × 120 = 174 → 8.7, + 3 → 12.7
+    cpu = rep(50, 25), rps = ramp(25, 10), served = rep(40, 25), queue = rep(0, 25) } }
+  -- 2 busy serve 40: 20 each; the last 30 s average 230 req/s (the 90th percentile of the
+  -- last 2 minutes, 228, is lower): 230 + 1 req/s/s × (180 + 60) s = 470 req/s
+  -- → 23.5 replicas of work, + 3 → 28.8
+  expect.eq(p:decide(obs), 29)
+  -- the forecast check measured a 60 s time-to-ready: 230 + 1 × 120 = 350 → 17.5, + 3 → 22.3
   obs.forecasts = { load = { value = 0, lead = 60, model = "naive" } }
-  expect.eq(p:decide(obs), 13)
+  expect.eq(p:decide(obs), 23)
+end
+
+function test_a_trend_is_followed_no_further_than_the_history_it_was_drawn_from()
+  local p = moontide.policy("demand.lua")
+  -- the same rise seen for one minute only (7 readings): 50 + 1 × 60 = 110 → 5.5, + 3 → 9.2
+  local obs = { current = 4, ready = 4, interval = 10, metrics = {
+    cpu = rep(50, 7), rps = ramp(7, 10), served = rep(40, 7), queue = rep(0, 7) } }
+  expect.eq(p:decide(obs), 10)
+end
+
+function test_noise_is_not_taken_for_a_trend()
+  local p = moontide.policy("demand.lua")
+  -- readings swinging 0 / 100 around 50 with a slight rise that one standard error swallows
+  local swing = {}
+  for i = 1, 25 do swing[i] = (i % 2 == 0 and 100 or 0) + i * 0.2 end
+  local noisy = { current = 4, ready = 4, interval = 10, metrics = {
+    cpu = rep(50, 25), rps = swing, served = rep(40, 25), queue = rep(0, 25) } }
+  local n, why = p:decide(noisy)
+  -- without a trend: the 90th percentile of the last 2 minutes, 104.4 → 5.2 replicas of work, + 3 → 8.9
+  expect.eq(n, 9)
+  expect.match(why, "104.4 in 180s with the trend")
+  -- the same rise without the swing is followed: the last 30 s average 54.8, + 0.02 req/s/s × 240 s
+  local flat = {}
+  for i = 1, 25 do flat[i] = 50 + i * 0.2 end
+  noisy.metrics.rps = flat
+  local _, why2 = p:decide(noisy)
+  expect.match(why2, "59.6 in 180s with the trend")
 end
 
 function test_a_seasonal_forecast_adds_and_never_takes_away()

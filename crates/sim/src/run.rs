@@ -8,7 +8,11 @@ use serde::Serialize;
 use std::collections::VecDeque;
 
 /// What an autoscaler sees: the target's counts now, and the service's
-/// metrics as a scrape would report them (possibly late and noisy).
+/// metrics as a scrape would report them (possibly late and noisy). Rates
+/// and CPU are what counters read at each decision give: the average since
+/// the previous decision's scrape (a per-second reading of a bursty trace
+/// would be noise no real source reports); the queue and latency are gauges,
+/// read as they are.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct View {
     /// Simulated Unix seconds.
@@ -127,6 +131,31 @@ impl Load<'_> {
     }
 }
 
+/// Running totals since the start, as counters a service exports.
+#[derive(Clone, Debug, Default)]
+struct Counters {
+    seconds: f64,
+    arrived: f64,
+    served: f64,
+    /// Requests the serving replicas could have served.
+    capacity: f64,
+}
+
+impl Counters {
+    /// Sets `view`'s rates and CPU to their averages since `before` (left
+    /// as they are when no time has passed).
+    fn rates_since(&self, before: &Counters, view: &mut View) {
+        let span = self.seconds - before.seconds;
+        if span <= 0.0 {
+            return;
+        }
+        view.rps = (self.arrived - before.arrived) / span;
+        view.served = (self.served - before.served) / span;
+        let capacity = self.capacity - before.capacity;
+        view.cpu = if capacity > 0.0 { (100.0 * (self.served - before.served) / capacity).min(100.0) } else { 0.0 };
+    }
+}
+
 fn gaussian(rng: &mut fastrand::Rng) -> f64 {
     let (u, v) = (rng.f64().max(f64::MIN_POSITIVE), rng.f64());
     (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
@@ -143,7 +172,9 @@ pub fn run(load: &Load<'_>, model: &Model, scaler: &mut dyn Autoscaler, opts: &O
     let every = scaler.interval().max(dt);
     let mut next_decision = 0.0;
     let delay_steps = (opts.scrape_delay / dt).round() as usize;
-    let mut past: VecDeque<View> = VecDeque::with_capacity(delay_steps + 1);
+    let mut past: VecDeque<(View, Counters)> = VecDeque::with_capacity(delay_steps + 1);
+    let mut totals = Counters::default();
+    let mut last_scrape = Counters::default();
     let bucket = steps.div_ceil(opts.plot_points.max(1)).max(1);
     let mut samples = Vec::with_capacity(steps / bucket + 1);
     let mut acc = Sample::default();
@@ -153,7 +184,9 @@ pub fn run(load: &Load<'_>, model: &Model, scaler: &mut dyn Autoscaler, opts: &O
         if t >= next_decision {
             next_decision += every;
             // the metrics as scraped `scrape_delay` ago; the counts as they are now
-            let mut seen = past.front().cloned().unwrap_or_default();
+            let (mut seen, counted) = past.front().cloned().unwrap_or_default();
+            counted.rates_since(&last_scrape, &mut seen);
+            last_scrape = counted;
             seen.now = load.start + t;
             seen.current = service.current();
             seen.ready = service.ready();
@@ -172,7 +205,11 @@ pub fn run(load: &Load<'_>, model: &Model, scaler: &mut dyn Autoscaler, opts: &O
         let step = service.step(t, dt, rate);
         let demand = demands.next(rate);
         tally.add(dt, &step, demand);
-        past.push_back(View {
+        totals.seconds += dt;
+        totals.arrived += step.arrived;
+        totals.served += step.served;
+        totals.capacity += step.capacity * dt;
+        let now_view = View {
             now: load.start + t + dt,
             current: service.current(),
             ready: service.ready(),
@@ -183,7 +220,8 @@ pub fn run(load: &Load<'_>, model: &Model, scaler: &mut dyn Autoscaler, opts: &O
             latency_ms: 1000.0 * step.latency.min(1e9),
             scraped: true,
             ..Default::default()
-        });
+        };
+        past.push_back((now_view, totals.clone()));
         if past.len() > delay_steps + 1 {
             past.pop_front();
         }
@@ -206,4 +244,60 @@ pub fn run(load: &Load<'_>, model: &Model, scaler: &mut dyn Autoscaler, opts: &O
         }
     }
     Run { name: scaler.name(), scores: tally.finish(), samples }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keeps every view it is shown and never changes the count.
+    struct Watcher {
+        every: f64,
+        seen: Vec<View>,
+    }
+
+    impl Autoscaler for Watcher {
+        fn name(&self) -> String {
+            "watcher".into()
+        }
+        fn interval(&self) -> f64 {
+            self.every
+        }
+        fn decide(&mut self, view: &View) -> u32 {
+            self.seen.push(view.clone());
+            view.current
+        }
+    }
+
+    #[test]
+    fn rates_and_cpu_are_averaged_since_the_last_decision_and_gauges_read_as_they_are() {
+        // 0 and 30 req/s in turn, one second each, on one replica serving 20 req/s:
+        // each odd second queues 10 that the next one works off
+        let rates: Vec<Option<f64>> = (0..60).map(|i| Some(if i % 2 == 1 { 30.0 } else { 0.0 })).collect();
+        let load = Load { rates: &rates, step: 1.0, start: 0.0 };
+        let model = Model { capacity: 20.0, startup: 0.0, drain: 0.0, service_time: 0.1, slo: 2.0 };
+        let mut w = Watcher { every: 10.0, seen: Vec::new() };
+        run(&load, &model, &mut w, &Options::default());
+        assert_eq!(w.seen.len(), 6);
+        assert!(!w.seen[0].scraped, "nothing is known before the first scrape");
+        // the first ten seconds: 150 arrived, 140 served (10 still queued) of 200 possible
+        assert!((w.seen[1].served - 14.0).abs() < 1e-9 && (w.seen[1].cpu - 70.0).abs() < 1e-9);
+        for v in &w.seen[1..] {
+            // a per-second reading would be 30 (each tick follows a busy second)
+            assert!((v.rps - 15.0).abs() < 1e-9, "rps {} at {}", v.rps, v.now);
+            // the gauge: the queue the last (busy) second left
+            assert_eq!(v.queue, 10.0);
+        }
+        for v in &w.seen[2..] {
+            // later windows also serve the 10 left over from the one before
+            assert!((v.served - 15.0).abs() < 1e-9, "served {}", v.served);
+            assert!((v.cpu - 75.0).abs() < 1e-9, "cpu {}", v.cpu);
+        }
+        // a decision every second sees each second's own rate
+        let mut w = Watcher { every: 1.0, seen: Vec::new() };
+        run(&load, &model, &mut w, &Options::default());
+        let rps: Vec<f64> = w.seen[1..5].iter().map(|v| v.rps).collect();
+        assert_eq!(rps, [0.0, 30.0, 0.0, 30.0]);
+        assert_eq!(w.seen[2].queue, 10.0);
+    }
 }
