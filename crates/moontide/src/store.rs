@@ -12,6 +12,12 @@ use std::sync::{Arc, Mutex};
 /// File name of the database inside the state directory.
 pub const DB_FILE: &str = "moontide.db";
 
+/// Actuations (scaled or failed decisions) of each policy that pruning keeps, however old.
+pub const KEEP_ACTUATIONS: usize = 50;
+
+/// Decisions deleted per statement when pruning.
+const PRUNE_BATCH: usize = 10_000;
+
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -396,15 +402,51 @@ impl Store {
         .await
     }
 
+    /// Deletes the decisions made before `before`, except each policy's
+    /// last [`KEEP_ACTUATIONS`] actuations (a restart reads the count the
+    /// target was brought to from them, however old). Deletes a batch at a
+    /// time, so a tick writing meanwhile waits for one batch at most.
+    /// Returns how many were deleted.
+    pub fn prune(&self, before: Timestamp) -> Result<usize, StoreError> {
+        let kept: Vec<i64> = self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY policy ORDER BY at_ms DESC, id DESC) AS n
+                 FROM decisions WHERE outcome IN ('scaled', 'failed')) WHERE n <= ?1",
+            )?;
+            let rows = stmt.query_map(params![KEEP_ACTUATIONS as i64], |r| r.get(0))?;
+            rows.collect()
+        })?;
+        let kept = serde_json::to_string(&kept).unwrap_or_else(|_| "[]".into());
+        let mut total = 0;
+        loop {
+            let n = self.with(|c| {
+                c.execute(
+                    "DELETE FROM decisions WHERE id IN (SELECT id FROM decisions WHERE at_ms < ?1
+                     AND id NOT IN (SELECT value FROM json_each(?2)) LIMIT ?3)",
+                    params![before.as_millis(), kept, PRUNE_BATCH as i64],
+                )
+            })?;
+            total += n;
+            if n < PRUNE_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// [`Store::prune`] from async code without blocking the runtime.
+    pub async fn prune_async(&self, before: Timestamp) -> Result<usize, StoreError> {
+        self.blocking(move |store| store.prune(before)).await
+    }
+
     /// The count the target was last brought to by a policy: the last
     /// successful actuation, or the part of a failed one that happened.
     pub fn last_scaled_to(&self, policy: &str) -> Result<Option<u32>, StoreError> {
         let rows: Vec<(i64, String)> = self.with(|c| {
             let mut stmt = c.prepare(
                 "SELECT id, record FROM decisions WHERE policy = ?1 AND outcome IN ('scaled', 'failed')
-                 ORDER BY at_ms DESC, id DESC LIMIT 50",
+                 ORDER BY at_ms DESC, id DESC LIMIT ?2",
             )?;
-            let rows = stmt.query_map(params![policy], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let rows = stmt.query_map(params![policy, KEEP_ACTUATIONS as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
         })?;
         for (_, json) in rows {
@@ -458,5 +500,35 @@ mod tests {
         let again = Store::open(dir.path()).unwrap();
         assert_eq!(again.list(&Query { limit: 10, ..Default::default() }).unwrap().len(), 3);
         assert!(Store::open_existing(&dir.path().join("nope")).is_err());
+    }
+
+    #[test]
+    fn pruning_deletes_old_decisions_but_keeps_each_policys_last_actuations() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // policy a: one old actuation, then only holds, old and new, more than a batch of them
+        store.append(&decision("a", 5, Outcome::Scaled { from: 2, to: 7 })).unwrap();
+        for i in 0..(PRUNE_BATCH as i64 + 5) {
+            store.append(&decision("a", 10 + i % 1000, Outcome::Hold)).unwrap();
+        }
+        store.append(&decision("a", 5_000, Outcome::Hold)).unwrap();
+        // policy b: more old actuations than are kept, then a new one
+        for i in 0..(KEEP_ACTUATIONS as i64 + 10) {
+            store.append(&decision("b", 100 + i, Outcome::Scaled { from: 1, to: 2 })).unwrap();
+        }
+        store.append(&decision("b", 6_000, Outcome::Scaled { from: 2, to: 4 })).unwrap();
+        let deleted = store.prune(Timestamp::from_secs(2_000)).unwrap();
+        // every old hold of a, and b's 11 oldest actuations (it keeps its last 50, one of them new)
+        assert_eq!(deleted, PRUNE_BATCH + 5 + 11);
+        let left = |p: &str| store.list(&Query { policy: Some(p.into()), limit: 1_000, ..Default::default() }).unwrap();
+        let a: Vec<i64> = left("a").iter().map(|d| d.at.as_millis() / 1000).collect();
+        assert_eq!(a, [5_000, 5], "the new hold and the old actuation stay");
+        assert_eq!(store.last_scaled_to("a").unwrap(), Some(7), "a restart still finds the count a was brought to");
+        let b = left("b");
+        assert_eq!(b.len(), KEEP_ACTUATIONS);
+        assert_eq!(b.last().unwrap().at.as_millis() / 1000, 100 + 11, "the oldest kept is the 12th");
+        assert_eq!(store.last_scaled_to("b").unwrap(), Some(4));
+        // nothing more to delete
+        assert_eq!(store.prune(Timestamp::from_secs(2_000)).unwrap(), 0);
     }
 }

@@ -256,6 +256,22 @@ const BROKEN: &[Broken] = &[
         "unknown time zone `Europe/Atlantis`",
     ),
     b(
+        "decisions kept too briefly",
+        "[sources.app]",
+        "keep_decisions = \"10m\"\n\n[sources.app]",
+        "keep_decisions",
+        "keep_decisions",
+        "keep decisions at least 1h, not 10m",
+    ),
+    b(
+        "decisions kept for a bad duration",
+        "[sources.app]",
+        "keep_decisions = \"two weeks\"\n\n[sources.app]",
+        "keep_decisions",
+        "keep_decisions",
+        "two weeks",
+    ),
+    b(
         "cluster without endpoints",
         "[sources.app]",
         "[cluster]\netcd = []\n\n[sources.app]",

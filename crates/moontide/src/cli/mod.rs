@@ -242,9 +242,13 @@ async fn run(path: &Path, state_dir: Option<PathBuf>, dry_run: bool, once: bool)
     };
     let mut running = start_engine(engine);
     let mut listen = config.server.listen.clone();
+    let mut keep_decisions = keep_for(&config);
+    // the first tick is now: a store grown while Moontide was stopped is pruned at start
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
     loop {
         tokio::select! {
             _ = signals.recv() => break,
+            _ = prune.tick() => prune_decisions(&store, clock.now(), keep_decisions),
             Some(req) = reloads.recv() => {
                 tracing::info!(by = %req.by, config = %path.display(), "reloading the config");
                 // the new config is checked and built before the running one stops: a bad one changes nothing
@@ -263,6 +267,7 @@ async fn run(path: &Path, state_dir: Option<PathBuf>, dry_run: bool, once: bool)
                             }
                             running.stop().await;
                             state.swap(live(&engine, &new));
+                            keep_decisions = keep_for(&new);
                             running = start_engine(engine);
                             let mut done = format!(
                                 "reloaded {}: {} polic{}",
@@ -292,6 +297,33 @@ async fn run(path: &Path, state_dir: Option<PathBuf>, dry_run: bool, once: bool)
     let _ = server.await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// How often stored decisions older than `keep_decisions` are deleted.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3_600);
+
+/// How long decisions are kept: `keep_decisions`, but never less than the
+/// longest a policy reads back at a restart (its windows and cooldowns).
+fn keep_for(config: &Config) -> std::time::Duration {
+    config
+        .policies
+        .iter()
+        .map(|p| p.spec.history_retention().max(p.spec.series_retention()))
+        .fold(config.keep_decisions, std::time::Duration::max)
+}
+
+/// Deletes, in the background, the decisions older than `keep` (logged, never fatal).
+fn prune_decisions(store: &Store, now: moontide_core::Timestamp, keep: std::time::Duration) {
+    let store = store.clone();
+    tokio::spawn(async move {
+        match store.prune_async(now.minus(keep)).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(deleted = n, kept_for = %moontide_core::duration::format(keep), "deleted old decisions")
+            }
+            Err(e) => tracing::warn!("cannot delete old decisions: {e}"),
+        }
+    });
 }
 
 /// What the server serves from one engine and its config.

@@ -28,6 +28,8 @@ struct RawConfig {
     #[serde(default)]
     state_dir: Option<PathBuf>,
     #[serde(default)]
+    keep_decisions: Option<Spanned<String>>,
+    #[serde(default)]
     sources: BTreeMap<String, Spanned<SourceConfig>>,
     #[serde(default)]
     targets: BTreeMap<String, Spanned<TargetConfig>>,
@@ -91,6 +93,8 @@ pub struct Config {
     pub path: PathBuf,
     /// Where decisions are stored.
     pub state_dir: PathBuf,
+    /// How long decisions are kept before they are deleted.
+    pub keep_decisions: Duration,
     /// Sources by name.
     pub sources: BTreeMap<String, SourceConfig>,
     /// Targets by name.
@@ -112,6 +116,12 @@ pub const DEFAULT_SCRIPT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The state directory used when a config does not name one, relative to the config's folder.
 pub const DEFAULT_STATE_DIR: &str = "moontide-state";
+
+/// How long decisions are kept when a config does not say.
+pub const DEFAULT_KEEP_DECISIONS: Duration = Duration::from_secs(14 * 86_400);
+
+/// The shortest `keep_decisions`: a decision must outlive the ticks that read it back (cooldowns, history).
+const MIN_KEEP_DECISIONS: Duration = Duration::from_secs(3_600);
 
 impl Config {
     /// Reads and validates a config file.
@@ -147,6 +157,20 @@ fn names<T>(map: &BTreeMap<String, T>) -> String {
 
 fn validate(path: &Path, raw: RawConfig, p: &mut Problems<'_>) -> Config {
     let base = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let keep_decisions = match &raw.keep_decisions {
+        None => DEFAULT_KEEP_DECISIONS,
+        Some(k) => match duration::parse(k.get_ref()) {
+            Ok(d) if d < MIN_KEEP_DECISIONS => {
+                p.add(k.span(), "keep_decisions", format!("keep decisions at least 1h, not {}", k.get_ref()));
+                DEFAULT_KEEP_DECISIONS
+            }
+            Ok(d) => d,
+            Err(e) => {
+                p.add(k.span(), "keep_decisions", e);
+                DEFAULT_KEEP_DECISIONS
+            }
+        },
+    };
     for (name, s) in &raw.sources {
         for e in s.get_ref().validate() {
             p.add(s.span(), format!("sources.{name}"), e);
@@ -355,6 +379,7 @@ fn validate(path: &Path, raw: RawConfig, p: &mut Problems<'_>) -> Config {
     Config {
         path: path.to_path_buf(),
         state_dir,
+        keep_decisions,
         sources: raw.sources.into_iter().map(|(k, v)| (k, v.into_inner())).collect(),
         targets: raw.targets.into_iter().map(|(k, v)| (k, v.into_inner())).collect(),
         policies,
