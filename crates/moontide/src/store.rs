@@ -135,6 +135,11 @@ impl Store {
                  to_n INTEGER NOT NULL,
                  key TEXT NOT NULL
              );
+             CREATE TABLE IF NOT EXISTS controls (
+                 policy TEXT PRIMARY KEY,
+                 at_ms INTEGER NOT NULL,
+                 state TEXT NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS audit (
                  id INTEGER PRIMARY KEY AUTOINCREMENT,
                  at_ms INTEGER NOT NULL,
@@ -400,6 +405,27 @@ impl Store {
             Ok(added)
         })
         .await
+    }
+
+    /// Saves what operators set on a policy (JSON), replacing what was saved.
+    pub fn save_control(&self, policy: &str, at: Timestamp, state: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO controls (policy, at_ms, state) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (policy) DO UPDATE SET at_ms = excluded.at_ms, state = excluded.state",
+                params![policy, at.as_millis(), state],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// What operators last set on a policy (JSON), if anything was saved.
+    pub fn control(&self, policy: &str) -> Result<Option<String>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT state FROM controls WHERE policy = ?1")?;
+            let mut rows = stmt.query_map(params![policy], |r| r.get(0))?;
+            rows.next().transpose()
+        })
     }
 
     /// Deletes the decisions made before `before`, except each policy's

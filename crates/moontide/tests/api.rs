@@ -287,6 +287,37 @@ async fn pause_override_and_dry_run_act_on_the_next_tick_and_are_recorded() {
 }
 
 #[tokio::test]
+async fn what_operators_set_outlives_a_restart() {
+    let r = Running::start().await;
+    r.decision_saying("hold at 2").await;
+    for (path, body) in [
+        ("pause", r#"{"reason": "maintenance"}"#),
+        ("override", r#"{"replicas": 3, "for": "1h", "reason": "launch day"}"#),
+        ("dry-run", r#"{"enabled": true}"#),
+    ] {
+        let (code, v) = r.call("POST", &format!("/api/v1/policies/web/{path}"), Some(OPERATOR), Some(body)).await;
+        assert_eq!(code, 200, "{path}: {v}");
+        assert!(!v["done"].as_str().unwrap().contains("not saved"), "{v}");
+    }
+    let common::Served { dir, stop, engine, .. } = r.served;
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), engine).await.unwrap().unwrap();
+
+    // built again from the same config and store, as a restart or a reload does
+    let config = moontide::config::Config::load(&dir.path().join("moontide.toml")).unwrap();
+    let store = moontide::store::Store::open(&dir.path().join("state")).unwrap();
+    let engine =
+        moontide::engine::Engine::build(&config, store, Arc::new(moontide::engine::SystemClock), false).unwrap();
+    let control = &engine.controls()[0];
+    // (the dry-run set last: the store holds all three, each change saved in turn)
+    let st = control.state();
+    assert_eq!(st.paused.as_ref().map(|p| (p.by.as_str(), p.reason.as_str())), Some(("olga", "maintenance")));
+    assert_eq!(st.hold.as_ref().map(|h| (h.replicas, h.reason.as_str())), Some((3, "launch day")));
+    assert_eq!(st.dry_run, Some(true));
+    assert!(control.dry_run());
+}
+
+#[tokio::test]
 async fn history_pages_and_the_event_stream_delivers_decisions() {
     let r = Running::start().await;
     // the stream: the first decision event arrives

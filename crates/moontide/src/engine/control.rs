@@ -3,16 +3,17 @@
 //! off. Each policy's tick reads its [`Control`] before it acts; the API
 //! writes it and wakes the policy so the change takes effect at once.
 //!
-//! Operator actions live in memory: a restart goes back to the config.
+//! What operators set is saved in the store ([`OperatorState`]) and put
+//! back when the policy is built again, after a restart or a reload.
 
 use moontide_core::{Decision, GuardEffect, GuardKind, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::Notify;
 
 /// A paused policy: it keeps reading and deciding, and never changes the count.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Pause {
     /// The API token's name.
     pub by: String,
@@ -23,7 +24,7 @@ pub struct Pause {
 }
 
 /// A count held by an operator until a time, whatever the checks say.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Hold {
     /// The count to hold.
     pub replicas: u32,
@@ -49,6 +50,20 @@ pub struct ControlState {
     pub last: Option<Decision>,
     /// When the policy ticks next.
     pub next_tick: Option<Timestamp>,
+}
+
+/// What operators set on a policy, as saved in the store.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OperatorState {
+    /// Set while paused.
+    #[serde(default)]
+    pub paused: Option<Pause>,
+    /// Dry-run as set by an operator (None: as the config says).
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+    /// Set while a count is held.
+    #[serde(default)]
+    pub hold: Option<Hold>,
 }
 
 /// One policy's control, shared by its tick and the API.
@@ -100,6 +115,21 @@ impl Control {
     /// Changes the state without waking the policy (the tick's own bookkeeping).
     pub fn note(&self, f: impl FnOnce(&mut ControlState)) {
         f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// What operators set now, to be saved.
+    pub fn operator(&self) -> OperatorState {
+        let s = self.state();
+        OperatorState { paused: s.paused, dry_run: s.dry_run, hold: s.hold }
+    }
+
+    /// Puts back what operators had set (a hold that ended meanwhile is dropped).
+    pub fn restore(&self, o: OperatorState, now: Timestamp) {
+        self.note(|s| {
+            s.paused = o.paused;
+            s.dry_run = o.dry_run;
+            s.hold = o.hold.filter(|h| h.until > now);
+        });
     }
 
     /// Whether dry-run is on now.
@@ -174,5 +204,22 @@ mod tests {
         c.apply(&mut d, Timestamp::from_secs(60));
         assert_eq!(d.desired, 3);
         assert!(d.guards[0].note.contains("paused by alice"));
+    }
+
+    #[test]
+    fn restoring_puts_back_what_operators_set_but_not_a_hold_that_ended() {
+        let c = Control::new("web", "cloud", Duration::from_secs(10), 1, 10, false);
+        let hold = |until| Hold { replicas: 5, until, by: "olga".into(), reason: "launch".into() };
+        let saved = OperatorState {
+            paused: Some(Pause { by: "alice".into(), reason: "maintenance".into(), since: Timestamp::from_secs(1) }),
+            dry_run: Some(true),
+            hold: Some(hold(Timestamp::from_secs(100))),
+        };
+        c.restore(saved.clone(), Timestamp::from_secs(50));
+        assert_eq!(c.operator(), saved);
+        assert!(c.dry_run());
+        c.restore(saved, Timestamp::from_secs(100));
+        assert_eq!(c.operator().hold, None, "the hold was due while the policy was down");
+        assert!(c.operator().paused.is_some());
     }
 }

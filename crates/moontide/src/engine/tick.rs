@@ -233,6 +233,20 @@ impl PolicyRuntime {
                 }
             }
         }
+        if let Some(saved) = self.store.control(&spec.name).map_err(|e| e.to_string())? {
+            match serde_json::from_str::<super::control::OperatorState>(&saved) {
+                Ok(o) => {
+                    if o != super::control::OperatorState::default() {
+                        tracing::info!(policy = %spec.name, paused = o.paused.is_some(), hold = o.hold.is_some(),
+                            dry_run = ?o.dry_run, "put back what operators had set");
+                    }
+                    self.control.restore(o, now);
+                }
+                Err(e) => {
+                    tracing::warn!(policy = %spec.name, "cannot read what operators had set ({e}); going by the config")
+                }
+            }
+        }
         self.restore_to = self.store.last_scaled_to(&spec.name).map_err(|e| e.to_string())?;
         if let Some(p) = self.store.pending(&spec.name).map_err(|e| e.to_string())? {
             let recorded = past

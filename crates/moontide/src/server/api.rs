@@ -338,7 +338,14 @@ async fn change(
         }
     };
     match apply(api, c, &caller) {
-        Ok(done) => {
+        Ok(mut done) => {
+            let saved = serde_json::to_string(&c.operator()).map_err(|e| e.to_string());
+            if let Err(e) =
+                saved.and_then(|s| api.store.save_control(name, api.clock.now(), &s).map_err(|e| e.to_string()))
+            {
+                tracing::error!(policy = %name, "cannot save what the operator set: {e}");
+                done.push_str(&format!(" (not saved: {e}; a restart or a reload would forget it)"));
+            }
             record(api, &caller.name, method, uri, StatusCode::OK, done.clone());
             let mut v = view(c);
             v["done"] = json!(done);
