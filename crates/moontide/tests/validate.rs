@@ -272,6 +272,22 @@ const BROKEN: &[Broken] = &[
         "two weeks",
     ),
     b(
+        "cluster over https without a CA",
+        "[sources.app]",
+        "[cluster]\netcd = [\"https://127.0.0.1:2379\"]\n\n[sources.app]",
+        "[cluster]",
+        "cluster.ca_file",
+        "need the CA that signed etcd's certificate",
+    ),
+    b(
+        "cluster.cert_file without key_file",
+        "[sources.app]",
+        "[cluster]\netcd = [\"https://127.0.0.1:2379\"]\nca_file = \"ca.pem\"\ncert_file = \"c.pem\"\n\n[sources.app]",
+        "[cluster]",
+        "cluster.cert_file",
+        "give cert_file and key_file together",
+    ),
+    b(
         "cluster without endpoints",
         "[sources.app]",
         "[cluster]\netcd = []\n\n[sources.app]",

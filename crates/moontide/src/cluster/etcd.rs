@@ -5,7 +5,10 @@ use super::{ClusterConfig, preferred};
 use crate::engine::PolicyRuntime;
 use crate::engine::shared::Shared;
 use crate::store::{Pending, Store};
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse};
+use etcd_client::{
+    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, PutOptions, TlsOptions, Txn, TxnOp,
+    TxnOpResponse,
+};
 use moontide_core::{Decision, Timestamp};
 use moontide_lua::script::BoxFuture;
 use std::collections::{BTreeMap, BTreeSet};
@@ -65,6 +68,16 @@ impl Cluster {
                 .ok_or("cluster.user: give password_env or password_file")?;
             opts = opts.with_user(user.clone(), password.expose().to_string());
         }
+        if let Some(ca) = &cfg.ca_file {
+            let read = |what: &str, path: &std::path::Path| {
+                std::fs::read(path).map_err(|e| format!("cluster.{what}: cannot read {}: {e}", path.display()))
+            };
+            let mut tls = TlsOptions::new().ca_certificate(Certificate::from_pem(read("ca_file", ca)?));
+            if let (Some(cert), Some(key)) = (&cfg.cert_file, &cfg.key_file) {
+                tls = tls.identity(Identity::from_pem(read("cert_file", cert)?, read("key_file", key)?));
+            }
+            opts = opts.with_tls(tls);
+        }
         let client = timed("connect", Client::connect(cfg.etcd.clone(), Some(opts)))
             .await
             .map_err(|e| format!("cluster: cannot reach etcd at {}: {e}", cfg.etcd.join(", ")))?;
@@ -81,7 +94,15 @@ impl Cluster {
             records: AtomicU64::new(0),
             idle: Mutex::new(BTreeSet::new()),
         });
-        cluster.register().await?;
+        // the connection is made lazily: the first request is where a refused handshake shows
+        cluster.register().await.map_err(|e| {
+            let hint = if cfg.ca_file.is_some() && cfg.cert_file.is_none() {
+                " (if etcd runs with --client-cert-auth, give cluster.cert_file and cluster.key_file)"
+            } else {
+                ""
+            };
+            format!("cluster: cannot reach etcd at {}: {e}{hint}", cfg.etcd.join(", "))
+        })?;
         tracing::info!(instance = %cluster.instance, ttl = ?cluster.ttl, "joined the cluster");
         Ok(cluster)
     }

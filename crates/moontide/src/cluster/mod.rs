@@ -59,6 +59,15 @@ pub struct ClusterConfig {
     /// File holding the etcd user's password.
     #[serde(default)]
     pub password_file: Option<std::path::PathBuf>,
+    /// PEM file of the CA that signed etcd's certificate (needed for `https://` endpoints).
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// PEM file of this instance's client certificate, when etcd asks for one (`--client-cert-auth`).
+    #[serde(default)]
+    pub cert_file: Option<std::path::PathBuf>,
+    /// PEM file of the client certificate's private key.
+    #[serde(default)]
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 fn default_prefix() -> String {
@@ -89,6 +98,19 @@ impl ClusterConfig {
         }
         if self.instance.as_deref().is_some_and(|i| i.is_empty() || i.contains('/')) {
             errs.push("cluster.instance: must be non-empty and hold no `/`".into());
+        }
+        let https = self.etcd.iter().filter(|u| u.starts_with("https://")).count();
+        if https > 0 && https < self.etcd.len() {
+            errs.push("cluster.etcd: use https:// for every endpoint or for none".into());
+        }
+        if https > 0 && self.ca_file.is_none() {
+            errs.push("cluster.ca_file: https:// endpoints need the CA that signed etcd's certificate".into());
+        }
+        if https == 0 && (self.ca_file.is_some() || self.cert_file.is_some()) {
+            errs.push("cluster.etcd: TLS files are given but the endpoints are http://; use https://".into());
+        }
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            errs.push("cluster.cert_file: give cert_file and key_file together".into());
         }
         if self.user.is_none() && (self.password_env.is_some() || self.password_file.is_some()) {
             errs.push("cluster.user: a password is given but no user".into());

@@ -7,6 +7,8 @@
 #![cfg(feature = "etcd")]
 
 mod etcd;
+#[path = "../common/pki.rs"]
+mod pki;
 
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -376,5 +378,55 @@ async fn three_instances_own_each_policy_once_and_fail_over_safely() {
     let ever = owners(&mut c).await;
     assert_eq!(ever.len(), 7, "{ever:?}");
     drop(instances);
+    let _ = stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_reach_etcd_over_mutual_tls_and_one_without_a_certificate_is_refused() {
+    let pki = pki::Pki::new();
+    let Some(etcd) = Etcd::start_tls(&pki).await else { return };
+    let mut c = etcd.client().await;
+    let platform = Arc::new(Platform::default());
+    let (base, stop) = serve(platform.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tls = |cert: bool| {
+        let mut t = format!("ca_file = \"{}\"\n", pki.path("ca.pem").display());
+        if cert {
+            t += &format!(
+                "cert_file = \"{}\"\nkey_file = \"{}\"\n",
+                pki.path("client.pem").display(),
+                pki.path("client.key").display()
+            );
+        }
+        config(&etcd.url, &base).replacen("[cluster]\n", &format!("[cluster]\n{t}"), 1)
+    };
+    let with_cert = dir.path().join("with.toml");
+    std::fs::write(&with_cert, tls(true)).unwrap();
+    let _i0 = Instance::start("i0", &with_cert, dir.path());
+    let owned_by_i0 = wait_for(Duration::from_secs(30), || {
+        let mut c = c.clone();
+        async move { owners(&mut c).await.values().filter(|(o, _)| o == "i0").count() == all_policies().len() }
+    })
+    .await;
+    let log = |n: &str| std::fs::read_to_string(dir.path().join(format!("{n}.log"))).unwrap_or_default();
+    assert!(owned_by_i0, "i0 never owned every policy over TLS:\n{}", log("i0"));
+
+    // the CA alone is not enough: etcd asks for a client certificate, and the instance stops with the reason
+    let without = dir.path().join("without.toml");
+    std::fs::write(&without, tls(false)).unwrap();
+    let mut i1 = Instance::start("i1", &without, dir.path());
+    let mut status = None;
+    for _ in 0..300 {
+        status = i1.child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = status.unwrap_or_else(|| panic!("i1 kept running without a client certificate:\n{}", log("i1")));
+    assert!(!status.success());
+    assert!(log("i1").contains("cannot reach etcd at https://127.0.0.1"), "{}", log("i1"));
+    assert!(log("i1").contains("give cluster.cert_file and cluster.key_file"), "{}", log("i1"));
+    assert!(owners(&mut c).await.values().all(|(o, _)| o == "i0"));
     let _ = stop.send(());
 }

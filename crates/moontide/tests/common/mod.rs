@@ -2,6 +2,8 @@
 //! 127.0.0.1 port 0, config files in temp dirs, bounded waits.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
