@@ -34,11 +34,18 @@ local function ramp(n, by)
   return t
 end
 
+-- 4 ready replicas at 50 % serving 40 req/s (2 busy, 20 req/s each), 10 s
+-- ticks, with these readings of `rps`
+local function two_busy(rps)
+  local n = #rps
+  return { current = 4, ready = 4, interval = 10, metrics = {
+    cpu = rep(50, n), rps = rps, served = rep(40, n), queue = rep(0, n) } }
+end
+
 function test_a_rising_trend_is_followed_for_the_time_to_ready_and_a_minute()
   local p = moontide.policy("demand.lua")
   -- arrivals up 1 req/s every second for 4 minutes (25 readings, 10 s apart)
-  local obs = { current = 4, ready = 4, interval = 10, metrics = {
-    cpu = rep(50, 25), rps = ramp(25, 10), served = rep(40, 25), queue = rep(0, 25) } }
+  local obs = two_busy(ramp(25, 10))
   -- 2 busy serve 40: 20 each; the last 30 s average 230 req/s (the 90th percentile of the
   -- last 2 minutes, 228, is lower): 230 + 1 req/s/s × (180 + 60) s = 470 req/s
   -- → 23.5 replicas of work, + 3 → 28.8
@@ -51,9 +58,7 @@ end
 function test_a_trend_is_followed_no_further_than_the_history_it_was_drawn_from()
   local p = moontide.policy("demand.lua")
   -- the same rise seen for one minute only (7 readings): 50 + 1 × 60 = 110 → 5.5, + 3 → 9.2
-  local obs = { current = 4, ready = 4, interval = 10, metrics = {
-    cpu = rep(50, 7), rps = ramp(7, 10), served = rep(40, 7), queue = rep(0, 7) } }
-  expect.eq(p:decide(obs), 10)
+  expect.eq(p:decide(two_busy(ramp(7, 10))), 10)
 end
 
 function test_noise_is_not_taken_for_a_trend()
@@ -61,17 +66,14 @@ function test_noise_is_not_taken_for_a_trend()
   -- readings swinging 0 / 100 around 50 with a slight rise that one standard error swallows
   local swing = {}
   for i = 1, 25 do swing[i] = (i % 2 == 0 and 100 or 0) + i * 0.2 end
-  local noisy = { current = 4, ready = 4, interval = 10, metrics = {
-    cpu = rep(50, 25), rps = swing, served = rep(40, 25), queue = rep(0, 25) } }
-  local n, why = p:decide(noisy)
+  local n, why = p:decide(two_busy(swing))
   -- without a trend: the 90th percentile of the last 2 minutes, 104.4 → 5.2 replicas of work, + 3 → 8.9
   expect.eq(n, 9)
   expect.match(why, "104.4 in 180s with the trend")
   -- the same rise without the swing is followed: the last 30 s average 54.8, + 0.02 req/s/s × 240 s
   local flat = {}
   for i = 1, 25 do flat[i] = 50 + i * 0.2 end
-  noisy.metrics.rps = flat
-  local _, why2 = p:decide(noisy)
+  local _, why2 = p:decide(two_busy(flat))
   expect.match(why2, "59.6 in 180s with the trend")
 end
 
