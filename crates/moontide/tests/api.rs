@@ -310,7 +310,7 @@ async fn what_operators_set_outlives_a_restart() {
         moontide::engine::Engine::build(&config, store, Arc::new(moontide::engine::SystemClock), false).unwrap();
     let control = &engine.controls()[0];
     // (the dry-run set last: the store holds all three, each change saved in turn)
-    let st = control.state();
+    let st = control.operator();
     assert_eq!(st.paused.as_ref().map(|p| (p.by.as_str(), p.reason.as_str())), Some(("olga", "maintenance")));
     assert_eq!(st.hold.as_ref().map(|h| (h.replicas, h.reason.as_str())), Some((3, "launch day")));
     assert_eq!(st.dry_run, Some(true));

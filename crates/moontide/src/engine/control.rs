@@ -39,12 +39,9 @@ pub struct Hold {
 /// What operators set, and what the policy last did.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ControlState {
-    /// Set while paused.
-    pub paused: Option<Pause>,
-    /// Dry-run as set by an operator (None: as the config says).
-    pub dry_run: Option<bool>,
-    /// Set while a count is held.
-    pub hold: Option<Hold>,
+    /// What operators set (saved in the store).
+    #[serde(flatten)]
+    pub operator: OperatorState,
     /// The policy's latest decision.
     #[serde(skip)]
     pub last: Option<Decision>,
@@ -119,31 +116,27 @@ impl Control {
 
     /// What operators set now, to be saved.
     pub fn operator(&self) -> OperatorState {
-        let s = self.state();
-        OperatorState { paused: s.paused, dry_run: s.dry_run, hold: s.hold }
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).operator.clone()
     }
 
     /// Puts back what operators had set (a hold that ended meanwhile is dropped).
-    pub fn restore(&self, o: OperatorState, now: Timestamp) {
-        self.note(|s| {
-            s.paused = o.paused;
-            s.dry_run = o.dry_run;
-            s.hold = o.hold.filter(|h| h.until > now);
-        });
+    pub fn restore(&self, mut o: OperatorState, now: Timestamp) {
+        o.hold = o.hold.filter(|h| h.until > now);
+        self.note(|s| s.operator = o);
     }
 
     /// Whether dry-run is on now.
     pub fn dry_run(&self) -> bool {
-        self.state().dry_run.unwrap_or(self.config_dry_run)
+        self.operator().dry_run.unwrap_or(self.config_dry_run)
     }
 
     /// Applies a pause or a held count to a decision the guards produced
     /// (and ends a hold that is due). Returns the count to act on.
     pub fn apply(&self, d: &mut Decision, now: Timestamp) {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(h) = st.hold.clone() {
+        if let Some(h) = st.operator.hold.clone() {
             if now >= h.until {
-                st.hold = None;
+                st.operator.hold = None;
                 d.guards.push(GuardEffect {
                     guard: GuardKind::Operator,
                     before: d.desired,
@@ -160,7 +153,7 @@ impl Control {
                 d.desired = h.replicas;
             }
         }
-        if let Some(p) = &st.paused {
+        if let Some(p) = &st.operator.paused {
             d.guards.push(GuardEffect {
                 guard: GuardKind::Operator,
                 before: d.desired,
@@ -186,7 +179,7 @@ mod tests {
     fn a_hold_overrides_until_due_and_a_pause_keeps_the_count() {
         let c = Control::new("p", "t", Duration::from_secs(10), 1, 10, false);
         let until = Timestamp::from_secs(100);
-        c.update(|s| s.hold = Some(Hold { replicas: 7, until, by: "bob".into(), reason: "launch".into() }));
+        c.update(|s| s.operator.hold = Some(Hold { replicas: 7, until, by: "bob".into(), reason: "launch".into() }));
         let mut d = decision(3, 4);
         c.apply(&mut d, Timestamp::from_secs(50));
         assert_eq!(d.desired, 7);
@@ -195,10 +188,11 @@ mod tests {
         c.apply(&mut d, until);
         assert_eq!(d.desired, 4, "due: the policy decides again");
         assert!(d.guards[0].note.contains("ended"));
-        assert!(c.state().hold.is_none());
+        assert!(c.operator().hold.is_none());
 
         c.update(|s| {
-            s.paused = Some(Pause { by: "alice".into(), reason: "maintenance".into(), since: Timestamp::from_secs(1) })
+            s.operator.paused =
+                Some(Pause { by: "alice".into(), reason: "maintenance".into(), since: Timestamp::from_secs(1) })
         });
         let mut d = decision(3, 9);
         c.apply(&mut d, Timestamp::from_secs(60));

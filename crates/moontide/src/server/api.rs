@@ -175,9 +175,9 @@ fn view(c: &Control) -> Value {
         "desired": last.map(|d| d.desired),
         "last_decision": last.map(|d| json!({"at": d.at, "outcome": d.outcome.kind(), "reason": d.reason})),
         "next_tick": st.next_tick,
-        "paused": st.paused,
-        "dry_run": st.dry_run.unwrap_or(c.config_dry_run),
-        "hold": st.hold,
+        "paused": st.operator.paused,
+        "dry_run": st.operator.dry_run.unwrap_or(c.config_dry_run),
+        "hold": st.operator.hold,
         "error": last.and_then(outcome_error),
     })
 }
@@ -371,7 +371,7 @@ async fn pause(
         let reason = b.reason.unwrap_or_default().trim().to_string();
         let reason = if reason.is_empty() { "no reason given".to_string() } else { reason };
         let since = api.clock.now();
-        c.update(|s| s.paused = Some(Pause { by: caller.name.clone(), reason: reason.clone(), since }));
+        c.update(|s| s.operator.paused = Some(Pause { by: caller.name.clone(), reason: reason.clone(), since }));
         Ok(format!("paused: {reason}"))
     })
     .await
@@ -385,8 +385,8 @@ async fn resume(
     headers: HeaderMap,
 ) -> Response {
     change(&state, &name, &method, &uri, &headers, |_, c, _| {
-        let was = c.state().paused.is_some();
-        c.update(|s| s.paused = None);
+        let was = c.operator().paused.is_some();
+        c.update(|s| s.operator.paused = None);
         Ok(if was { "resumed".into() } else { "was not paused".into() })
     })
     .await
@@ -423,7 +423,7 @@ async fn set_override(
             return Err(bad("a hold lasts at most 7 days".into()));
         }
         let hold = Hold { replicas: b.replicas, until, by: caller.name.clone(), reason: reason.clone() };
-        c.update(|s| s.hold = Some(hold));
+        c.update(|s| s.operator.hold = Some(hold));
         Ok(format!("hold at {} until {until}: {reason}", b.replicas))
     })
     .await
@@ -437,8 +437,8 @@ async fn clear_override(
     headers: HeaderMap,
 ) -> Response {
     change(&state, &name, &method, &uri, &headers, |_, c, _| {
-        let was = c.state().hold.is_some();
-        c.update(|s| s.hold = None);
+        let was = c.operator().hold.is_some();
+        c.update(|s| s.operator.hold = None);
         Ok(if was { "hold removed".into() } else { "no hold to remove".into() })
     })
     .await
@@ -454,7 +454,7 @@ async fn dry_run(
 ) -> Response {
     change(&state, &name, &method, &uri, &headers, |_, c, _| {
         let b: DryRunBody = body(&bytes)?;
-        c.update(|s| s.dry_run = b.enabled);
+        c.update(|s| s.operator.dry_run = b.enabled);
         Ok(match b.enabled {
             Some(true) => "dry-run on".into(),
             Some(false) => "dry-run off".into(),
