@@ -78,9 +78,15 @@ impl Cluster {
             }
             opts = opts.with_tls(tls);
         }
-        let client = timed("connect", Client::connect(cfg.etcd.clone(), Some(opts)))
-            .await
-            .map_err(|e| format!("cluster: cannot reach etcd at {}: {e}", cfg.etcd.join(", ")))?;
+        let unreachable = |e: String| {
+            let hint = if cfg.ca_file.is_some() && cfg.cert_file.is_none() {
+                " (if etcd runs with --client-cert-auth, give cluster.cert_file and cluster.key_file)"
+            } else {
+                ""
+            };
+            format!("cluster: cannot reach etcd at {}: {e}{hint}", cfg.etcd.join(", "))
+        };
+        let client = timed("connect", Client::connect(cfg.etcd.clone(), Some(opts))).await.map_err(unreachable)?;
         let cluster = Arc::new(Cluster {
             client,
             prefix: cfg.prefix.clone(),
@@ -95,14 +101,7 @@ impl Cluster {
             idle: Mutex::new(BTreeSet::new()),
         });
         // the connection is made lazily: the first request is where a refused handshake shows
-        cluster.register().await.map_err(|e| {
-            let hint = if cfg.ca_file.is_some() && cfg.cert_file.is_none() {
-                " (if etcd runs with --client-cert-auth, give cluster.cert_file and cluster.key_file)"
-            } else {
-                ""
-            };
-            format!("cluster: cannot reach etcd at {}: {e}{hint}", cfg.etcd.join(", "))
-        })?;
+        cluster.register().await.map_err(unreachable)?;
         tracing::info!(instance = %cluster.instance, ttl = ?cluster.ttl, "joined the cluster");
         Ok(cluster)
     }
