@@ -92,29 +92,15 @@ local function learn_margin(s, now, lead, interval, needed_now, ahead)
   return s.margin
 end
 
--- The rise per second of evenly spaced readings (`interval` seconds apart):
--- the least-squares slope less TREND_DOUBT standard errors of it, and 0
--- when that is not above 0.
-local function rising(vals, interval)
-  local n = #vals
-  if n < 3 then
+-- The rise per second of a metric over `window`: its least-squares slope
+-- less TREND_DOUBT standard errors of it, and 0 when that is not above 0
+-- (or under three readings).
+local function rising(metric, window)
+  local slope, err = metric:slope(window)
+  if slope == nil or err == nil then
     return 0
   end
-  local mid, mean = (n + 1) / 2, 0
-  for i = 1, n do
-    mean = mean + vals[i] / n
-  end
-  local sxx, sxy = 0, 0
-  for i = 1, n do
-    sxx = sxx + (i - mid) ^ 2
-    sxy = sxy + (i - mid) * (vals[i] - mean)
-  end
-  local slope, sse = sxy / sxx, 0
-  for i = 1, n do
-    sse = sse + (vals[i] - mean - slope * (i - mid)) ^ 2
-  end
-  local se = math.sqrt(sse / (n - 2) / sxx)
-  return math.max(0, slope - TREND_DOUBT * se) / interval
+  return math.max(0, slope - TREND_DOUBT * err)
 end
 
 function decide(ctx)
@@ -134,7 +120,7 @@ function decide(ctx)
   local per_replica = served / busy
   local f = ctx.forecasts[FORECAST]
   local lead = f and f.lead or LEAD
-  local trend = rising(m.rps:values("3m"), ctx.interval)
+  local trend = rising(m.rps, "3m")
   local history = math.max(m.rps:count() - 1, 0) * ctx.interval
   local recent = math.max(m.rps:avg(30) or rps, m.rps:percentile(90, "2m") or rps)
   local arriving = recent + trend * math.min(lead + 60, history)

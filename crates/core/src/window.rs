@@ -58,6 +58,13 @@ pub fn rate(points: &[(Timestamp, f64)]) -> Option<f64> {
 /// Least-squares slope, in units per second. `None` with fewer than two
 /// points or when they all share one time.
 pub fn slope(points: &[(Timestamp, f64)]) -> Option<f64> {
+    fit_slope(points).map(|(slope, _)| slope)
+}
+
+/// Least-squares slope, in units per second, with its standard error (how
+/// far noise alone could move it; `None` with fewer than three points).
+/// `None` with fewer than two points or when they all share one time.
+pub fn fit_slope(points: &[(Timestamp, f64)]) -> Option<(f64, Option<f64>)> {
     if points.len() < 2 {
         return None;
     }
@@ -67,8 +74,16 @@ pub fn slope(points: &[(Timestamp, f64)]) -> Option<f64> {
     let mx = xs.iter().sum::<f64>() / n;
     let my = points.iter().map(|p| p.1).sum::<f64>() / n;
     let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+    if sxx <= 0.0 {
+        return None;
+    }
     let sxy: f64 = xs.iter().zip(points).map(|(x, p)| (x - mx) * (p.1 - my)).sum();
-    (sxx > 0.0).then(|| sxy / sxx)
+    let slope = sxy / sxx;
+    let stderr = (points.len() > 2).then(|| {
+        let sse: f64 = xs.iter().zip(points).map(|(x, p)| (p.1 - my - slope * (x - mx)).powi(2)).sum();
+        (sse / (n - 2.0) / sxx).sqrt()
+    });
+    Some((slope, stderr))
 }
 
 #[cfg(test)]
@@ -130,5 +145,15 @@ mod tests {
         assert_eq!(rate(&[(t(0), 1.0)]), None);
         assert_eq!(slope(&[(t(0), 1.0)]), None);
         assert_eq!(slope(&[(t(5), 1.0), (t(5), 2.0)]), None);
+        // an exact line has no error; two points give no estimate of it
+        assert_eq!(fit_slope(&line).unwrap().1, Some(0.0));
+        assert_eq!(fit_slope(&[(t(0), 1.0), (t(10), 2.0)]), Some((0.1, None)));
+        // noise about a flat line: slope 0 and an error from the scatter
+        // (x = 0, 1, 2, 3 s; y = 1, -1, 1, -1: slope -0.4, residuals 0.4, -1.2, 1.2, -0.4, SSE 3.2, Sxx 5)
+        let zigzag: Vec<(Timestamp, f64)> =
+            [1.0, -1.0, 1.0, -1.0].iter().enumerate().map(|(i, v)| (t(i as i64), *v)).collect();
+        let (s, e) = fit_slope(&zigzag).unwrap();
+        assert!((s + 0.4).abs() < 1e-12, "{s}");
+        assert!((e.unwrap() - (3.2f64 / 2.0 / 5.0).sqrt()).abs() < 1e-12, "{e:?}");
     }
 }

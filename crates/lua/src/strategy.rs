@@ -429,23 +429,28 @@ fn window_arg(w: Value, default: Duration) -> mlua::Result<Duration> {
 }
 
 /// The helpers, in the order `ctx.lua` numbers them.
-fn query(lua: &Lua, shared: &Shared, index: usize, op: u8, w: Value, p: Option<f64>) -> mlua::Result<Value> {
+fn query(lua: &Lua, shared: &Shared, index: usize, op: u8, w: Value, p: Option<f64>) -> mlua::Result<MultiValue> {
     let series = index
         .checked_sub(1)
         .and_then(|i| shared.series.get(i))
         .ok_or_else(|| mlua::Error::runtime(format!("no metric at index {index}")))?;
     let pts = window::points(series, shared.now, window_arg(w, shared.window)?);
     let vals = || pts.iter().map(|p| p.1).collect::<Vec<f64>>();
-    let num = |v: Option<f64>| Ok(v.map(Value::Number).unwrap_or(Value::Nil));
+    let value = |v: Option<f64>| v.map(Value::Number).unwrap_or(Value::Nil);
+    let num = |v: Option<f64>| Ok(MultiValue::from_iter([value(v)]));
+    let one = |v: Value| Ok(MultiValue::from_iter([v]));
     let fold = |f: fn(f64, f64) -> f64| pts.iter().map(|p| p.1).reduce(f);
     match op {
         0 => num((!pts.is_empty()).then(|| pts.iter().map(|p| p.1).sum::<f64>() / pts.len() as f64)),
         1 => num(fold(f64::min)),
         2 => num(fold(f64::max)),
-        3 => Ok(Value::Integer(pts.len() as i64)),
+        3 => one(Value::Integer(pts.len() as i64)),
         4 => num(window::rate(&pts)),
-        5 => num(window::slope(&pts)),
-        6 => Ok(Value::Table(lua.create_sequence_from(vals())?)),
+        5 => {
+            let fit = window::fit_slope(&pts);
+            Ok(MultiValue::from_iter([value(fit.map(|f| f.0)), value(fit.and_then(|f| f.1))]))
+        }
+        6 => one(Value::Table(lua.create_sequence_from(vals())?)),
         7 => {
             let p = p.ok_or_else(|| mlua::Error::runtime("percentile(p, window) needs p between 0 and 100"))?;
             if !(0.0..=100.0).contains(&p) {

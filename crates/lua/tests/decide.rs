@@ -60,6 +60,7 @@ fn ctx_fields_and_helpers_on_a_known_series() {
             c:percentile(50), c:percentile(90, 100), c:rate(), c:slope("1m"),
             table.concat(c:values(30), ","), q.value == nil, q:avg(), q:count("1m"),
             c:avg(0) == nil,
+            select(2, c:slope("1m")), select(2, c:slope("15s")) == nil,
           }
           local parts = {}
           for i = 1, #out do parts[i] = tostring(out[i]) end
@@ -91,6 +92,8 @@ fn ctx_fields_and_helpers_on_a_known_series() {
         "7.0",
         "1", // values 30s (half-open), failed now, queue avg skips the failure
         "true",
+        "0.0",
+        "true", // the slope's standard error: none off a straight line, unknown from two readings
     ];
     assert_eq!(rec.reason, want.join(" "));
 }

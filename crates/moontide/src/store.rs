@@ -18,6 +18,10 @@ pub const KEEP_ACTUATIONS: usize = 50;
 /// Decisions deleted per statement when pruning.
 const PRUNE_BATCH: usize = 10_000;
 
+/// Refused API requests the audit log keeps at most (anyone who reaches the
+/// port can add them; the changes operators made are never capped).
+pub const KEEP_REFUSED: usize = 10_000;
+
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -459,6 +463,32 @@ impl Store {
         }
     }
 
+    /// Deletes, from the audit log, refused requests (status 400 and up)
+    /// logged before `before` and all but the newest [`KEEP_REFUSED`]; the
+    /// changes operators made stay. Returns how many were deleted.
+    pub fn prune_audit(&self, before: Timestamp) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            let n = self.with(|c| {
+                c.execute(
+                    "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE status >= 400 AND (at_ms < ?1
+                     OR id <= (SELECT id FROM audit WHERE status >= 400 ORDER BY id DESC LIMIT 1 OFFSET ?2))
+                     LIMIT ?3)",
+                    params![before.as_millis(), KEEP_REFUSED as i64, PRUNE_BATCH as i64],
+                )
+            })?;
+            total += n;
+            if n < PRUNE_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// [`Store::prune_audit`] from async code without blocking the runtime.
+    pub async fn prune_audit_async(&self, before: Timestamp) -> Result<usize, StoreError> {
+        self.blocking(move |store| store.prune_audit(before)).await
+    }
+
     /// [`Store::prune`] from async code without blocking the runtime.
     pub async fn prune_async(&self, before: Timestamp) -> Result<usize, StoreError> {
         self.blocking(move |store| store.prune(before)).await
@@ -556,5 +586,34 @@ mod tests {
         assert_eq!(store.last_scaled_to("b").unwrap(), Some(4));
         // nothing more to delete
         assert_eq!(store.prune(Timestamp::from_secs(2_000)).unwrap(), 0);
+    }
+
+    #[test]
+    fn pruning_the_audit_log_drops_old_and_surplus_refusals_and_keeps_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let entry = |secs: i64, status: u16, detail: &str| AuditEntry {
+            at: Timestamp::from_secs(secs),
+            who: "-".into(),
+            action: "POST /api/v1/policies/web/pause".into(),
+            status,
+            detail: detail.into(),
+        };
+        store.audit(&entry(10, 200, "old change")).unwrap();
+        store.audit(&entry(11, 401, "old refusal")).unwrap();
+        // a flood of refusals, new ones: more than are kept
+        for i in 0..(KEEP_REFUSED as i64 + 7) {
+            store.audit(&entry(3_000 + i, if i % 2 == 0 { 401 } else { 403 }, "refused")).unwrap();
+        }
+        store.audit(&entry(20_000, 200, "new change")).unwrap();
+        let deleted = store.prune_audit(Timestamp::from_secs(2_000)).unwrap();
+        assert_eq!(deleted, 1 + 7, "the old refusal and the 7 oldest of the flood");
+        let log = store.audit_log(KEEP_REFUSED + 10).unwrap();
+        assert_eq!(log.len(), KEEP_REFUSED + 2);
+        assert_eq!(log.first().unwrap().detail, "new change");
+        assert_eq!(log.last().unwrap().detail, "old change", "a change is kept however old");
+        assert_eq!(log.iter().filter(|e| e.status >= 400).count(), KEEP_REFUSED);
+        assert_eq!(log[log.len() - 2].at, Timestamp::from_secs(3_007), "the newest refusals are the ones kept");
+        assert_eq!(store.prune_audit(Timestamp::from_secs(2_000)).unwrap(), 0);
     }
 }

@@ -312,7 +312,9 @@ fn keep_for(config: &Config) -> std::time::Duration {
         .fold(config.keep_decisions, std::time::Duration::max)
 }
 
-/// Deletes, in the background, the decisions older than `keep` (logged, never fatal).
+/// Deletes, in the background, the decisions older than `keep`, and refused
+/// requests older than that or beyond the newest `store::KEEP_REFUSED` from
+/// the audit log (logged, never fatal).
 fn prune_decisions(store: &Store, now: moontide_core::Timestamp, keep: std::time::Duration) {
     let store = store.clone();
     tokio::spawn(async move {
@@ -323,6 +325,11 @@ fn prune_decisions(store: &Store, now: moontide_core::Timestamp, keep: std::time
             }
             Err(e) => tracing::warn!("cannot delete old decisions: {e}"),
         }
+        match store.prune_audit_async(now.minus(keep)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "deleted old or surplus refused requests from the audit log"),
+            Err(e) => tracing::warn!("cannot prune the audit log: {e}"),
+        }
     });
 }
 
@@ -332,6 +339,7 @@ fn live(engine: &Engine, config: &Config) -> crate::server::Live {
         pushes: engine.push_sources(),
         controls: engine.controls().into_iter().map(|c| (c.policy.clone(), c)).collect(),
         tokens: config.server.tokens.clone(),
+        shared_controls: engine.shared_controls(),
     }
 }
 

@@ -1,15 +1,20 @@
 //! The etcd side of [`super`]: the lease, the ownership rounds, the guarded
 //! writes of shared state and the import a new owner does.
 
+mod controls;
+
+pub use controls::ControlSharing;
+
 use super::{ClusterConfig, preferred};
 use crate::engine::PolicyRuntime;
+use crate::engine::control::Control;
 use crate::engine::shared::Shared;
 use crate::store::{Pending, Store};
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, PutOptions, TlsOptions, Txn, TxnOp,
     TxnOpResponse,
 };
-use moontide_core::{Decision, Timestamp};
+use moontide_core::{Clock, Decision, Timestamp};
 use moontide_lua::script::BoxFuture;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -43,6 +48,13 @@ pub struct Cluster {
     /// Policies whose task stopped ticking after this instance gave them up
     /// (a hand-over deletes the owner key only then, so two owners never overlap).
     idle: Mutex<BTreeSet<String>>,
+    /// Each policy's control (what operators set), kept in step with etcd.
+    controls: BTreeMap<String, Arc<Control>>,
+    /// The local store, where controls taken from etcd are saved too.
+    store: Option<Store>,
+    clock: Arc<dyn Clock>,
+    /// The etcd revision of the controls last taken, per policy.
+    controls_seen: Mutex<BTreeMap<String, i64>>,
 }
 
 async fn timed<T>(
@@ -57,9 +69,15 @@ async fn timed<T>(
 }
 
 impl Cluster {
-    /// Connects, takes a lease and registers this instance. `policies` are the
-    /// config's policies (every instance must run the same config).
-    pub async fn join(cfg: &ClusterConfig, policies: Vec<String>) -> Result<Arc<Cluster>, String> {
+    /// Connects, takes a lease and registers this instance. `controls` are the
+    /// config's policies (every instance must run the same config); what
+    /// operators set on them is kept in step with etcd and saved in `store`.
+    pub async fn join(
+        cfg: &ClusterConfig,
+        controls: Vec<Arc<Control>>,
+        store: Option<Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Cluster>, String> {
         let mut opts = ConnectOptions::new().with_connect_timeout(ETCD_TIMEOUT).with_timeout(ETCD_TIMEOUT);
         if let Some(user) = &cfg.user {
             let password = crate::secret::SecretRef::new(cfg.password_env.clone(), cfg.password_file.clone())
@@ -94,11 +112,15 @@ impl Cluster {
             ttl: cfg.lease_ttl,
             lease: AtomicI64::new(0),
             lease_until: Mutex::new(Instant::now()),
-            policies,
+            policies: controls.iter().map(|c| c.policy.clone()).collect(),
             owned: watch::channel(Owned::new()).0,
             orphaned: Mutex::new(BTreeMap::new()),
             records: AtomicU64::new(0),
             idle: Mutex::new(BTreeSet::new()),
+            controls: controls.into_iter().map(|c| (c.policy.clone(), c)).collect(),
+            store,
+            clock,
+            controls_seen: Mutex::new(BTreeMap::new()),
         });
         // the connection is made lazily: the first request is where a refused handshake shows
         cluster.register().await.map_err(unreachable)?;
@@ -157,6 +179,10 @@ impl Cluster {
             tokio::select! {
                 _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
                 _ = every.tick() => {
+                    // before the round: a policy taken over starts from what operators set last
+                    if let Err(e) = self.sync_controls().await {
+                        tracing::warn!(instance = %self.instance, "cannot read what operators set: {e}");
+                    }
                     if let Err(e) = self.round().await {
                         tracing::warn!(instance = %self.instance, "ownership round failed: {e}");
                     }

@@ -22,6 +22,9 @@
 //!   owner imports them into its local SQLite store before its first tick, so
 //!   windows, cooldowns, Lua state and a cut-short actuation carry over. The
 //!   SQLite store stays each instance's own record and the API's source.
+//! - What operators set through any instance's API is written, unguarded, to
+//!   `PREFIX/controls/POLICY`; every instance takes the newest value into
+//!   the policy's control before each round (`etcd/controls.rs`).
 //!
 //! Without `[cluster]` Moontide runs alone on its SQLite store and needs no etcd.
 
@@ -29,7 +32,7 @@
 mod etcd;
 
 #[cfg(feature = "etcd")]
-pub use etcd::{Cluster, Ownership, drive};
+pub use etcd::{Cluster, ControlSharing, Ownership, drive};
 
 use moontide_core::duration::{format as fmt_d, serde_text};
 use serde::Deserialize;

@@ -149,8 +149,9 @@ impl Engine {
     pub async fn join(&mut self, cfg: &crate::cluster::ClusterConfig) -> Result<(), String> {
         #[cfg(feature = "etcd")]
         {
-            let names = self.policies.iter().map(|p| p.name().to_string()).collect();
-            self.cluster = Some(crate::cluster::Cluster::join(cfg, names).await?);
+            let controls = self.controls();
+            let store = self.policies.first().map(|p| p.store().clone());
+            self.cluster = Some(crate::cluster::Cluster::join(cfg, controls, store, self.clock.clone()).await?);
             Ok(())
         }
         #[cfg(not(feature = "etcd"))]
@@ -158,6 +159,15 @@ impl Engine {
             let _ = cfg;
             Err("cluster: this moontide was built without the `etcd` feature".into())
         }
+    }
+
+    /// In a cluster: where operators' changes are shared with the other instances.
+    pub fn shared_controls(&self) -> Option<Arc<dyn shared::SharedControls>> {
+        #[cfg(feature = "etcd")]
+        if let Some(c) = &self.cluster {
+            return Some(Arc::new(crate::cluster::ControlSharing(c.clone())));
+        }
+        None
     }
 
     /// Makes scripts' `socket.sleep` wait with `sleeper` (a [`VirtualTime`] in tests and replays).

@@ -21,3 +21,10 @@ pub trait Shared: Send + Sync {
     /// Clears the shared pending actuation.
     fn end_actuation(&self) -> BoxFuture<Result<(), String>>;
 }
+
+/// Where a cluster keeps what operators set (pause, hold, dry-run), so that
+/// a change made through any instance's API reaches the policy's owner.
+pub trait SharedControls: Send + Sync {
+    /// Shares what operators now set on `policy` with the other instances.
+    fn publish(&self, policy: String, state: super::control::OperatorState) -> BoxFuture<Result<(), String>>;
+}

@@ -346,6 +346,14 @@ async fn change(
                 tracing::error!(policy = %name, "cannot save what the operator set: {e}");
                 done.push_str(&format!(" (not saved: {e}; a restart or a reload would forget it)"));
             }
+            if let Some(shared) = &live.shared_controls
+                && let Err(e) = shared.publish(name.to_string(), c.operator()).await
+            {
+                tracing::error!(policy = %name, "cannot share what the operator set with the cluster: {e}");
+                done.push_str(&format!(
+                    " (not shared with the cluster: {e}; it holds on this instance only, and the policy's owner may be another)"
+                ));
+            }
             record(api, &caller.name, method, uri, StatusCode::OK, done.clone());
             let mut v = view(c);
             v["done"] = json!(done);

@@ -90,6 +90,8 @@ pub struct Live {
     pub controls: BTreeMap<String, Arc<crate::engine::control::Control>>,
     /// The API tokens.
     pub tokens: Vec<auth::TokenConfig>,
+    /// In a cluster: where operators' changes are shared with the other instances.
+    pub shared_controls: Option<Arc<dyn crate::engine::shared::SharedControls>>,
 }
 
 /// A config reload asked for through the API: the reply is a summary, or the new config's problems.

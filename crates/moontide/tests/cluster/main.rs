@@ -2,7 +2,8 @@
 //! share one config; every policy is owned exactly once; kill -9 moves an
 //! owner's policies to the survivors; a SIGSTOPped owner that lost its lease
 //! performs no actuation after SIGCONT; cooldowns and Lua state survive a
-//! failover. A receiving server on 127.0.0.1 plays the platform: it counts
+//! failover; a pause sent to any instance's API stops the owner's
+//! actuations, and a resume there starts them again. A receiving server on 127.0.0.1 plays the platform: it counts
 //! actuations and checks their fencing tokens.
 #![cfg(feature = "etcd")]
 
@@ -428,5 +429,110 @@ async fn instances_reach_etcd_over_mutual_tls_and_one_without_a_certificate_is_r
     assert!(log("i1").contains("cannot reach etcd at https://127.0.0.1"), "{}", log("i1"));
     assert!(log("i1").contains("give cluster.cert_file and cluster.key_file"), "{}", log("i1"));
     assert!(owners(&mut c).await.values().all(|(o, _)| o == "i0"));
+    let _ = stop.send(());
+}
+
+const OPERATOR: &str = "mt_cluster-operator-token-for-tests-0000000000";
+
+/// One instance's API, answering as the operator.
+async fn api(base: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = reqwest::Client::new().request(method, format!("{base}/api/v1{path}")).bearer_auth(OPERATOR);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    match req.timeout(Duration::from_secs(5)).send().await {
+        Ok(r) => (r.status().as_u16(), r.json().await.unwrap_or(Value::Null)),
+        Err(_) => (0, Value::Null),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_sent_to_any_instance_reaches_the_policys_owner() {
+    let Some(etcd) = Etcd::start().await else { return };
+    let mut c = etcd.client().await;
+    let platform = Arc::new(Platform::default());
+    let (base, stop) = serve(platform.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut apis = BTreeMap::new();
+    let mut instances = Vec::new();
+    for name in ["i0", "i1"] {
+        let port = etcd::free_port();
+        let server = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\ntokens = [{{ name = \"olga\", role = \"operator\", sha256 = \"{}\" }}]\n",
+            moontide::server::auth::hash(OPERATOR)
+        );
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, config(&etcd.url, &base).replacen("[server]\nlisten = \"127.0.0.1:0\"\n", &server, 1))
+            .unwrap();
+        instances.push(Instance::start(name, &path, dir.path()));
+        apis.insert(name.to_string(), format!("http://127.0.0.1:{port}"));
+    }
+    let logs = || {
+        ["i0", "i1"]
+            .iter()
+            .map(|n| {
+                format!("--- {n}\n{}", std::fs::read_to_string(dir.path().join(format!("{n}.log"))).unwrap_or_default())
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    // both instances own some policies: the hand-overs that follow a join are done
+    let spread = wait_for(Duration::from_secs(30), || {
+        let mut c = c.clone();
+        async move {
+            let o = owners(&mut c).await;
+            let distinct: std::collections::BTreeSet<_> = o.values().map(|(i, _)| i.clone()).collect();
+            o.len() == 7 && distinct.len() == 2
+        }
+    })
+    .await;
+    assert!(spread, "policies not spread over both instances: {:?}\n{}", owners(&mut c).await, logs());
+    let ready = wait_for(Duration::from_secs(20), || {
+        let apis = apis.clone();
+        async move {
+            for base in apis.values() {
+                if api(base, reqwest::Method::GET, "/policies/p0", None).await.0 != 200 {
+                    return false;
+                }
+            }
+            true
+        }
+    })
+    .await;
+    assert!(ready, "the APIs never answered\n{}", logs());
+    let (owner, token) = owners(&mut c).await["p0"].clone();
+    let other = if owner == "i0" { "i1" } else { "i0" };
+    let acted = |since: usize| platform.acts().iter().skip(since).filter(|a| a.policy == "p0" && a.accepted).count();
+    assert!(wait_for(Duration::from_secs(20), || async { acted(0) > 0 }).await, "p0 never scaled\n{}", logs());
+
+    // paused through the instance that does not own p0
+    let (status, body) =
+        api(&apis[other], reqwest::Method::POST, "/policies/p0/pause", Some(json!({ "reason": "maintenance" }))).await;
+    assert_eq!(status, 200, "{body}");
+    let done = body["done"].as_str().unwrap_or_default().to_string();
+    assert!(!done.contains("not shared"), "{done}");
+    let reached = wait_for(Duration::from_secs(10), || async {
+        api(&apis[&owner], reqwest::Method::GET, "/policies/p0", None).await.1["paused"]["reason"] == "maintenance"
+    })
+    .await;
+    assert!(reached, "the owner {owner} never saw the pause sent to {other}\n{}", logs());
+    // an actuation already under way when the pause arrived may still land; after that, none
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let seen = platform.acts().len();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let late: Vec<Act> = platform.acts().into_iter().skip(seen).filter(|a| a.policy == "p0").collect();
+    assert!(late.is_empty(), "p0 was actuated while paused: {late:?}\n{}", logs());
+    assert_eq!(owners(&mut c).await["p0"], (owner.clone(), token), "p0 changed owner during the test");
+    // other policies kept scaling meanwhile: the pause is p0's alone
+    let others = platform.acts().iter().skip(seen).filter(|a| a.policy != "p0" && a.accepted).count();
+    assert!(others > 0, "no policy was actuated while p0 was paused\n{}", logs());
+
+    // resumed through the same instance: the owner scales p0 again
+    let (status, body) = api(&apis[other], reqwest::Method::POST, "/policies/p0/resume", Some(json!({}))).await;
+    assert_eq!(status, 200, "{body}");
+    let seen = platform.acts().len();
+    let again = wait_for(Duration::from_secs(20), || async { acted(seen) > 0 }).await;
+    assert!(again, "p0 was not scaled after the resume\n{}", logs());
+    drop(instances);
     let _ = stop.send(());
 }

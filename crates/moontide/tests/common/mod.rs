@@ -177,6 +177,7 @@ impl Served {
             pushes: engine.push_sources(),
             controls: engine.controls().into_iter().map(|c| (c.policy.clone(), c)).collect(),
             tokens: config.server.tokens.clone(),
+            shared_controls: None,
         };
         let api = moontide::server::ApiState {
             store: store.clone(),
