@@ -295,18 +295,28 @@ pub const SCRIPT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest wait before a failed script is started again.
 const MAX_RESTART_WAIT: Duration = Duration::from_secs(60);
 
+/// What a script-mode policy runs with.
+#[derive(Clone)]
+pub struct ScriptRun {
+    /// Where the script is configured (`policies.NAME.script`), for errors.
+    pub field: String,
+    /// The `[policies.NAME.script]` table.
+    pub config: ScriptConfig,
+    /// The policy's runtime, which every action the script asks for goes through.
+    pub runtime: Arc<Mutex<PolicyRuntime>>,
+    /// The config's sources, for URLs mapped to one.
+    pub sources: BTreeMap<String, Arc<Source>>,
+    /// The engine's clock.
+    pub clock: Arc<dyn Clock>,
+    /// What `socket.sleep` waits with.
+    pub sleeper: Arc<dyn Sleeper>,
+}
+
 /// Runs a script policy until `stop`: starts the script; when it fails,
 /// records a decision and starts it again after a growing wait; when its file
 /// changes, checks the new version and swaps it in only if it compiles.
-pub async fn drive(
-    field: String,
-    config: ScriptConfig,
-    runtime: Arc<Mutex<PolicyRuntime>>,
-    sources: BTreeMap<String, Arc<Source>>,
-    clock: Arc<dyn Clock>,
-    sleeper: Arc<dyn Sleeper>,
-    stop: watch::Receiver<bool>,
-) {
+pub async fn drive(run: ScriptRun, stop: watch::Receiver<bool>) {
+    let ScriptRun { field, config, runtime, sources, clock, sleeper } = run;
     let policy = runtime.lock().await.name().to_string();
     let urls = config.urls.iter().filter_map(|(k, v)| Some((normalize(k)?, v.clone()))).collect();
     let client = crate::http::client_without_redirects(SCRIPT_HTTP_TIMEOUT).unwrap_or_default();

@@ -330,3 +330,35 @@ async fn a_changed_script_is_swapped_in_only_when_it_compiles() {
 fn clock_at(secs: i64) -> Arc<ManualClock> {
     Arc::new(ManualClock::new(Timestamp::from_secs(secs)))
 }
+
+#[tokio::test]
+async fn a_script_mode_policy_has_a_control_and_an_operators_pause_holds_its_actions() {
+    let cloud = TestServer::start(|_, _| text(200, "ok")).await;
+    let script = r#"
+local http = require("socket.http")
+while true do
+  http.request("http://provider.test/up")
+  require("socket").sleep(10)
+end
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock_at(9_800_000);
+    let engine = engine(&inline_policy("http://127.0.0.1:1/m", &cloud.url("/s"), script), dir.path(), &clock);
+    // the API serves what controls() lists: the script-mode policy is there to be paused
+    let controls = engine.controls();
+    assert_eq!(controls.iter().map(|c| c.policy.as_str()).collect::<Vec<_>>(), ["p"]);
+    controls[0].update(|s| {
+        s.operator.paused = Some(moontide::engine::control::Pause {
+            by: "olga".into(),
+            reason: "maintenance".into(),
+            since: Timestamp::from_secs(9_800_000),
+        })
+    });
+    let ds = run_until(engine, "p", 2).await;
+    assert_eq!(ds.len(), 2);
+    for d in &ds {
+        assert!(d.guards.iter().any(|g| g.guard == GuardKind::Operator), "{d:?}");
+        assert!(!matches!(d.outcome, Outcome::Scaled { .. }), "a paused policy scaled: {d:?}");
+    }
+    assert!(cloud.seen().is_empty(), "the platform was called while paused");
+}

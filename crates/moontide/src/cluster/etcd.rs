@@ -9,6 +9,7 @@ use super::{ClusterConfig, preferred};
 use crate::engine::PolicyRuntime;
 use crate::engine::control::Control;
 use crate::engine::shared::Shared;
+use crate::script::ScriptRun;
 use crate::store::{Pending, Store};
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, PutOptions, TlsOptions, Txn, TxnOp,
@@ -51,7 +52,7 @@ pub struct Cluster {
     /// Each policy's control (what operators set), kept in step with etcd.
     controls: BTreeMap<String, Arc<Control>>,
     /// The local store, where controls taken from etcd are saved too.
-    store: Option<Store>,
+    store: Store,
     clock: Arc<dyn Clock>,
     /// The etcd revision of the controls last taken, per policy.
     controls_seen: Mutex<BTreeMap<String, i64>>,
@@ -75,7 +76,7 @@ impl Cluster {
     pub async fn join(
         cfg: &ClusterConfig,
         controls: Vec<Arc<Control>>,
-        store: Option<Store>,
+        store: Store,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Cluster>, String> {
         let mut opts = ConnectOptions::new().with_connect_timeout(ETCD_TIMEOUT).with_timeout(ETCD_TIMEOUT);
@@ -518,6 +519,54 @@ impl Shared for Ownership {
     }
 }
 
+/// Waits until this instance owns `name` (marking it idle meanwhile); `None`
+/// when shutting down.
+async fn wait_owned(
+    cluster: &Cluster,
+    name: &str,
+    owned: &mut watch::Receiver<Owned>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<i64> {
+    cluster.idle(name);
+    loop {
+        if let Some(t) = owned.borrow_and_update().get(name) {
+            return Some(*t);
+        }
+        tokio::select! {
+            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => return None,
+            changed = owned.changed() => if changed.is_err() { return None },
+        }
+    }
+}
+
+/// Takes a policy over under `token`: imports the shared history into the
+/// local store and rebuilds the runtime from it, sharing through the
+/// ownership from then on. On failure it waits a moment; the caller tries again.
+async fn take_over(rt: &mut PolicyRuntime, cluster: &Arc<Cluster>, token: i64) -> Result<(), ()> {
+    let name = rt.name().to_string();
+    cluster.busy(&name);
+    match cluster.import(&name, rt.store()).await {
+        Ok(n) => {
+            tracing::info!(policy = %name, imported = n, token, "owner now: carrying on from the shared history")
+        }
+        Err(e) => {
+            tracing::warn!(policy = %name, "cannot import the shared history ({e}); waiting for the next round");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            return Err(());
+        }
+    }
+    *rt = match rt.fresh() {
+        Ok(fresh) => fresh,
+        Err(e) => {
+            tracing::error!(policy = %name, "cannot restore the policy: {e}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            return Err(());
+        }
+    };
+    rt.set_shared(Arc::new(Ownership::new(cluster.clone(), &name, token)));
+    Ok(())
+}
+
 /// Runs one policy in a cluster: waits until this instance owns it, imports
 /// the shared history, restores a fresh runtime from it and ticks until the
 /// ownership is lost or `shutdown` turns true; then waits again.
@@ -525,36 +574,10 @@ pub async fn drive(mut rt: PolicyRuntime, cluster: Arc<Cluster>, mut shutdown: w
     let name = rt.name().to_string();
     let mut owned = cluster.owned();
     loop {
-        cluster.idle(&name);
-        let token = loop {
-            if let Some(t) = owned.borrow_and_update().get(&name) {
-                break *t;
-            }
-            tokio::select! {
-                _ = async { let _ = shutdown.wait_for(|s| *s).await; } => return,
-                changed = owned.changed() => if changed.is_err() { return },
-            }
-        };
-        cluster.busy(&name);
-        match cluster.import(&name, rt.store()).await {
-            Ok(n) => {
-                tracing::info!(policy = %name, imported = n, token, "owner now: carrying on from the shared history")
-            }
-            Err(e) => {
-                tracing::warn!(policy = %name, "cannot import the shared history ({e}); waiting for the next round");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
+        let Some(token) = wait_owned(&cluster, &name, &mut owned, &mut shutdown).await else { return };
+        if take_over(&mut rt, &cluster, token).await.is_err() {
+            continue;
         }
-        rt = match rt.fresh() {
-            Ok(fresh) => fresh,
-            Err(e) => {
-                tracing::error!(policy = %name, "cannot restore the policy: {e}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        rt.set_shared(Arc::new(Ownership::new(cluster.clone(), &name, token)));
         let control = rt.control();
         let mut every = tokio::time::interval(rt.interval());
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -575,6 +598,44 @@ pub async fn drive(mut rt: PolicyRuntime, cluster: Arc<Cluster>, mut shutdown: w
             }
             let next = rt.clock().now().plus(rt.interval());
             control.note(|s| s.next_tick = Some(next));
+        }
+    }
+}
+
+/// Runs one script-mode policy in a cluster: its script runs on the owner
+/// only, started afresh by each new owner (the policy's windows, cooldowns
+/// and decisions carry over through the shared history; the script's own
+/// Lua variables do not), and stopped when the ownership is lost.
+pub async fn drive_script(run: ScriptRun, cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
+    let name = run.runtime.lock().await.name().to_string();
+    let mut owned = cluster.owned();
+    loop {
+        let Some(token) = wait_owned(&cluster, &name, &mut owned, &mut shutdown).await else { return };
+        if take_over(&mut *run.runtime.lock().await, &cluster, token).await.is_err() {
+            continue;
+        }
+        tracing::info!(policy = %name, token, "starting the script as its owner");
+        let (stop, stopped) = watch::channel(false);
+        let script = tokio::spawn(crate::script::drive(run.clone(), stopped));
+        let shutting_down = loop {
+            tokio::select! {
+                _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break true,
+                changed = owned.changed() => {
+                    if changed.is_err() {
+                        break true;
+                    }
+                    if owned.borrow_and_update().get(&name) != Some(&token) {
+                        tracing::info!(policy = %name, token, "no longer the owner: stopping the script");
+                        break false;
+                    }
+                }
+            }
+        };
+        // the script's decision in flight, if any, is finished first
+        let _ = stop.send(true);
+        let _ = script.await;
+        if shutting_down {
+            return;
         }
     }
 }

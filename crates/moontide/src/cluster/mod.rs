@@ -32,7 +32,7 @@
 mod etcd;
 
 #[cfg(feature = "etcd")]
-pub use etcd::{Cluster, ControlSharing, Ownership, drive};
+pub use etcd::{Cluster, ControlSharing, Ownership, drive, drive_script};
 
 use moontide_core::duration::{format as fmt_d, serde_text};
 use serde::Deserialize;

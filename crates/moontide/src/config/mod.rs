@@ -211,13 +211,6 @@ fn validate(path: &Path, raw: RawConfig, p: &mut Problems<'_>) -> Config {
                     "in a cluster a policy name cannot hold `/` (it is part of etcd keys)",
                 );
             }
-            if rp.get_ref().script.is_some() {
-                p.add(
-                    rp.span(),
-                    format!("policies.{name}.script"),
-                    "script-mode policies cannot run in a [cluster] yet: use checks (a `lua` check)",
-                );
-            }
         }
     }
     if raw.policies.is_empty() {

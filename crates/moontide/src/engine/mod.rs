@@ -63,6 +63,7 @@ impl Sleeper for VirtualTime {
 struct ScriptPolicy {
     field: String,
     config: ScriptConfig,
+    control: Arc<control::Control>,
     runtime: Arc<tokio::sync::Mutex<PolicyRuntime>>,
 }
 
@@ -73,6 +74,9 @@ pub struct Engine {
     sources: BTreeMap<String, Arc<Source>>,
     targets: BTreeMap<String, Arc<Target>>,
     decisions: broadcast::Sender<Decision>,
+    /// The store, where a cluster saves what operators set through another instance.
+    #[cfg(feature = "etcd")]
+    store: Store,
     clock: Arc<dyn Clock>,
     sleeper: Arc<dyn Sleeper>,
     /// In a cluster: this instance's membership; policies then tick only while owned.
@@ -125,9 +129,12 @@ impl Engine {
             let mut rt = PolicyRuntime::new(policy, target, &sources, store.clone(), clock.clone(), decisions.clone())?;
             rt.share(breaker, ledger.clone());
             match script {
-                Some(config) => {
-                    scripts.push(ScriptPolicy { field, config, runtime: Arc::new(tokio::sync::Mutex::new(rt)) })
-                }
+                Some(config) => scripts.push(ScriptPolicy {
+                    field,
+                    config,
+                    control: rt.control(),
+                    runtime: Arc::new(tokio::sync::Mutex::new(rt)),
+                }),
                 None => policies.push(rt),
             }
         }
@@ -137,6 +144,8 @@ impl Engine {
             sources,
             targets,
             decisions,
+            #[cfg(feature = "etcd")]
+            store,
             clock,
             sleeper: Arc::new(RealTime),
             #[cfg(feature = "etcd")]
@@ -150,7 +159,7 @@ impl Engine {
         #[cfg(feature = "etcd")]
         {
             let controls = self.controls();
-            let store = self.policies.first().map(|p| p.store().clone());
+            let store = self.store.clone();
             self.cluster = Some(crate::cluster::Cluster::join(cfg, controls, store, self.clock.clone()).await?);
             Ok(())
         }
@@ -186,9 +195,12 @@ impl Engine {
             .collect()
     }
 
-    /// Every policy's control (pause, hold, dry-run), in name order.
+    /// Every policy's control (pause, hold, dry-run), script-mode ones too, in name order.
     pub fn controls(&self) -> Vec<Arc<control::Control>> {
-        self.policies.iter().map(|p| p.control()).collect()
+        let mut all: Vec<Arc<control::Control>> =
+            self.policies.iter().map(|p| p.control()).chain(self.scripts.iter().map(|s| s.control.clone())).collect();
+        all.sort_by(|a, b| a.policy.cmp(&b.policy));
+        all
     }
 
     /// The channel every decision is sent on (the API's event stream subscribes to it).
@@ -259,15 +271,20 @@ impl Engine {
             });
         }
         for sp in self.scripts {
-            tasks.spawn(crate::script::drive(
-                sp.field,
-                sp.config,
-                sp.runtime,
-                self.sources.clone(),
-                self.clock.clone(),
-                self.sleeper.clone(),
-                shutdown.clone(),
-            ));
+            let run = crate::script::ScriptRun {
+                field: sp.field,
+                config: sp.config,
+                runtime: sp.runtime,
+                sources: self.sources.clone(),
+                clock: self.clock.clone(),
+                sleeper: self.sleeper.clone(),
+            };
+            #[cfg(feature = "etcd")]
+            if let Some(cluster) = self.cluster.clone() {
+                tasks.spawn(crate::cluster::drive_script(run, cluster, shutdown.clone()));
+                continue;
+            }
+            tasks.spawn(crate::script::drive(run, shutdown.clone()));
         }
         let _ = shutdown.wait_for(|s| *s).await;
         tracing::info!("stopping: waiting for ticks in flight");

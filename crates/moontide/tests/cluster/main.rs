@@ -3,7 +3,8 @@
 //! owner's policies to the survivors; a SIGSTOPped owner that lost its lease
 //! performs no actuation after SIGCONT; cooldowns and Lua state survive a
 //! failover; a pause sent to any instance's API stops the owner's
-//! actuations, and a resume there starts them again. A receiving server on 127.0.0.1 plays the platform: it counts
+//! actuations, and a resume there starts them again; a script-mode policy's
+//! script runs on its owner alone and moves with it. A receiving server on 127.0.0.1 plays the platform: it counts
 //! actuations and checks their fencing tokens.
 #![cfg(feature = "etcd")]
 
@@ -533,6 +534,131 @@ async fn a_pause_sent_to_any_instance_reaches_the_policys_owner() {
     let seen = platform.acts().len();
     let again = wait_for(Duration::from_secs(20), || async { acted(seen) > 0 }).await;
     assert!(again, "p0 was not scaled after the resume\n{}", logs());
+    drop(instances);
+    let _ = stop.send(());
+}
+
+/// A cluster config with one script-mode policy whose script asks for one
+/// replica more, then one fewer, every second.
+fn script_config(etcd: &str, base: &str) -> String {
+    format!(
+        r#"[server]
+listen = "127.0.0.1:0"
+
+[cluster]
+etcd = ["{etcd}"]
+lease_ttl = "{TTL_SECS}s"
+
+[targets.t_s]
+type = "webhook"
+url = "{base}/scale/s?n={{count}}"
+status_url = "{base}/status/s"
+status_pointer = "/replicas"
+retries = 0
+timeout = "2s"
+
+[policies.s]
+target = "t_s"
+min = 1
+max = 10
+
+[policies.s.script]
+allow_hosts = []
+urls = {{ "http://provider.test/up" = {{ action = "scale_up" }}, "http://provider.test/down" = {{ action = "scale_down" }} }}
+source = '''
+local socket = require("socket")
+local http = require("socket.http")
+while true do
+  http.request("http://provider.test/up")
+  socket.sleep(1)
+  http.request("http://provider.test/down")
+  socket.sleep(1)
+end
+'''
+
+[policies.s.behaviour]
+scale_down = {{ stabilization = "0s" }}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_mode_policy_runs_on_its_owner_alone_and_moves_with_it() {
+    let Some(etcd) = Etcd::start().await else { return };
+    let mut c = etcd.client().await;
+    let platform = Arc::new(Platform::default());
+    let (base, stop) = serve(platform.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("moontide.toml");
+    std::fs::write(&path, script_config(&etcd.url, &base)).unwrap();
+    let logs = || {
+        ["i0", "i1"]
+            .iter()
+            .map(|n| {
+                format!("--- {n}\n{}", std::fs::read_to_string(dir.path().join(format!("{n}.log"))).unwrap_or_default())
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mut instances = vec![Instance::start("i0", &path, dir.path()), Instance::start("i1", &path, dir.path())];
+    let two_members_one_owner = wait_for(Duration::from_secs(30), || {
+        let mut c = c.clone();
+        async move {
+            let members = c.get("/moontide/members/", Some(GetOptions::new().with_prefix())).await.unwrap();
+            members.kvs().len() == 2 && owners(&mut c).await.contains_key("s")
+        }
+    })
+    .await;
+    assert!(two_members_one_owner, "the script-mode policy was never owned by one of two instances\n{}", logs());
+    // settled: the same owner over a few rounds (a join may hand the policy over once)
+    let mut last = owners(&mut c).await["s"].clone();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_secs(TTL_SECS)).await;
+        let now = owners(&mut c).await["s"].clone();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let (owner, token) = owners(&mut c).await["s"].clone();
+    let seen = platform.acts().len();
+    let by = |since: usize, token: i64| {
+        platform.acts().iter().skip(since).filter(|a| a.policy == "s" && a.accepted && a.token == token).count()
+    };
+    assert!(
+        wait_for(Duration::from_secs(20), || async { by(seen, token) >= 3 }).await,
+        "the owner {owner}'s script did not act\n{}",
+        logs()
+    );
+    let others: Vec<Act> = platform.acts().into_iter().skip(seen).filter(|a| a.token != token).collect();
+    assert!(others.is_empty(), "something besides the owner's script acted: {others:?}\n{}", logs());
+
+    // the owner dies: the survivor owns the policy and starts the script
+    let idx = instances.iter().position(|i| i.name == owner).unwrap();
+    let killed_at = Instant::now();
+    instances[idx].child.kill().unwrap();
+    let _ = instances[idx].child.wait();
+    let moved = wait_for(Duration::from_secs(30), || {
+        let mut c = c.clone();
+        let owner = owner.clone();
+        async move { owners(&mut c).await.get("s").is_some_and(|(o, _)| *o != owner) }
+    })
+    .await;
+    assert!(moved, "the script-mode policy did not move after kill -9\n{}", logs());
+    let (survivor, new_token) = owners(&mut c).await["s"].clone();
+    assert!(new_token > token, "{new_token} after {token}");
+    let seen = platform.acts().len();
+    assert!(
+        wait_for(Duration::from_secs(20), || async { by(seen, new_token) >= 3 }).await,
+        "{survivor} owns the policy but its script did not act\n{}",
+        logs()
+    );
+    println!(
+        "script-mode failover after kill -9: {survivor}'s script acted 3 times {:.2} s after the kill",
+        killed_at.elapsed().as_secs_f64()
+    );
+    let stale: Vec<Act> = platform.acts().into_iter().skip(seen).filter(|a| a.token != new_token).collect();
+    assert!(stale.is_empty(), "actions not from the new owner's script: {stale:?}");
     drop(instances);
     let _ = stop.send(());
 }

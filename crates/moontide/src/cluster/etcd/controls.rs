@@ -28,11 +28,9 @@ impl Cluster {
         }
         let now = self.clock.now();
         // the store first: a policy taken over meanwhile is restored from it
-        if let Some(store) = &self.store {
-            let saved = serde_json::to_string(&state).map_err(|e| e.to_string());
-            if let Err(e) = saved.and_then(|s| store.save_control(policy, now, &s).map_err(|e| e.to_string())) {
-                tracing::warn!(policy = %policy, "cannot save what an operator set: {e}");
-            }
+        let saved = serde_json::to_string(&state).map_err(|e| e.to_string());
+        if let Err(e) = saved.and_then(|s| self.store.save_control(policy, now, &s).map_err(|e| e.to_string())) {
+            tracing::warn!(policy = %policy, "cannot save what an operator set: {e}");
         }
         tracing::info!(policy = %policy, paused = state.paused.is_some(), hold = state.hold.is_some(),
             dry_run = ?state.dry_run, "took what an operator set from the cluster");
