@@ -4,6 +4,7 @@
 
 use crate::run::{Autoscaler, View};
 use moontide_core::policy::{conclude, forecasts_of, run_checks};
+use moontide_core::sanity::Verdict;
 use moontide_core::strategy::{TargetTracking, TrackedMetric};
 use moontide_core::{
     Behaviour, CheckOutcome, Decision, ManualClock, Observation, Outcome, Point, PolicyHistory, PolicySpec, Series,
@@ -111,6 +112,8 @@ pub struct PolicyScaler {
     memories: moontide_core::policy::Memories,
     decisions: Vec<Decision>,
     keep_decisions: bool,
+    /// Readings the sanity check held back last decision, by metric.
+    held: BTreeMap<String, f64>,
 }
 
 impl PolicyScaler {
@@ -137,6 +140,7 @@ impl PolicyScaler {
             memories: Default::default(),
             decisions: Vec::new(),
             keep_decisions: false,
+            held: BTreeMap::new(),
         }
     }
 
@@ -198,10 +202,16 @@ impl Autoscaler for PolicyScaler {
         self.clock.set(now);
         let keep = self.spec.series_retention();
         for (name, metric) in &self.bindings {
-            let value = Some(metric.read(view)).filter(|_| view.scraped);
-            if let Some(s) = self.series.get_mut(name) {
-                s.push(Point { at: now, value }, keep);
+            let mut value = Some(metric.read(view)).filter(|_| view.scraped);
+            let Some(s) = self.series.get_mut(name) else { continue };
+            // the sanity check, as a live tick runs it: an implausible reading waits a decision for confirmation
+            if let (Some(sanity), Some(v)) = (&self.spec.behaviour.sanity, value)
+                && let Verdict::Hold(_) = sanity.judge(s, now, self.held.remove(name), v)
+            {
+                self.held.insert(name.clone(), v);
+                value = None;
             }
+            s.push(Point { at: now, value }, keep);
         }
         let obs = Observation {
             now,
@@ -302,6 +312,54 @@ mod tests {
         let early = &p.decisions()[5];
         let sizer = early.checks.iter().find(|c| c.check == "sizer").unwrap();
         assert_eq!(sizer.recommendation.reason, "no forecast", "before the predictive check can forecast");
+    }
+
+    /// `behaviour.sanity` applies in the simulator as it does live: a
+    /// one-decision spike is held back and dropped, a lasting jump is taken a
+    /// decision late.
+    #[test]
+    fn the_sanity_check_holds_back_a_spike_and_takes_a_lasting_jump() {
+        let check = StrategyConfig::TargetTracking(TargetTracking {
+            tolerance: 0.0,
+            targets: vec![TrackedMetric {
+                metric: "cpu".into(),
+                target: 50.0,
+                aggregate: Default::default(),
+                activation: None,
+            }],
+        });
+        let mut behaviour = Behaviour::default();
+        behaviour.scale_down.stabilization = Duration::ZERO;
+        behaviour.sanity = Some(moontide_core::sanity::Sanity {
+            factor: 3.0,
+            floor: 1.0,
+            window: Duration::from_secs(300),
+            min_points: 3,
+        });
+        let spec = PolicySpec {
+            name: "p".into(),
+            interval: Duration::from_secs(10),
+            min: 1,
+            max: 100,
+            checks: BTreeMap::from([("cpu".to_string(), check)]),
+            behaviour,
+        };
+        let clock = Arc::new(ManualClock::default());
+        let mut p = PolicyScaler::new("p", spec, vec![("cpu".into(), SimMetric::Cpu)], Vec::new(), clock);
+        let mut at = 1_000_000.0;
+        let mut decide = |cpu: f64| {
+            at += 10.0;
+            p.decide(&View { now: at, current: 4, ready: 4, cpu, scraped: true, ..Default::default() })
+        };
+        for _ in 0..6 {
+            assert_eq!(decide(25.0), 2, "4 replicas at 25 % for a 50 % target");
+        }
+        // one reading at 100 %: more than 3 × the recent maximum, held (no scale-up); the next does not confirm it
+        assert!(decide(100.0) <= 4, "a spike was acted on");
+        assert_eq!(decide(25.0), 2);
+        // a jump that lasts: held once, then taken
+        assert!(decide(90.0) <= 4, "an unconfirmed jump was acted on");
+        assert_eq!(decide(90.0), 8, "confirmed by the next reading: 4 × 90 / 50, rounded up");
     }
 
     #[test]
