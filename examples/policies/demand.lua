@@ -96,7 +96,7 @@ end
 -- less TREND_DOUBT standard errors of it, and 0 when that is not above 0
 -- (or under three readings).
 local function rising(metric, window)
-  local slope, err = metric:slope(window)
+  local slope, err = metric:slope(window), metric:slope_error(window)
   if slope == nil or err == nil then
     return 0
   end

@@ -148,7 +148,7 @@ mod tests {
         // an exact line has no error; two points give no estimate of it
         assert_eq!(fit_slope(&line).unwrap().1, Some(0.0));
         assert_eq!(fit_slope(&[(t(0), 1.0), (t(10), 2.0)]), Some((0.1, None)));
-        // noise about a flat line: slope 0 and an error from the scatter
+        // a zigzag: a small slope, and an error from the scatter about it
         // (x = 0, 1, 2, 3 s; y = 1, -1, 1, -1: slope -0.4, residuals 0.4, -1.2, 1.2, -0.4, SSE 3.2, Sxx 5)
         let zigzag: Vec<(Timestamp, f64)> =
             [1.0, -1.0, 1.0, -1.0].iter().enumerate().map(|(i, v)| (t(i as i64), *v)).collect();

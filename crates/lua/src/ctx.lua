@@ -26,6 +26,7 @@ function Metric:rate(w) return query(self.index, 4, w) end
 function Metric:slope(w) return query(self.index, 5, w) end
 function Metric:values(w) return query(self.index, 6, w) end
 function Metric:percentile(p, w) return query(self.index, 7, w, p) end
+function Metric:slope_error(w) return query(self.index, 8, w) end
 
 -- Known metrics are plain fields (no function call on the hot path); an
 -- unknown name falls through to an error naming the declared ones.

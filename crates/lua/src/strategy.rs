@@ -4,7 +4,7 @@
 //! `ready`, `min`, `max`, `state` (a table the script may write, kept across
 //! ticks and restarts) and `metrics.NAME` with `value` (this tick's reading,
 //! nil if it failed) and window helpers `avg`, `min`, `max`, `count`,
-//! `percentile(p)`, `rate`, `slope` and `values`, each over a window given in
+//! `percentile(p)`, `rate`, `slope`, `slope_error` and `values`, each over a window given in
 //! seconds or as "5m" (default: the check's window), and `forecasts.NAME`:
 //! the forecast the policy's predictive check NAME made this tick (`value`,
 //! `band`, `model`, `lead` and `at` in seconds, `mae`, `naive_mae`,
@@ -429,28 +429,23 @@ fn window_arg(w: Value, default: Duration) -> mlua::Result<Duration> {
 }
 
 /// The helpers, in the order `ctx.lua` numbers them.
-fn query(lua: &Lua, shared: &Shared, index: usize, op: u8, w: Value, p: Option<f64>) -> mlua::Result<MultiValue> {
+fn query(lua: &Lua, shared: &Shared, index: usize, op: u8, w: Value, p: Option<f64>) -> mlua::Result<Value> {
     let series = index
         .checked_sub(1)
         .and_then(|i| shared.series.get(i))
         .ok_or_else(|| mlua::Error::runtime(format!("no metric at index {index}")))?;
     let pts = window::points(series, shared.now, window_arg(w, shared.window)?);
     let vals = || pts.iter().map(|p| p.1).collect::<Vec<f64>>();
-    let value = |v: Option<f64>| v.map(Value::Number).unwrap_or(Value::Nil);
-    let num = |v: Option<f64>| Ok(MultiValue::from_iter([value(v)]));
-    let one = |v: Value| Ok(MultiValue::from_iter([v]));
+    let num = |v: Option<f64>| Ok(v.map(Value::Number).unwrap_or(Value::Nil));
     let fold = |f: fn(f64, f64) -> f64| pts.iter().map(|p| p.1).reduce(f);
     match op {
         0 => num((!pts.is_empty()).then(|| pts.iter().map(|p| p.1).sum::<f64>() / pts.len() as f64)),
         1 => num(fold(f64::min)),
         2 => num(fold(f64::max)),
-        3 => one(Value::Integer(pts.len() as i64)),
+        3 => Ok(Value::Integer(pts.len() as i64)),
         4 => num(window::rate(&pts)),
-        5 => {
-            let fit = window::fit_slope(&pts);
-            Ok(MultiValue::from_iter([value(fit.map(|f| f.0)), value(fit.and_then(|f| f.1))]))
-        }
-        6 => one(Value::Table(lua.create_sequence_from(vals())?)),
+        5 => num(window::slope(&pts)),
+        6 => Ok(Value::Table(lua.create_sequence_from(vals())?)),
         7 => {
             let p = p.ok_or_else(|| mlua::Error::runtime("percentile(p, window) needs p between 0 and 100"))?;
             if !(0.0..=100.0).contains(&p) {
@@ -458,6 +453,7 @@ fn query(lua: &Lua, shared: &Shared, index: usize, op: u8, w: Value, p: Option<f
             }
             num(window::percentile(&vals(), p))
         }
+        8 => num(window::fit_slope(&pts).and_then(|f| f.1)),
         other => Err(mlua::Error::runtime(format!("unknown metric helper {other}"))),
     }
 }

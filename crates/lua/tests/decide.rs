@@ -60,7 +60,7 @@ fn ctx_fields_and_helpers_on_a_known_series() {
             c:percentile(50), c:percentile(90, 100), c:rate(), c:slope("1m"),
             table.concat(c:values(30), ","), q.value == nil, q:avg(), q:count("1m"),
             c:avg(0) == nil,
-            select(2, c:slope("1m")), select(2, c:slope("15s")) == nil,
+            c:slope_error("1m"), c:slope_error("15s") == nil,
           }
           local parts = {}
           for i = 1, #out do parts[i] = tostring(out[i]) end

@@ -156,6 +156,33 @@ struct Host {
     sleeper: Arc<dyn Sleeper>,
     clock: Arc<dyn Clock>,
     last_action: Arc<std::sync::Mutex<Option<moontide_core::Timestamp>>>,
+    gate: Arc<Gate>,
+}
+
+/// Lets a stopping script-mode policy wait for the actions its script
+/// asked for: each holds a pass while its decision runs; once the gate is
+/// closed, no new action starts.
+#[derive(Default)]
+struct Gate {
+    closed: std::sync::atomic::AtomicBool,
+    passes: Arc<tokio::sync::RwLock<()>>,
+}
+
+impl Gate {
+    /// Closes the gate and waits until every action let through has finished.
+    async fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        drop(self.passes.write().await);
+    }
+}
+
+fn stopping() -> HttpResponse {
+    let body = serde_json::json!({"outcome": "stopped", "reason": "the policy is stopping here (shutdown, or another instance owns it now); nothing was done"});
+    HttpResponse {
+        status: 503,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: body.to_string(),
+    }
 }
 
 /// The shortest time between two actions of one script.
@@ -183,6 +210,7 @@ impl ScriptHost for Host {
         let policy = self.policy.clone();
         let clock = self.clock.clone();
         let last_action = self.last_action.clone();
+        let gate = self.gate.clone();
         let allowed = reqwest::Url::parse(&req.url).ok().filter(|u| self.config.allows(u));
         Box::pin(async move {
             match mapping {
@@ -198,9 +226,15 @@ impl ScriptHost for Host {
                         *last = Some(now);
                     }
                     let url = req.url.clone();
+                    // taken before looking at `closed`: a stop either sees this action and waits for it, or refuses it
+                    let pass = gate.passes.clone().read_owned().await;
+                    if gate.closed.load(std::sync::atomic::Ordering::SeqCst) {
+                        return Ok(stopping());
+                    }
                     // The decision runs on its own task: a script stopped or
                     // replaced meanwhile cannot cut an actuation in half.
                     let decision = tokio::spawn(async move {
+                        let _pass = pass;
                         runtime
                             .lock()
                             .await
@@ -317,6 +351,7 @@ pub struct ScriptRun {
 /// changes, checks the new version and swaps it in only if it compiles.
 pub async fn drive(run: ScriptRun, stop: watch::Receiver<bool>) {
     let ScriptRun { field, config, runtime, sources, clock, sleeper } = run;
+    let gate = Arc::new(Gate::default());
     let policy = runtime.lock().await.name().to_string();
     let urls = config.urls.iter().filter_map(|(k, v)| Some((normalize(k)?, v.clone()))).collect();
     let client = crate::http::client_without_redirects(SCRIPT_HTTP_TIMEOUT).unwrap_or_default();
@@ -330,6 +365,7 @@ pub async fn drive(run: ScriptRun, stop: watch::Receiver<bool>) {
         sleeper: sleeper.clone(),
         clock: clock.clone(),
         last_action: Arc::default(),
+        gate: gate.clone(),
     });
     let origin = config.origin(&field);
     let stopped = || {
@@ -365,7 +401,7 @@ pub async fn drive(run: ScriptRun, stop: watch::Receiver<bool>) {
                 record_failure(e.to_string()).await;
                 tokio::select! {
                     _ = sleeper.sleep(wait) => {}
-                    _ = stopped() => return settle(&runtime).await,
+                    _ = stopped() => return settle(&gate).await,
                 }
                 wait = (wait * 2).min(MAX_RESTART_WAIT);
                 next = Script::load(&origin, config.limits(), clock.clone(), host.clone());
@@ -402,7 +438,7 @@ pub async fn drive(run: ScriptRun, stop: watch::Receiver<bool>) {
                     }
                     tokio::select! {
                         _ = sleeper.sleep(wait) => {}
-                        _ = stopped() => return settle(&runtime).await,
+                        _ = stopped() => return settle(&gate).await,
                     }
                     wait = (wait * 2).min(MAX_RESTART_WAIT);
                     break Script::load(&origin, config.limits(), clock.clone(), host.clone());
@@ -427,7 +463,12 @@ pub async fn drive(run: ScriptRun, stop: watch::Receiver<bool>) {
                 }
                 _ = stopped() => {
                     stop_script();
-                    return settle(&runtime).await;
+                    settle(&gate).await;
+                    // the script's thread ends at its next wait (a sleep or a request)
+                    if tokio::time::timeout(SCRIPT_STOP_WAIT, &mut run).await.is_err() {
+                        tracing::warn!(policy = %policy, "the script did not stop within {SCRIPT_STOP_WAIT:?}; leaving its thread");
+                    }
+                    return;
                 }
             }
         };
@@ -435,10 +476,13 @@ pub async fn drive(run: ScriptRun, stop: watch::Receiver<bool>) {
     }
 }
 
-/// Waits for a decision in flight (its task holds the runtime) before the script's task ends.
-async fn settle(runtime: &Mutex<PolicyRuntime>) {
-    drop(runtime.lock().await);
+/// Refuses further actions and waits for those under way before the script's task ends.
+async fn settle(gate: &Gate) {
+    gate.close().await;
 }
+
+/// How long a stopped script's thread is waited for.
+const SCRIPT_STOP_WAIT: Duration = Duration::from_secs(5);
 
 /// How often a script file is checked for changes.
 const WATCH_EVERY: Duration = Duration::from_secs(1);

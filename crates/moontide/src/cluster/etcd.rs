@@ -180,12 +180,12 @@ impl Cluster {
             tokio::select! {
                 _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
                 _ = every.tick() => {
-                    // before the round: a policy taken over starts from what operators set last
-                    if let Err(e) = self.sync_controls().await {
-                        tracing::warn!(instance = %self.instance, "cannot read what operators set: {e}");
-                    }
                     if let Err(e) = self.round().await {
                         tracing::warn!(instance = %self.instance, "ownership round failed: {e}");
+                    }
+                    // after the round, so a slow etcd never delays noticing a lost lease
+                    if self.lease_alive() && let Err(e) = self.sync_controls().await {
+                        tracing::warn!(instance = %self.instance, "cannot read what operators set: {e}");
                     }
                 }
             }
@@ -284,11 +284,13 @@ impl Cluster {
                     if !want {
                         // another live member is preferred: stop ticking, then hand it over
                         owned.remove(policy);
-                        if self.idle.lock().unwrap_or_else(|p| p.into_inner()).remove(policy) {
+                        if self.idle.lock().unwrap_or_else(|p| p.into_inner()).contains(policy) {
                             let txn = Txn::new()
                                 .when([Compare::create_revision(key.clone(), CompareOp::Equal, *token)])
                                 .and_then([TxnOp::delete(key, None)]);
                             timed("hand over", c.txn(txn)).await?;
+                            // only once it is done: a failed hand-over is tried again next round
+                            self.idle.lock().unwrap_or_else(|p| p.into_inner()).remove(policy);
                             tracing::info!(policy = %policy, instance = %self.instance, "handed the policy to its preferred member");
                         }
                     } else {
@@ -545,7 +547,12 @@ async fn wait_owned(
 async fn take_over(rt: &mut PolicyRuntime, cluster: &Arc<Cluster>, token: i64) -> Result<(), ()> {
     let name = rt.name().to_string();
     cluster.busy(&name);
-    match cluster.import(&name, rt.store()).await {
+    // what operators set is read first: the first tick must not act through a pause
+    let imported = match cluster.refresh_controls(&name).await {
+        Ok(_) => cluster.import(&name, rt.store()).await,
+        Err(e) => Err(e),
+    };
+    match imported {
         Ok(n) => {
             tracing::info!(policy = %name, imported = n, token, "owner now: carrying on from the shared history")
         }

@@ -22,9 +22,11 @@
 //!   owner imports them into its local SQLite store before its first tick, so
 //!   windows, cooldowns, Lua state and a cut-short actuation carry over. The
 //!   SQLite store stays each instance's own record and the API's source.
-//! - What operators set through any instance's API is written, unguarded, to
-//!   `PREFIX/controls/POLICY`; every instance takes the newest value into
-//!   the policy's control before each round (`etcd/controls.rs`).
+//! - What operators set through any instance's API is written to
+//!   `PREFIX/controls/POLICY` if nobody changed it meanwhile (not guarded by
+//!   ownership: any instance may write it); every instance takes the newest
+//!   value into the policy's control after each round (`etcd/controls.rs`).
+//! - A script-mode policy's script runs on the owner only (`drive_script`).
 //!
 //! Without `[cluster]` Moontide runs alone on its SQLite store and needs no etcd.
 

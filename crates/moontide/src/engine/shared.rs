@@ -25,6 +25,15 @@ pub trait Shared: Send + Sync {
 /// Where a cluster keeps what operators set (pause, hold, dry-run), so that
 /// a change made through any instance's API reaches the policy's owner.
 pub trait SharedControls: Send + Sync {
-    /// Shares what operators now set on `policy` with the other instances.
-    fn publish(&self, policy: String, state: super::control::OperatorState) -> BoxFuture<Result<(), String>>;
+    /// Reads what operators set on `policy` from the cluster and takes it
+    /// into the policy's control; returns the revision a change starts from.
+    fn refresh(&self, policy: String) -> BoxFuture<Result<i64, String>>;
+    /// Shares `state` as the policy's settings if nobody changed them since
+    /// `revision`: `Ok(false)` when someone did (their settings are taken instead).
+    fn publish(
+        &self,
+        policy: String,
+        state: super::control::OperatorState,
+        revision: i64,
+    ) -> BoxFuture<Result<bool, String>>;
 }

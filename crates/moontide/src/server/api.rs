@@ -337,22 +337,44 @@ async fn change(
             return r;
         }
     };
+    // in a cluster the change starts from the settings etcd holds, so that one
+    // made meanwhile through another instance is not undone
+    let revision = match &live.shared_controls {
+        Some(shared) => match shared.refresh(name.to_string()).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                let why = format!("cannot read this policy's settings from etcd ({e}); nothing was changed");
+                record(api, &caller.name, method, uri, StatusCode::SERVICE_UNAVAILABLE, why.clone());
+                return error(StatusCode::SERVICE_UNAVAILABLE, why);
+            }
+        },
+        None => None,
+    };
     match apply(api, c, &caller) {
         Ok(mut done) => {
+            if let (Some(shared), Some(revision)) = (&live.shared_controls, revision) {
+                match shared.publish(name.to_string(), c.operator(), revision).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let why = "the policy's settings were changed through another instance meanwhile; \
+                                   they stand (GET the policy to see them): send the change again";
+                        record(api, &caller.name, method, uri, StatusCode::CONFLICT, why);
+                        return error(StatusCode::CONFLICT, why.to_string());
+                    }
+                    Err(e) => {
+                        tracing::error!(policy = %name, "cannot share what the operator set with the cluster: {e}");
+                        done.push_str(&format!(
+                            " (not confirmed by etcd: {e}; other instances, the policy's owner among them, may not have it: send it again once etcd answers)"
+                        ));
+                    }
+                }
+            }
             let saved = serde_json::to_string(&c.operator()).map_err(|e| e.to_string());
             if let Err(e) =
                 saved.and_then(|s| api.store.save_control(name, api.clock.now(), &s).map_err(|e| e.to_string()))
             {
                 tracing::error!(policy = %name, "cannot save what the operator set: {e}");
                 done.push_str(&format!(" (not saved: {e}; a restart or a reload would forget it)"));
-            }
-            if let Some(shared) = &live.shared_controls
-                && let Err(e) = shared.publish(name.to_string(), c.operator()).await
-            {
-                tracing::error!(policy = %name, "cannot share what the operator set with the cluster: {e}");
-                done.push_str(&format!(
-                    " (not shared with the cluster: {e}; it holds on this instance only, and the policy's owner may be another)"
-                ));
             }
             record(api, &caller.name, method, uri, StatusCode::OK, done.clone());
             let mut v = view(c);

@@ -668,3 +668,49 @@ async fn a_script_mode_policy_runs_on_its_owner_alone_and_moves_with_it() {
     drop(instances);
     let _ = stop.send(());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_started_from_settings_changed_meanwhile_is_refused_and_theirs_stand() {
+    use moontide::cluster::{Cluster, ClusterConfig, ControlSharing};
+    use moontide::engine::control::{Control, OperatorState, Pause};
+    use moontide::engine::shared::SharedControls;
+
+    let Some(etcd) = Etcd::start().await else { return };
+    let mut c = etcd.client().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = moontide::store::Store::open(dir.path()).unwrap();
+    let control = Arc::new(Control::new("p", "t", Duration::from_secs(1), 1, 10, false));
+    let cfg: ClusterConfig = toml::from_str(&format!("etcd = [\"{}\"]\ninstance = \"a\"", etcd.url)).unwrap();
+    let clock = Arc::new(moontide::engine::SystemClock);
+    let cluster = Cluster::join(&cfg, vec![control.clone()], store.clone(), clock).await.unwrap();
+    let sharing = ControlSharing(cluster);
+    let pause = |by: &str| OperatorState {
+        paused: Some(Pause { by: by.into(), reason: "test".into(), since: moontide_core::Timestamp::from_secs(1) }),
+        ..Default::default()
+    };
+
+    // nothing set yet: a change from revision 0 is written
+    let rev = sharing.refresh("p".into()).await.unwrap();
+    assert_eq!(rev, 0);
+    control.update(|s| s.operator = pause("olga"));
+    assert!(sharing.publish("p".into(), pause("olga"), rev).await.unwrap());
+
+    // read, then another instance writes before this change is shared: refused, theirs taken here
+    let rev = sharing.refresh("p".into()).await.unwrap();
+    let theirs = OperatorState { dry_run: Some(true), ..pause("vic") };
+    c.put("/moontide/controls/p", serde_json::to_string(&theirs).unwrap(), None).await.unwrap();
+    let mine = OperatorState::default();
+    control.update(|s| s.operator = mine.clone());
+    assert!(!sharing.publish("p".into(), mine, rev).await.unwrap(), "a stale change was written over theirs");
+    assert_eq!(control.operator(), theirs, "the refused change is not left in force here");
+    let saved: OperatorState = serde_json::from_str(&store.control("p").unwrap().unwrap()).unwrap();
+    assert_eq!(saved, theirs, "what stands is what this instance starts from next time");
+    let in_etcd = c.get("/moontide/controls/p", None).await.unwrap();
+    let in_etcd: OperatorState = serde_json::from_slice(in_etcd.kvs()[0].value()).unwrap();
+    assert_eq!(in_etcd, theirs);
+
+    // sent again from what stands now, it goes through
+    let rev = sharing.refresh("p".into()).await.unwrap();
+    control.update(|s| s.operator = OperatorState::default());
+    assert!(sharing.publish("p".into(), OperatorState::default(), rev).await.unwrap());
+}
