@@ -37,6 +37,8 @@ pub const DOCUMENT: &str = r##"{
       "Unauthorized": { "description": "No token, or an unknown one.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
       "Forbidden": { "description": "The token's role may not do this.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
       "NotFound": { "description": "No such policy.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+      "Conflict": { "description": "In a cluster: the policy's settings were changed through another instance meanwhile; they stand, send the change again.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
+      "Unavailable": { "description": "In a cluster: etcd is out of reach; nothing was changed.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
       "BadRequest": { "description": "A malformed body or parameter; the message says which.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } },
       "PolicyChanged": { "description": "The policy after the change, with `done` saying what changed.", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Policy" } } } }
     },
@@ -70,11 +72,11 @@ pub const DOCUMENT: &str = r##"{
     "/api/v1/policies/{name}/pause": {
       "post": { "summary": "Pause: keep deciding, never change the count (operator).", "parameters": [{ "$ref": "#/components/parameters/name" }],
         "requestBody": { "content": { "application/json": { "schema": { "type": "object", "properties": { "reason": { "type": "string" } } } } } },
-        "responses": { "200": { "$ref": "#/components/responses/PolicyChanged" }, "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" } } }
+        "responses": { "200": { "$ref": "#/components/responses/PolicyChanged" }, "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" }, "409": { "$ref": "#/components/responses/Conflict" }, "503": { "$ref": "#/components/responses/Unavailable" } } }
     },
     "/api/v1/policies/{name}/resume": {
       "post": { "summary": "Resume a paused policy (operator).", "parameters": [{ "$ref": "#/components/parameters/name" }],
-        "responses": { "200": { "$ref": "#/components/responses/PolicyChanged" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" } } }
+        "responses": { "200": { "$ref": "#/components/responses/PolicyChanged" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" }, "409": { "$ref": "#/components/responses/Conflict" }, "503": { "$ref": "#/components/responses/Unavailable" } } }
     },
     "/api/v1/policies/{name}/override": {
       "post": { "summary": "Hold a count until a time, whatever the checks say; recorded in every decision while it lasts (operator).", "parameters": [{ "$ref": "#/components/parameters/name" }],
@@ -83,14 +85,14 @@ pub const DOCUMENT: &str = r##"{
           "reason": { "type": "string", "description": "Required, 1 to 500 characters." },
           "until": { "type": "string", "description": "RFC 3339 time or Unix ms (or give `for`)." },
           "for": { "type": "string", "description": "A duration such as \"30m\" (or give `until`); at most 7 days." } } } } } },
-        "responses": { "200": { "$ref": "#/components/responses/PolicyChanged" }, "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" } } },
+        "responses": { "200": { "$ref": "#/components/responses/PolicyChanged" }, "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" }, "409": { "$ref": "#/components/responses/Conflict" }, "503": { "$ref": "#/components/responses/Unavailable" } } },
       "delete": { "summary": "End a hold now (operator).", "parameters": [{ "$ref": "#/components/parameters/name" }],
-        "responses": { "200": { "$ref": "#/components/responses/PolicyChanged" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" } } }
+        "responses": { "200": { "$ref": "#/components/responses/PolicyChanged" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" }, "409": { "$ref": "#/components/responses/Conflict" }, "503": { "$ref": "#/components/responses/Unavailable" } } }
     },
     "/api/v1/policies/{name}/dry-run": {
       "post": { "summary": "Turn dry-run on or off, or back to the config with null (operator).", "parameters": [{ "$ref": "#/components/parameters/name" }],
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "properties": { "enabled": { "type": "boolean", "nullable": true } } } } } },
-        "responses": { "200": { "$ref": "#/components/responses/PolicyChanged" }, "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" } } }
+        "responses": { "200": { "$ref": "#/components/responses/PolicyChanged" }, "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" }, "409": { "$ref": "#/components/responses/Conflict" }, "503": { "$ref": "#/components/responses/Unavailable" } } }
     },
     "/api/v1/events": {
       "get": { "summary": "Server-Sent Events: one `decision` event per decision, as it is made (viewer).", "parameters": [{ "name": "policy", "in": "query", "schema": { "type": "string" }, "description": "Only this policy's decisions." }],
