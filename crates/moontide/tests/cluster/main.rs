@@ -229,6 +229,28 @@ async fn wait_for<F: std::future::Future<Output = bool>>(limit: Duration, mut co
     false
 }
 
+/// The instances' logs, for failure messages.
+fn logs(dir: &Path, names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("--- {n}\n{}", std::fs::read_to_string(dir.join(format!("{n}.log"))).unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Waits until all seven policies of [`config`] are owned, spread over `instances` distinct owners.
+async fn spread_over(c: &etcd_client::Client, instances: usize) -> bool {
+    wait_for(Duration::from_secs(30), || {
+        let mut c = c.clone();
+        async move {
+            let o = owners(&mut c).await;
+            let distinct: std::collections::BTreeSet<_> = o.values().map(|(i, _)| i.clone()).collect();
+            o.len() == 7 && distinct.len() == instances
+        }
+    })
+    .await
+}
+
 fn all_policies() -> Vec<String> {
     POLICIES.iter().map(|p| p.to_string()).chain(["cool".to_string()]).collect()
 }
@@ -258,24 +280,10 @@ async fn three_instances_own_each_policy_once_and_fail_over_safely() {
     std::fs::write(&path, config(&etcd.url, &base)).unwrap();
     let mut instances: Vec<Instance> =
         ["i0", "i1", "i2"].iter().map(|n| Instance::start(n, &path, dir.path())).collect();
-    let logs = |dir: &Path| {
-        ["i0", "i1", "i2"]
-            .iter()
-            .map(|n| format!("--- {n}\n{}", std::fs::read_to_string(dir.join(format!("{n}.log"))).unwrap_or_default()))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let logs = |dir: &Path| logs(dir, &["i0", "i1", "i2"]);
 
     // every policy owned, spread over the instances
-    let spread = wait_for(Duration::from_secs(30), || {
-        let mut c = c.clone();
-        async move {
-            let o = owners(&mut c).await;
-            let distinct: std::collections::BTreeSet<_> = o.values().map(|(i, _)| i.clone()).collect();
-            o.len() == 7 && distinct.len() == 3
-        }
-    })
-    .await;
+    let spread = spread_over(&c, 3).await;
     assert!(spread, "policies not owned by all three: {:?}\n{}", owners(&mut c).await, logs(dir.path()));
     let before = owners(&mut c).await;
     assert_eq!(before.keys().cloned().collect::<Vec<_>>(), {
@@ -468,25 +476,9 @@ async fn a_pause_sent_to_any_instance_reaches_the_policys_owner() {
         instances.push(Instance::start(name, &path, dir.path()));
         apis.insert(name.to_string(), format!("http://127.0.0.1:{port}"));
     }
-    let logs = || {
-        ["i0", "i1"]
-            .iter()
-            .map(|n| {
-                format!("--- {n}\n{}", std::fs::read_to_string(dir.path().join(format!("{n}.log"))).unwrap_or_default())
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let logs = || logs(dir.path(), &["i0", "i1"]);
     // both instances own some policies: the hand-overs that follow a join are done
-    let spread = wait_for(Duration::from_secs(30), || {
-        let mut c = c.clone();
-        async move {
-            let o = owners(&mut c).await;
-            let distinct: std::collections::BTreeSet<_> = o.values().map(|(i, _)| i.clone()).collect();
-            o.len() == 7 && distinct.len() == 2
-        }
-    })
-    .await;
+    let spread = spread_over(&c, 2).await;
     assert!(spread, "policies not spread over both instances: {:?}\n{}", owners(&mut c).await, logs());
     let ready = wait_for(Duration::from_secs(20), || {
         let apis = apis.clone();
@@ -596,15 +588,7 @@ async fn a_script_mode_policy_runs_on_its_owner_alone_and_moves_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("moontide.toml");
     std::fs::write(&path, script_config(&etcd.url, &base)).unwrap();
-    let logs = || {
-        ["i0", "i1"]
-            .iter()
-            .map(|n| {
-                format!("--- {n}\n{}", std::fs::read_to_string(dir.path().join(format!("{n}.log"))).unwrap_or_default())
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let logs = || logs(dir.path(), &["i0", "i1"]);
     let mut instances = vec![Instance::start("i0", &path, dir.path()), Instance::start("i1", &path, dir.path())];
     let two_members_one_owner = wait_for(Duration::from_secs(30), || {
         let mut c = c.clone();
