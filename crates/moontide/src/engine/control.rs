@@ -63,6 +63,14 @@ pub struct OperatorState {
     pub hold: Option<Hold>,
 }
 
+impl OperatorState {
+    /// Saves it in `store` as what operators set on `policy`, for the next start.
+    pub fn save(&self, store: &crate::store::Store, policy: &str, at: Timestamp) -> Result<(), String> {
+        let json = serde_json::to_string(self).map_err(|e| e.to_string())?;
+        store.save_control(policy, at, &json).map_err(|e| e.to_string())
+    }
+}
+
 /// One policy's control, shared by its tick and the API.
 #[derive(Debug)]
 pub struct Control {

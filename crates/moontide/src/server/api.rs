@@ -369,10 +369,7 @@ async fn change(
                     }
                 }
             }
-            let saved = serde_json::to_string(&c.operator()).map_err(|e| e.to_string());
-            if let Err(e) =
-                saved.and_then(|s| api.store.save_control(name, api.clock.now(), &s).map_err(|e| e.to_string()))
-            {
+            if let Err(e) = c.operator().save(&api.store, name, api.clock.now()) {
                 tracing::error!(policy = %name, "cannot save what the operator set: {e}");
                 done.push_str(&format!(" (not saved: {e}; a restart or a reload would forget it)"));
             }

@@ -31,9 +31,7 @@ impl Cluster {
             return false;
         }
         let now = self.clock.now();
-        // saved for this instance's next start
-        let saved = serde_json::to_string(&state).map_err(|e| e.to_string());
-        if let Err(e) = saved.and_then(|s| self.store.save_control(policy, now, &s).map_err(|e| e.to_string())) {
+        if let Err(e) = state.save(&self.store, policy, now) {
             tracing::warn!(policy = %policy, "cannot save what an operator set: {e}");
         }
         tracing::info!(policy = %policy, paused = state.paused.is_some(), hold = state.hold.is_some(),
