@@ -401,7 +401,7 @@ pub async fn drive(run: ScriptRun, stop: watch::Receiver<bool>) {
                 record_failure(e.to_string()).await;
                 tokio::select! {
                     _ = sleeper.sleep(wait) => {}
-                    _ = stopped() => return settle(&gate).await,
+                    _ = stopped() => return gate.close().await,
                 }
                 wait = (wait * 2).min(MAX_RESTART_WAIT);
                 next = Script::load(&origin, config.limits(), clock.clone(), host.clone());
@@ -438,7 +438,7 @@ pub async fn drive(run: ScriptRun, stop: watch::Receiver<bool>) {
                     }
                     tokio::select! {
                         _ = sleeper.sleep(wait) => {}
-                        _ = stopped() => return settle(&gate).await,
+                        _ = stopped() => return gate.close().await,
                     }
                     wait = (wait * 2).min(MAX_RESTART_WAIT);
                     break Script::load(&origin, config.limits(), clock.clone(), host.clone());
@@ -463,7 +463,7 @@ pub async fn drive(run: ScriptRun, stop: watch::Receiver<bool>) {
                 }
                 _ = stopped() => {
                     stop_script();
-                    settle(&gate).await;
+                    gate.close().await;
                     // the script's thread ends at its next wait (a sleep or a request)
                     if tokio::time::timeout(SCRIPT_STOP_WAIT, &mut run).await.is_err() {
                         tracing::warn!(policy = %policy, "the script did not stop within {SCRIPT_STOP_WAIT:?}; leaving its thread");
@@ -474,11 +474,6 @@ pub async fn drive(run: ScriptRun, stop: watch::Receiver<bool>) {
         };
         next = replacement;
     }
-}
-
-/// Refuses further actions and waits for those under way before the script's task ends.
-async fn settle(gate: &Gate) {
-    gate.close().await;
 }
 
 /// How long a stopped script's thread is waited for.
