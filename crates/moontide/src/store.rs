@@ -447,15 +447,20 @@ impl Store {
             rows.collect()
         })?;
         let kept = serde_json::to_string(&kept).unwrap_or_else(|_| "[]".into());
+        self.delete_in_batches(
+            "DELETE FROM decisions WHERE id IN (SELECT id FROM decisions WHERE at_ms < ?1
+             AND id NOT IN (SELECT value FROM json_each(?2)) LIMIT ?3)",
+            params![before.as_millis(), kept, PRUNE_BATCH as i64],
+        )
+    }
+
+    /// Runs a `DELETE` whose last parameter limits it to [`PRUNE_BATCH`] rows
+    /// until it deletes fewer, so a tick writing meanwhile waits for one batch
+    /// at most. Returns how many rows were deleted.
+    fn delete_in_batches(&self, sql: &str, params: &[&dyn rusqlite::ToSql]) -> Result<usize, StoreError> {
         let mut total = 0;
         loop {
-            let n = self.with(|c| {
-                c.execute(
-                    "DELETE FROM decisions WHERE id IN (SELECT id FROM decisions WHERE at_ms < ?1
-                     AND id NOT IN (SELECT value FROM json_each(?2)) LIMIT ?3)",
-                    params![before.as_millis(), kept, PRUNE_BATCH as i64],
-                )
-            })?;
+            let n = self.with(|c| c.execute(sql, params))?;
             total += n;
             if n < PRUNE_BATCH {
                 return Ok(total);
@@ -467,21 +472,12 @@ impl Store {
     /// logged before `before` and all but the newest [`KEEP_REFUSED`]; the
     /// changes operators made stay. Returns how many were deleted.
     pub fn prune_audit(&self, before: Timestamp) -> Result<usize, StoreError> {
-        let mut total = 0;
-        loop {
-            let n = self.with(|c| {
-                c.execute(
-                    "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE status >= 400 AND (at_ms < ?1
-                     OR id <= (SELECT id FROM audit WHERE status >= 400 ORDER BY id DESC LIMIT 1 OFFSET ?2))
-                     LIMIT ?3)",
-                    params![before.as_millis(), KEEP_REFUSED as i64, PRUNE_BATCH as i64],
-                )
-            })?;
-            total += n;
-            if n < PRUNE_BATCH {
-                return Ok(total);
-            }
-        }
+        self.delete_in_batches(
+            "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE status >= 400 AND (at_ms < ?1
+             OR id <= (SELECT id FROM audit WHERE status >= 400 ORDER BY id DESC LIMIT 1 OFFSET ?2))
+             LIMIT ?3)",
+            params![before.as_millis(), KEEP_REFUSED as i64, PRUNE_BATCH as i64],
+        )
     }
 
     /// [`Store::prune_audit`] from async code without blocking the runtime.
