@@ -112,9 +112,10 @@ pub fn conclude_shared(
 ) -> Evaluation {
     let opinions = checks.iter().filter_map(|c| c.recommendation.desired);
     let mut recommended = opinions.max().unwrap_or(obs.current);
-    let reactive = checks.iter().filter(|c| c.strategy != "predictive").filter_map(|c| c.recommendation.desired);
-    if recommended < obs.current && reactive.max().is_none() {
-        // never scale in on a forecast alone: it only holds a floor under the other checks
+    let definite = checks.iter().filter(|c| !c.recommendation.floor).filter_map(|c| c.recommendation.desired);
+    if recommended < obs.current && definite.max().is_none() {
+        // never scale in on floors alone (a forecast, a schedule's `min`): they
+        // only hold the count up under the other checks
         recommended = obs.current;
     }
     let errors: Vec<String> =

@@ -69,7 +69,7 @@ fn record(obs: &Observation<'_>, eval: &Evaluation, dry_run: bool) -> Decision {
 fn conclude_lets_the_safest_recommendation_win() {
     let want = |n| Recommendation::want(n, "r");
     let failed = || Recommendation::failed("metric `x` reading failed or is stale");
-    let up_with_error = |n| Recommendation { desired: Some(n), reason: "r".into(), error: Some("e".into()) };
+    let up_with_error = |n| Recommendation { error: Some("e".into()), ..Recommendation::want(n, "r") };
     // (check recommendations, current) -> (recommended, desired, on-error ran)
     type Case = (&'static str, Vec<Recommendation>, u32, u32, u32, bool);
     let cases: Vec<Case> = vec![
@@ -108,7 +108,7 @@ fn conclude_names_the_failing_check_and_applies_the_fallback_only_when_all_faile
     let eval = conclude(&s, &m.obs(100, 4), &h, vec![failed("a"), failed("b")]);
     assert_eq!(eval.desired, 8);
     // one check still recommends more capacity (with an error of its own): not "all failed"
-    let up = Recommendation { desired: Some(5), reason: "up".into(), error: Some("partial".into()) };
+    let up = Recommendation { error: Some("partial".into()), ..Recommendation::want(5, "up") };
     let eval = conclude(&s, &m.obs(100, 4), &h, vec![failed("a"), check("b", up)]);
     assert_eq!(eval.desired, 5);
     // one check has no opinion but no error either: not "all failed"
@@ -356,6 +356,46 @@ fn a_daily_budget_caps_scale_up_and_remembers_the_spend() {
 }
 
 #[test]
+fn a_schedule_floor_alone_never_scales_in_and_a_count_does() {
+    use crate::strategy::{Schedule, ScheduleWindow};
+    let s = spec(vec![], quiet(None, 1));
+    let series = BTreeMap::new();
+    // Wednesday 2026-01-07 12:00 UTC: inside a window open every day 08:00-18:00
+    let now = Timestamp::from_secs(1_767_787_200);
+    let obs = Observation { now, interval: secs(10), current: 10, ready: 10, min: 0, max: 100, series: &series };
+    let history = PolicyHistory::new(s.history_retention());
+    let window = |min, count| Schedule {
+        timezone: "UTC".into(),
+        windows: vec![ScheduleWindow { cron: "0 8 * * *".into(), duration: secs(36_000), min, count, name: None }],
+    };
+    // (min, count, reactive) → desired, from 10 replicas
+    let cases: &[(Option<u32>, Option<u32>, Option<u32>, u32)] = &[
+        (Some(6), None, None, 10),   // a floor below the count alone: hold
+        (Some(14), None, None, 14),  // a floor above it: up to the floor
+        (Some(6), None, Some(4), 6), // the reactive check scales in, down to the floor
+        (Some(6), None, Some(8), 8), // safest wins
+        (None, Some(6), None, 6),    // a fixed count alone sets the count, in too
+        (None, Some(6), Some(8), 8), // safest wins
+        (None, Some(6), Some(2), 6), // ... either way
+    ];
+    for &(min, count, reactive, want) in cases {
+        let rec = window(min, count).decide(&obs);
+        let mut checks = vec![CheckOutcome {
+            check: "hours".into(),
+            strategy: "schedule".into(),
+            recommendation: rec,
+            state: None,
+            forecast: None,
+        }];
+        if let Some(r) = reactive {
+            checks.push(check("cpu", Recommendation::want(r, "reactive")));
+        }
+        let eval = conclude(&s, &obs, &history, checks);
+        assert_eq!(eval.desired, want, "min {min:?}, count {count:?}, reactive {reactive:?}");
+    }
+}
+
+#[test]
 fn a_forecast_alone_never_scales_in() {
     let s = spec(vec![], quiet(None, 1));
     let series = BTreeMap::new();
@@ -365,7 +405,7 @@ fn a_forecast_alone_never_scales_in() {
     let predictive = |n| CheckOutcome {
         check: "ahead".into(),
         strategy: "predictive".into(),
-        recommendation: Recommendation::want(n, "forecast"),
+        recommendation: Recommendation::at_least(n, "forecast"),
         state: None,
         forecast: None,
     };

@@ -29,23 +29,32 @@ pub struct Recommendation {
     /// may still recommend more capacity, never less.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Set when `desired` is a floor (a forecast, a schedule's `min`): it
+    /// holds the count up under the other checks but never scales in on its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub floor: bool,
 }
 
 impl Recommendation {
     /// A recommendation to run `n` replicas.
     pub fn want(n: u32, reason: impl Into<String>) -> Self {
-        Recommendation { desired: Some(n), reason: reason.into(), error: None }
+        Recommendation { desired: Some(n), reason: reason.into(), error: None, floor: false }
+    }
+
+    /// A recommendation to run at least `n` replicas: a floor.
+    pub fn at_least(n: u32, reason: impl Into<String>) -> Self {
+        Recommendation { floor: true, ..Recommendation::want(n, reason) }
     }
 
     /// No opinion.
     pub fn none(reason: impl Into<String>) -> Self {
-        Recommendation { desired: None, reason: reason.into(), error: None }
+        Recommendation { desired: None, reason: reason.into(), error: None, floor: false }
     }
 
     /// The check's data was missing or bad.
     pub fn failed(error: impl Into<String>) -> Self {
         let error = error.into();
-        Recommendation { desired: None, reason: format!("no decision: {error}"), error: Some(error) }
+        Recommendation { desired: None, reason: format!("no decision: {error}"), error: Some(error), floor: false }
     }
 }
 

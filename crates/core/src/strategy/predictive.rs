@@ -174,7 +174,7 @@ impl Predictive {
             what.push_str(&format!(" → {want} at {} each", num(t)));
         }
         match want {
-            Some(want) if !self.forecast_only => (Recommendation::want(want, what), Some(record)),
+            Some(want) if !self.forecast_only => (Recommendation::at_least(want, what), Some(record)),
             _ => (Recommendation::none(format!("forecast only: {what}")), Some(record)),
         }
     }
@@ -534,6 +534,11 @@ mod tests {
         assert_eq!(r.desired, None);
         assert!(r.reason.starts_with("forecast only:"), "{}", r.reason);
         assert_eq!(rec.unwrap().replicas, Some(10));
+        // not forecast-only, it asks for them as a floor: never a scale-in on its own
+        c.forecast_only = false;
+        let (r, _) = run(&c, &mut PredictiveMemory::default(), 1200, 10, |_| 95.0, |_| (3, 3));
+        assert_eq!(r.desired, Some(10), "{}", r.reason);
+        assert!(r.floor);
     }
 
     #[test]

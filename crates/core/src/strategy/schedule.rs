@@ -50,10 +50,12 @@ pub struct ScheduleWindow {
     /// How long it stays open.
     #[serde(with = "serde_text")]
     pub duration: Duration,
-    /// At least this many replicas while open (a floor).
+    /// At least this many replicas while open: a floor, which holds the count
+    /// up under the other checks and never scales in on its own.
     #[serde(default)]
     pub min: Option<u32>,
-    /// This many replicas while open; with other checks, safest wins, so it is a floor too.
+    /// This many replicas while open: alone it sets the count (scaling in
+    /// too); with other checks, safest wins.
     #[serde(default)]
     pub count: Option<u32>,
     /// A name for the reasons (default: the expression).
@@ -137,21 +139,27 @@ impl Schedule {
         Ok(OpenWindows { open, next })
     }
 
-    /// Recommends the largest count among the open windows; no opinion when none is open.
+    /// Recommends the largest count among the open windows; no opinion when
+    /// none is open. With only `min` windows open it is a floor (it never
+    /// scales in on its own); a `count` window open makes it a count.
     pub fn decide(&self, obs: &Observation<'_>) -> Recommendation {
         let OpenWindows { open, next } = match self.open_at(obs.now) {
             Ok(x) => x,
             Err(e) => return Recommendation::failed(e),
         };
-        let Some((w, opened)) = open.iter().max_by_key(|(w, _)| w.replicas()) else {
+        let Some((w, opened)) = open.iter().max_by_key(|(w, _)| (w.replicas(), w.count.is_some())) else {
             let next = next.map(|t| format!("; the next opens in {}", fmt_d(t.since(obs.now)))).unwrap_or_default();
             return Recommendation::none(format!("no window open{next}"));
         };
         let n = w.replicas();
         let closes = fmt_d(opened.plus(w.duration).since(obs.now));
-        let what = if w.min.is_some() { format!("at least {n}") } else { format!("{n}") };
         let when = if w.name.is_some() { format!("{}, {}", w.cron, self.timezone) } else { self.timezone.clone() };
-        Recommendation::want(n, format!("window `{}` ({when}) open, closes in {closes}: {what}", w.label()))
+        let why = |what: String| format!("window `{}` ({when}) open, closes in {closes}: {what}", w.label());
+        if open.iter().any(|(w, _)| w.count.is_some()) {
+            Recommendation::want(n, why(format!("{n}")))
+        } else {
+            Recommendation::at_least(n, why(format!("at least {n}")))
+        }
     }
 }
 
@@ -202,6 +210,7 @@ mod tests {
         // Wednesday 2026-01-07 07:30 UTC = 08:30 Paris: open
         let r = decide(&s, utc_at(2026, 1, 7, 7, 30));
         assert_eq!(r.desired, Some(10), "{}", r.reason);
+        assert!(r.floor, "a `min` window is a floor");
         assert!(
             r.reason.contains("window `0 8 * * MON-FRI` (Europe/Paris) open, closes in 9h30m: at least 10"),
             "{}",
@@ -226,10 +235,12 @@ mod tests {
         let r = decide(&s, utc_at(2026, 1, 11, 13, 0));
         assert_eq!(r.desired, Some(9), "{}", r.reason);
         assert!(r.reason.contains(": 9"), "{}", r.reason);
+        assert!(!r.floor, "a `count` window open makes it a count");
         // Sunday 15:00: only the Sunday floor
         let r = decide(&s, utc_at(2026, 1, 11, 15, 0));
         assert_eq!(r.desired, Some(4));
         assert!(r.reason.contains("at least 4"), "{}", r.reason);
+        assert!(r.floor);
     }
 
     #[test]

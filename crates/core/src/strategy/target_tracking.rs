@@ -171,7 +171,7 @@ impl TargetTracking {
             (Some((n, why)), None) => Recommendation::want(n, why),
             // with part of the data missing, only a recommendation for more capacity stands
             (Some((n, why)), Some(e)) if n > obs.current => {
-                Recommendation { desired: Some(n), reason: why, error: Some(e) }
+                Recommendation { error: Some(e), ..Recommendation::want(n, why) }
             }
             (_, Some(e)) => Recommendation::failed(e),
             (None, None) => Recommendation::none("no metrics tracked"),

@@ -116,7 +116,11 @@ fn threshold_scale_up_is_an_or_of_conditions() {
     for &(cpu, mem, want, reason) in cases {
         let m = Metrics::new().one("cpu", 100, cpu).one("mem", 100, mem);
         let rec = t.decide(&m.obs(100, 5));
-        assert_eq!(rec, Recommendation { desired: want, reason: reason.into(), error: None }, "cpu {cpu} mem {mem}");
+        assert_eq!(
+            rec,
+            Recommendation { desired: want, reason: reason.into(), error: None, floor: false },
+            "cpu {cpu} mem {mem}"
+        );
     }
 }
 

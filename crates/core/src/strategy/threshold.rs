@@ -144,6 +144,7 @@ impl Threshold {
                 desired: Some(n),
                 reason: format!("{}: +{}", up_reasons.join(", "), self.step_up),
                 error,
+                floor: false,
             };
         }
         if let Some(e) = error {

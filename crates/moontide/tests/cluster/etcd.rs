@@ -84,6 +84,12 @@ impl Etcd {
         etcd_client::Client::connect([self.url.as_str()], opts).await
     }
 
+    /// Stops etcd now (as a crash would); dropping it later is harmless.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub async fn client(&self) -> etcd_client::Client {
         self.connect().await.unwrap()
     }

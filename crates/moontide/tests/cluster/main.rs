@@ -3,7 +3,8 @@
 //! owner's policies to the survivors; a SIGSTOPped owner that lost its lease
 //! performs no actuation after SIGCONT; cooldowns and Lua state survive a
 //! failover; a pause sent to any instance's API stops the owner's
-//! actuations, and a resume there starts them again; a script-mode policy's
+//! actuations, and a resume there starts them again; a change sent while
+//! etcd cannot be reached is refused (503) and changes nothing; a script-mode policy's
 //! script runs on its owner alone and moves with it. A receiving server on 127.0.0.1 plays the platform: it counts
 //! actuations and checks their fencing tokens.
 #![cfg(feature = "etcd")]
@@ -449,10 +450,30 @@ async fn api(base: &str, method: reqwest::Method, path: &str, body: Option<Value
     if let Some(b) = body {
         req = req.json(&b);
     }
-    match req.timeout(Duration::from_secs(5)).send().await {
+    // longer than the instance's own wait for etcd (5 s), so that its answer is seen
+    match req.timeout(Duration::from_secs(15)).send().await {
         Ok(r) => (r.status().as_u16(), r.json().await.unwrap_or(Value::Null)),
         Err(_) => (0, Value::Null),
     }
+}
+
+/// Starts one instance of [`config`] per name, each with its API on a port
+/// of its own and the operator's token; returns them and name → API base URL.
+fn start_with_api(names: &[&str], dir: &Path, etcd: &str, base: &str) -> (Vec<Instance>, BTreeMap<String, String>) {
+    let mut apis = BTreeMap::new();
+    let mut instances = Vec::new();
+    for name in names {
+        let port = etcd::free_port();
+        let server = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\ntokens = [{{ name = \"olga\", role = \"operator\", sha256 = \"{}\" }}]\n",
+            moontide::server::auth::hash(OPERATOR)
+        );
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, config(etcd, base).replacen("[server]\nlisten = \"127.0.0.1:0\"\n", &server, 1)).unwrap();
+        instances.push(Instance::start(name, &path, dir));
+        apis.insert(name.to_string(), format!("http://127.0.0.1:{port}"));
+    }
+    (instances, apis)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -462,20 +483,7 @@ async fn a_pause_sent_to_any_instance_reaches_the_policys_owner() {
     let platform = Arc::new(Platform::default());
     let (base, stop) = serve(platform.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut apis = BTreeMap::new();
-    let mut instances = Vec::new();
-    for name in ["i0", "i1"] {
-        let port = etcd::free_port();
-        let server = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\ntokens = [{{ name = \"olga\", role = \"operator\", sha256 = \"{}\" }}]\n",
-            moontide::server::auth::hash(OPERATOR)
-        );
-        let path = dir.path().join(format!("{name}.toml"));
-        std::fs::write(&path, config(&etcd.url, &base).replacen("[server]\nlisten = \"127.0.0.1:0\"\n", &server, 1))
-            .unwrap();
-        instances.push(Instance::start(name, &path, dir.path()));
-        apis.insert(name.to_string(), format!("http://127.0.0.1:{port}"));
-    }
+    let (instances, apis) = start_with_api(&["i0", "i1"], dir.path(), &etcd.url, &base);
     let logs = || logs(dir.path(), &["i0", "i1"]);
     // both instances own some policies: the hand-overs that follow a join are done
     let spread = spread_over(&c, 2).await;
@@ -697,4 +705,38 @@ async fn a_change_started_from_settings_changed_meanwhile_is_refused_and_theirs_
     let rev = sharing.refresh("p".into()).await.unwrap();
     control.update(|s| s.operator = OperatorState::default());
     assert!(sharing.publish("p".into(), OperatorState::default(), rev).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_sent_while_etcd_is_unreachable_is_refused_and_changes_nothing() {
+    let Some(mut etcd) = Etcd::start().await else { return };
+    let platform = Arc::new(Platform::default());
+    let (base, stop) = serve(platform.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (instances, apis) = start_with_api(&["i0"], dir.path(), &etcd.url, &base);
+    let logs = || logs(dir.path(), &["i0"]);
+    let api0 = &apis["i0"];
+    let ready = wait_for(Duration::from_secs(20), || async {
+        api(api0, reqwest::Method::GET, "/policies/p0", None).await.0 == 200
+    })
+    .await;
+    assert!(ready, "the API never answered\n{}", logs());
+
+    etcd.stop();
+    let (status, body) =
+        api(api0, reqwest::Method::POST, "/policies/p0/pause", Some(json!({ "reason": "maintenance" }))).await;
+    assert_eq!(status, 503, "{body}\n{}", logs());
+    let why = body["error"].as_str().unwrap_or_default();
+    assert!(why.contains("etcd") && why.contains("nothing was changed"), "{body}");
+    // the refused change is in force nowhere: not here, and not in the store a restart reads
+    let (status, view) = api(api0, reqwest::Method::GET, "/policies/p0", None).await;
+    assert_eq!(status, 200, "{view}");
+    assert!(view["paused"].is_null(), "paused although the change was refused: {view}");
+    drop(instances);
+    let store = moontide::store::Store::open(&dir.path().join("state-i0")).unwrap();
+    if let Some(saved) = store.control("p0").unwrap() {
+        let saved: moontide::engine::control::OperatorState = serde_json::from_str(&saved).unwrap();
+        assert!(saved.paused.is_none(), "the refused change was saved: {saved:?}");
+    }
+    let _ = stop.send(());
 }
