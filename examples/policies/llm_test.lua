@@ -46,3 +46,25 @@ function test_no_requests_scale_to_zero()
   expect.eq(n, 0)
   expect.match(why, "no requests")
 end
+
+function test_a_seasonal_forecast_brings_servers_up_before_the_load()
+  local p = moontide.policy("llm.lua")
+  -- no request yet, but yesterday's peak starts in 4 minutes
+  local forecasts = { ahead = { value = 6000, band = 500, replicas = 5, lead = 240, model = "seasonal_naive(288)" } }
+  local n, why = p:decide{ current = 0, ready = 0, forecasts = forecasts,
+    metrics = { running = { 0 }, kv = { 0 }, queue = { 0 } } }
+  expect.eq(n, 5)
+  expect.match(why, "5 for the forecast %(seasonal_naive%(288%), in 240s%)")
+  -- under load, the larger of the forecast and what the servers say
+  n = p:decide{ current = 5, ready = 5, forecasts = forecasts, metrics = { running = { 64 }, kv = { 0.3 }, queue = { 0 } } }
+  expect.eq(n, 5)
+  n = p:decide{ current = 5, ready = 5, forecasts = forecasts, metrics = { running = { 160 }, kv = { 0.9 }, queue = { 0 } } }
+  expect.eq(n, 6) -- 5 × 0.9 / 0.75
+end
+
+function test_a_last_value_forecast_adds_nothing()
+  local p = moontide.policy("llm.lua")
+  local forecasts = { ahead = { value = 6000, band = 0, replicas = 5, lead = 240, model = "naive" } }
+  local n = p:decide{ current = 3, ready = 3, forecasts = forecasts, metrics = { running = { 0 }, kv = { 0 }, queue = { 0 } } }
+  expect.eq(n, 0)
+end

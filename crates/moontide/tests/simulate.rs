@@ -300,19 +300,52 @@ fn an_llm_trace_is_replayed_against_the_llm_model_from_zero() {
         out.lines().find(|l| l.starts_with(&format!("| {name}"))).unwrap_or_else(|| panic!("{name}: {out}")).to_string()
     };
     let cells = |line: &str| line.split('|').map(|c| c.trim().to_string()).collect::<Vec<_>>();
+    let header = cells(out.lines().find(|l| l.starts_with("| policy")).unwrap());
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}: {out}"));
+    for c in ["cost r·h", "×oracle", "SLO viol%", "θU%", "θO%", "τU%", "τO%", "actions/h"] {
+        col(c);
+    }
     let moontide_row = cells(&row("llm (moontide)"));
     // from zero: the first request waited for a model server to load (3 min)
-    let cold: f64 = moontide_row[9].parse().unwrap();
+    let cold: f64 = moontide_row[col("cold wait max s")].parse().unwrap();
     assert!(cold >= 180.0, "cold wait {cold}: {out}");
-    assert!(moontide_row[8].parse::<u32>().unwrap() >= 1);
-    assert!(out.contains("policies and HPA start with 0 replica(s)"), "{out}");
+    assert!(moontide_row[col("cold requests")].parse::<u32>().unwrap() >= 1);
+    assert!(out.contains("policies, HPA and KPA start with 0 replica(s)"), "{out}");
     row("HPA (16 running/replica)");
-    row("static (");
+    row("KPA (16 concurrent/replica)");
+    row("static, smallest under 1 % (");
+    let peak = cells(&row("static peak ("));
     // the oracle: the cost every ×oracle figure divides by, within its 1 % tolerance
     let oracle = cells(&row("oracle (hindsight plan)"));
-    assert_eq!(oracle[3], "1.00", "{out}");
-    assert!(oracle[4].parse::<f64>().unwrap() <= 1.0, "{out}");
-    assert_eq!(oracle[8], "0", "the oracle starts its replicas in time: {out}");
+    assert_eq!(oracle[col("×oracle")], "1.00", "{out}");
+    assert!(oracle[col("SLO viol%")].parse::<f64>().unwrap() <= 1.0, "{out}");
+    assert_eq!(oracle[col("cold requests")], "0", "the oracle starts its replicas in time: {out}");
+    // a fleet of the peak demand all along is never short of it
+    assert_eq!(peak[col("θU%")], "0.0", "{out}");
+    assert_eq!(peak[col("τU%")], "0.0", "{out}");
+
+    // the same as JSON
+    let (code, out, err) = moontide(&[
+        "simulate-llm",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--config",
+        llm,
+        "--initial",
+        "0",
+        "--dt",
+        "100ms",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["requests"], 600);
+    let runs = v["runs"].as_array().unwrap();
+    let names: Vec<&str> = runs.iter().filter_map(|r| r["policy"].as_str()).collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    assert_eq!(names[0], "llm (moontide)");
+    assert!(runs[0]["cold_wait_max"].as_f64().unwrap() >= 180.0, "{out}");
+    assert!(runs.iter().all(|r| r["theta_u"].is_number() && r["cost_vs_oracle"].is_number()), "{out}");
 
     let (code, _, err) = moontide(&["simulate-llm", "--trace", llm]);
     assert_eq!(code, 2, "{err}");

@@ -10,17 +10,29 @@
 //!   it leaves panic after a full stable window without the condition;
 //! - it scales up at most 1000× and down at most 2× the ready pods per decision.
 //!
-//! Here the metric is requests per second (KPA's `rps` metric); the target
-//! per pod is the model's capacity and the target utilisation 70 %, Knative's
-//! default.
+//! The metric is requests per second (KPA's `rps` metric; the target per pod
+//! is the model's capacity) or concurrency (Knative's default metric: the
+//! requests in flight, running or waiting, as for model servers), with
+//! Knative's default target utilisation, 70 %.
 
 use crate::run::{Autoscaler, View};
 use std::collections::VecDeque;
 
+/// What the KPA scales on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KpaMetric {
+    /// Requests arriving per second.
+    Rps,
+    /// Requests in flight: running and waiting.
+    Concurrency,
+}
+
 /// KPA's parameters, Knative's defaults unless said otherwise.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KpaConfig {
-    /// Load one pod is meant to take (requests/s).
+    /// What it scales on.
+    pub metric: KpaMetric,
+    /// Load one pod is meant to take (requests/s, or requests in flight).
     pub target: f64,
     /// Share of `target` to aim for (default 0.7).
     pub utilisation: f64,
@@ -46,6 +58,7 @@ impl KpaConfig {
     /// Knative's defaults with `target` requests/s per pod.
     pub fn defaults(target: f64) -> Self {
         KpaConfig {
+            metric: KpaMetric::Rps,
             target,
             utilisation: 0.7,
             stable_window: 60.0,
@@ -88,7 +101,10 @@ impl Kpa {
 
 impl Autoscaler for Kpa {
     fn name(&self) -> String {
-        "KPA".into()
+        match self.cfg.metric {
+            KpaMetric::Rps => "KPA".into(),
+            KpaMetric::Concurrency => format!("KPA ({} concurrent/replica)", self.cfg.target),
+        }
     }
 
     fn interval(&self) -> f64 {
@@ -99,7 +115,11 @@ impl Autoscaler for Kpa {
         let c = &self.cfg;
         let now = view.now;
         if view.scraped {
-            self.samples.push_back((now, view.rps));
+            let load = match c.metric {
+                KpaMetric::Rps => view.rps,
+                KpaMetric::Concurrency => view.running + view.queue,
+            };
+            self.samples.push_back((now, load));
         }
         while self.samples.front().is_some_and(|(t, _)| *t <= now - c.stable_window) {
             self.samples.pop_front();
@@ -143,6 +163,30 @@ mod tests {
 
     fn view(now: f64, current: u32, rps: f64) -> View {
         View { now, current, ready: current, rps, scraped: true, ..Default::default() }
+    }
+
+    #[test]
+    fn on_concurrency_it_sizes_for_the_requests_in_flight() {
+        let mut cfg = KpaConfig::defaults(16.0); // 11.2 in flight per pod
+        cfg.metric = KpaMetric::Concurrency;
+        let mut k = Kpa::new(cfg);
+        let mut n = 4;
+        for i in 0..30 {
+            let v = View {
+                now: i as f64 * 2.0,
+                current: n,
+                ready: n,
+                rps: 1000.0,
+                running: 40.0,
+                queue: 10.0,
+                scraped: true,
+                ..Default::default()
+            };
+            n = k.decide(&v);
+        }
+        assert_eq!(n, 5, "ceil(50 / 11.2): the arrival rate plays no part");
+        assert!(!k.panicking());
+        assert_eq!(k.name(), "KPA (16 concurrent/replica)");
     }
 
     #[test]

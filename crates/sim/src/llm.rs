@@ -20,7 +20,7 @@
 use std::collections::VecDeque;
 
 /// The LLM serving model's parameters.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct LlmModel {
     /// Prompt tokens per second one replica prefills.
     pub prefill_tps: f64,
@@ -291,6 +291,16 @@ impl LlmService {
     /// The requests finished so far.
     pub fn done(&self) -> &[Done] {
         &self.done
+    }
+
+    /// The unfinished requests that arrived while no replica was ready: how
+    /// many, and the longest of their waits for a first token that is still
+    /// running (seconds, 0 when all of them have one).
+    pub fn cold_unfinished(&self) -> (usize, f64) {
+        let running = self.replicas.iter().flat_map(|r| &r.running);
+        let cold: Vec<&Active> = self.queue.iter().chain(running).filter(|a| a.cold).collect();
+        let waiting = cold.iter().filter(|a| a.first_token.is_none()).map(|a| self.now - a.arrived);
+        (cold.len(), waiting.fold(0.0, f64::max))
     }
 }
 

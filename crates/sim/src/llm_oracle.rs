@@ -38,6 +38,7 @@ pub fn needs(trace: &RequestTrace, model: &LlmModel) -> Vec<f64> {
 #[derive(Clone, Debug)]
 pub struct Plan {
     counts: Vec<u32>,
+    demand: Vec<u32>,
     start: f64,
 }
 
@@ -45,13 +46,17 @@ impl Plan {
     /// `ceil(k × the largest need over the next startup)` for each minute.
     pub fn new(needs: &[f64], k: f64, startup: f64, start: f64) -> Plan {
         let ahead = (startup / 60.0).ceil() as usize;
-        let counts = (0..needs.len())
-            .map(|m| {
-                let most = needs[m..(m + ahead + 1).min(needs.len())].iter().copied().fold(0.0, f64::max);
-                (k * most - 1e-9).ceil().max(0.0) as u32
-            })
-            .collect();
-        Plan { counts, start }
+        let demand: Vec<u32> = needs.iter().map(|n| (k * n - 1e-9).ceil().max(0.0) as u32).collect();
+        let counts =
+            (0..demand.len()).map(|m| demand[m..(m + ahead + 1).min(demand.len())].iter().copied().max().unwrap_or(0)).collect();
+        Plan { counts, demand, start }
+    }
+
+    /// The replicas each minute needs, `ceil(k × its need)`: the demand the
+    /// elasticity metrics compare a run's ready count with (the plan is its
+    /// maximum over the next startup delay, since it starts replicas that far ahead).
+    pub fn demand(&self) -> &[u32] {
+        &self.demand
     }
 
     /// The count at minute `m` (the last one after the end).
@@ -79,22 +84,26 @@ pub fn oracle(trace: &RequestTrace, model: &LlmModel, dt: f64, tail: f64) -> (Pl
     let run = |k: f64| {
         let mut plan = Plan::new(&needs, k, model.startup, trace.start);
         let initial = plan.at(0);
-        let scores = run_llm(trace, model, &mut plan, initial, dt, tail);
+        let scores = run_llm(trace, model, &mut plan, initial, dt, tail, &[]);
         (plan, scores)
     };
-    let (mut lo, mut hi) = (0.25, 16.0);
-    let mut best = run(hi);
+    let (mut lo, mut hi) = (0.25_f64, 16.0_f64);
+    let mut best = hi;
     while hi / lo > 1.01 {
         let mid = (lo * hi).sqrt();
-        let tried = run(mid);
-        if tried.1.slo_violations_pct < TOLERANCE {
+        if run(mid).1.slo_violations_pct < TOLERANCE {
             hi = mid;
-            best = tried;
+            best = mid;
         } else {
             lo = mid;
         }
     }
-    best
+    // run again with its own demand, for the elasticity metrics
+    let mut plan = Plan::new(&needs, best, model.startup, trace.start);
+    let initial = plan.at(0);
+    let demand = plan.demand().to_vec();
+    let scores = run_llm(trace, model, &mut plan, initial, dt, tail, &demand);
+    (plan, scores)
 }
 
 #[cfg(test)]

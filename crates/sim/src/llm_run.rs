@@ -5,6 +5,7 @@
 
 use crate::llm::{LlmModel, LlmService};
 use crate::run::{Autoscaler, View};
+use crate::score::Elasticity;
 use crate::trace::RequestTrace;
 use serde::Serialize;
 
@@ -23,11 +24,21 @@ pub struct LlmScores {
     pub ttft_p95: f64,
     /// 95th percentile of the requests' mean inter-token latency, seconds.
     pub itl_p95: f64,
+    /// Under-provisioning accuracy θU, % (ready replicas against the
+    /// demand given to [`run_llm`]; see [`crate::score`]).
+    pub theta_u: f64,
+    /// Over-provisioning accuracy θO, %.
+    pub theta_o: f64,
+    /// Time share under-provisioned τU, %.
+    pub tau_u: f64,
+    /// Time share over-provisioned τO, %.
+    pub tau_o: f64,
     /// Replica-hours paid for (starting replicas included).
     pub cost_replica_hours: f64,
-    /// Requests that arrived while no replica was ready.
+    /// Requests that arrived while no replica was ready (finished or not).
     pub cold_requests: usize,
-    /// The longest first-token wait of those, seconds (the cost of scaling from zero).
+    /// The longest first-token wait of those, seconds (the cost of scaling
+    /// from zero); one still waiting when the run ends counts up to the end.
     pub cold_wait_max: f64,
     /// Scaling actions per hour.
     pub actions_per_hour: f64,
@@ -45,7 +56,10 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 
 /// Replays `trace` against an LLM fleet of `initial` replicas with `scaler`
 /// deciding, in steps of `dt` seconds, and for up to `tail` seconds after the
-/// last arrival so that the requests in flight can finish.
+/// last arrival so that the requests in flight can finish. `demand` is the
+/// replicas each minute of the trace needs (the oracle's
+/// [`crate::llm_oracle::Plan::demand`]); the elasticity metrics compare the
+/// ready count with it over those minutes (empty: they stay 0).
 pub fn run_llm(
     trace: &RequestTrace,
     model: &LlmModel,
@@ -53,6 +67,7 @@ pub fn run_llm(
     initial: u32,
     dt: f64,
     tail: f64,
+    demand: &[u32],
 ) -> LlmScores {
     let mut service = LlmService::new(model.clone(), initial);
     let end = trace.requests.last().map_or(0.0, |r| r.at) + tail;
@@ -61,6 +76,7 @@ pub fn run_llm(
     let (mut cost_s, mut actions, mut peak, mut current) = (0.0, 0u32, initial, initial);
     let (mut arrived_since, mut done_seen) = (0usize, 0usize);
     let mut last = crate::llm::LlmStep { ready: initial, provisioned: initial, ..Default::default() };
+    let mut elasticity = Elasticity::default();
     let mut t = 0.0;
     while t < end {
         if t >= next_decision {
@@ -97,6 +113,9 @@ pub fn run_llm(
         }
         last = service.advance(dt);
         cost_s += last.provisioned as f64 * dt;
+        if let Some(&d) = demand.get((t / 60.0) as usize) {
+            elasticity.add(dt, d, last.ready);
+        }
         t += dt;
     }
     let done = service.done();
@@ -106,6 +125,8 @@ pub fn run_llm(
     let mut ttft: Vec<f64> = done.iter().map(|d| d.ttft).collect();
     let mut itl: Vec<f64> = done.iter().map(|d| d.itl).collect();
     let cold: Vec<f64> = done.iter().filter(|d| d.cold).map(|d| d.ttft).collect();
+    let (cold_left, cold_waiting) = service.cold_unfinished();
+    let [theta_u, theta_o, tau_u, tau_o] = elasticity.finish();
     LlmScores {
         requests: done.len(),
         unfinished,
@@ -113,9 +134,13 @@ pub fn run_llm(
         ttft_p50: percentile(&mut ttft, 0.5),
         ttft_p95: percentile(&mut ttft, 0.95),
         itl_p95: percentile(&mut itl, 0.95),
+        theta_u,
+        theta_o,
+        tau_u,
+        tau_o,
         cost_replica_hours: cost_s / 3600.0,
-        cold_requests: cold.len(),
-        cold_wait_max: cold.iter().copied().fold(0.0, f64::max),
+        cold_requests: cold.len() + cold_left,
+        cold_wait_max: cold.iter().copied().fold(cold_waiting, f64::max),
         actions_per_hour: actions as f64 / (end / 3600.0).max(1e-9),
         peak,
     }
@@ -175,7 +200,7 @@ mod tests {
     #[test]
     fn a_fixed_fleet_costs_its_size_and_meets_the_objectives() {
         let t = trace(&[0.0, 30.0, 60.0]);
-        let s = run_llm(&t, &model(), &mut Fixed(2), 2, 0.01, 60.0);
+        let s = run_llm(&t, &model(), &mut Fixed(2), 2, 0.01, 60.0, &[]);
         assert_eq!((s.requests, s.unfinished, s.cold_requests), (3, 0, 0));
         assert_eq!(s.slo_violations_pct, 0.0);
         assert!((s.ttft_p50 - 0.1).abs() < 0.011, "{s:?}");
@@ -185,10 +210,35 @@ mod tests {
     }
 
     #[test]
+    fn elasticity_compares_the_ready_count_with_each_minutes_demand() {
+        // 2 replicas all along; minute 0 needs 1 (over by 1 of 1), minute 1 needs 3 (under by 1 of 3);
+        // the minutes after the demand's end do not count
+        let t = trace(&[5.0, 100.0]);
+        let s = run_llm(&t, &model(), &mut Fixed(2), 2, 0.01, 60.0, &[1, 3]);
+        let close = |a: f64, b: f64| (a - b).abs() < 0.05;
+        assert!(close(s.theta_o, 50.0), "θO = 100 × (1 × 60 s) / 120 s: {s:?}");
+        assert!(close(s.theta_u, 100.0 / 6.0), "θU = 100 × (1/3 × 60 s) / 120 s: {s:?}");
+        assert!(close(s.tau_o, 50.0) && close(s.tau_u, 50.0), "{s:?}");
+        // without a demand they are not measured
+        let s = run_llm(&t, &model(), &mut Fixed(2), 2, 0.01, 60.0, &[]);
+        assert_eq!((s.theta_u, s.theta_o, s.tau_u, s.tau_o), (0.0, 0.0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn a_fleet_that_never_wakes_counts_its_cold_requests_to_the_end() {
+        // nothing ever serves the request at t = 5 s: it waits until the run ends at 5 + 60 s
+        let t = trace(&[5.0]);
+        let s = run_llm(&t, &model(), &mut Fixed(0), 0, 0.01, 60.0, &[]);
+        assert_eq!((s.requests, s.unfinished, s.cold_requests), (0, 1, 1));
+        assert!((s.cold_wait_max - 60.0).abs() < 0.05, "{s:?}");
+        assert_eq!(s.slo_violations_pct, 100.0);
+    }
+
+    #[test]
     fn scaling_from_zero_reports_the_first_requests_wait() {
         // the request at t = 5 s is seen at the decision at t = 10 s; the replica is ready at 190 s
         let t = trace(&[5.0]);
-        let s = run_llm(&t, &model(), &mut FromZero, 0, 0.01, 300.0);
+        let s = run_llm(&t, &model(), &mut FromZero, 0, 0.01, 300.0, &[]);
         assert_eq!((s.requests, s.cold_requests), (1, 1));
         assert!((s.cold_wait_max - (190.0 - 5.0 + 0.1)).abs() < 0.05, "{s:?}");
         assert_eq!(s.slo_violations_pct, 100.0, "a 3-minute cold start breaks a 2 s TTFT objective");

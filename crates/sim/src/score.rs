@@ -85,6 +85,39 @@ impl Scores {
     }
 }
 
+/// The SPEC RG elasticity metrics (θU, θO, τU, τO), added up step by step
+/// from demand and supply.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Elasticity {
+    seconds: f64,
+    under: f64,
+    over: f64,
+    time_under: f64,
+    time_over: f64,
+}
+
+impl Elasticity {
+    /// Counts `dt` seconds in which `demand` replicas were needed and `supply` served.
+    pub fn add(&mut self, dt: f64, demand: u32, supply: u32) {
+        self.seconds += dt;
+        let (d, s) = (demand as f64, supply as f64);
+        let norm = d.max(1.0);
+        if s < d {
+            self.under += (d - s) / norm * dt;
+            self.time_under += dt;
+        } else if s > d {
+            self.over += (s - d) / norm * dt;
+            self.time_over += dt;
+        }
+    }
+
+    /// θU, θO, τU and τO, in %.
+    pub fn finish(&self) -> [f64; 4] {
+        let t = self.seconds.max(f64::MIN_POSITIVE);
+        [self.under, self.over, self.time_under, self.time_over].map(|x| 100.0 * x / t)
+    }
+}
+
 /// Adds up a run step by step.
 #[derive(Clone, Debug, Default)]
 pub struct Tally {
@@ -92,10 +125,7 @@ pub struct Tally {
     seconds: f64,
     requests: f64,
     violating: f64,
-    under: f64,
-    over: f64,
-    time_under: f64,
-    time_over: f64,
+    elasticity: Elasticity,
     actions: u64,
     peak: u32,
     cold_requests: f64,
@@ -121,15 +151,7 @@ impl Tally {
             // the first replica serves from the start of this step
             self.cold_wait_max = self.cold_wait_max.max(self.seconds - dt - since);
         }
-        let (d, s) = (demand as f64, step.serving as f64);
-        let norm = d.max(1.0);
-        if s < d {
-            self.under += (d - s) / norm * dt;
-            self.time_under += dt;
-        } else if s > d {
-            self.over += (s - d) / norm * dt;
-            self.time_over += dt;
-        }
+        self.elasticity.add(dt, demand, step.serving);
     }
 
     /// Counts one scaling action.
@@ -139,16 +161,16 @@ impl Tally {
 
     /// The scores.
     pub fn finish(&self) -> Scores {
-        let t = self.seconds.max(f64::MIN_POSITIVE);
         let hours = self.seconds / 3600.0;
+        let [theta_u, theta_o, tau_u, tau_o] = self.elasticity.finish();
         Scores {
             cost_replica_hours: self.replica_seconds / 3600.0,
             cost_vs_oracle: None,
             slo_violations_pct: if self.requests > 0.0 { 100.0 * self.violating / self.requests } else { 0.0 },
-            theta_u: 100.0 * self.under / t,
-            theta_o: 100.0 * self.over / t,
-            tau_u: 100.0 * self.time_under / t,
-            tau_o: 100.0 * self.time_over / t,
+            theta_u,
+            theta_o,
+            tau_u,
+            tau_o,
             actions_per_hour: if hours > 0.0 { self.actions as f64 / hours } else { 0.0 },
             peak_replicas: self.peak,
             cold_requests: self.cold_requests,

@@ -1,15 +1,18 @@
 //! `moontide simulate-llm`: replay a per-request LLM trace (arrival time,
 //! prompt and output tokens) against the LLM serving model, with each
-//! `--config` policy, two baselines: the smallest static fleet that keeps
-//! violations under 1 % (found by search, with hindsight) and HPA on running
-//! requests per replica (as KEDA or a custom-metrics HPA does for vLLM), and
+//! `--config` policy and the baselines: HPA on running requests per replica
+//! (as KEDA or a custom-metrics HPA does for vLLM), Knative's KPA on
+//! concurrency, the smallest static fleet that keeps violations under 1 %
+//! (found by search, with hindsight), a static fleet of the peak demand, and
 //! the oracle (a hindsight plan per minute: [`moontide_sim::llm_oracle`]),
-//! whose cost the `×oracle` column divides by.
+//! whose cost the `×oracle` column divides by and whose demand per minute
+//! the elasticity metrics (θ, τ) are measured against.
 
 use super::{bad, duration, policy_scaler};
 use clap::Args;
 use moontide_core::policy::PolicySpec;
 use moontide_core::{Behaviour, ManualClock, StrategyConfig, Timestamp};
+use moontide_sim::kpa::{Kpa, KpaConfig, KpaMetric};
 use moontide_sim::llm::LlmModel;
 use moontide_sim::llm_run::{LlmScores, run_llm};
 use moontide_sim::policy::{PolicyScaler, SimMetric};
@@ -69,7 +72,13 @@ pub struct LlmArgs {
     /// Simulated seconds per step.
     #[arg(long, value_parser = duration, default_value = "50ms")]
     pub dt: Duration,
+    /// Print the scores as JSON instead of a Markdown table.
+    #[arg(long)]
+    pub json: bool,
 }
+
+/// Seconds simulated after the last arrival, for the requests in flight to finish.
+const TAIL: f64 = 600.0;
 
 /// A fixed count.
 struct Static(u32);
@@ -153,10 +162,13 @@ pub fn run_cmd(a: LlmArgs) -> ExitCode {
             Err(e) => return bad(format!("{}: {e}", path.display())),
         }
     }
+    let dt = a.dt.as_secs_f64();
+    // the oracle first: its demand per minute is what every run's elasticity is measured against
+    let (plan, oracle) = moontide_sim::llm_oracle::oracle(&trace, &model, dt, TAIL);
+    let demand = plan.demand().to_vec();
     // the smallest fixed fleet with under 1 % violations, by bisection over
     // [the busiest minute's work, 16 × that]; it starts full (initial = its size)
-    let dt = a.dt.as_secs_f64();
-    let violations = |n: u32| run_llm(&trace, &model, &mut Static(n), n, dt, 600.0).slo_violations_pct;
+    let violations = |n: u32| run_llm(&trace, &model, &mut Static(n), n, dt, TAIL, &[]).slo_violations_pct;
     let (mut lo, mut hi) = (peak, peak * 16);
     if violations(hi) < 1.0 {
         while lo < hi {
@@ -164,9 +176,45 @@ pub fn run_cmd(a: LlmArgs) -> ExitCode {
             if violations(mid) < 1.0 { hi = mid } else { lo = mid + 1 }
         }
     }
-    scalers.push(Box::new(hpa_running(peak * 16, trace.start)));
     let fixed = hi;
+    let peak_demand = demand.iter().copied().max().unwrap_or(1).max(1);
+    scalers.push(Box::new(hpa_running(peak * 16, trace.start)));
+    let mut kpa = KpaConfig::defaults(16.0);
+    kpa.metric = KpaMetric::Concurrency;
+    kpa.max = peak * 16;
+    scalers.push(Box::new(Kpa::new(kpa)));
+    let start = a.initial.unwrap_or(plan.at(0));
     let hours = trace.requests.last().map_or(0.0, |r| r.at) / 3600.0;
+    let mut rows: Vec<(String, LlmScores)> = Vec::new();
+    for s in scalers.iter_mut() {
+        rows.push((s.name(), run_llm(&trace, &model, s.as_mut(), start, dt, TAIL, &demand)));
+    }
+    // the static fleets are provisioned before the trace starts
+    for (name, n) in [("static, smallest under 1 %", fixed), ("static peak", peak_demand)] {
+        rows.push((format!("{name} ({n})"), run_llm(&trace, &model, &mut Static(n), n, dt, TAIL, &demand)));
+    }
+    rows.push(("oracle (hindsight plan)".into(), oracle.clone()));
+    if a.json {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|(name, r)| {
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                v["policy"] = name.clone().into();
+                v["cost_vs_oracle"] = (r.cost_replica_hours / oracle.cost_replica_hours.max(1e-9)).into();
+                v
+            })
+            .collect();
+        let out = serde_json::json!({
+            "trace": a.trace.display().to_string(),
+            "requests": trace.requests.len(),
+            "hours": hours,
+            "initial": start,
+            "model": &model,
+            "runs": rows,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
     println!(
         "trace {}: {} requests over {:.2} h; model: prefill {} tok/s, decode {} tok/s, ITL {} ms alone, KV {} tokens, startup {}, objectives TTFT {} / ITL {}",
         a.trace.display(),
@@ -180,31 +228,25 @@ pub fn run_cmd(a: LlmArgs) -> ExitCode {
         moontide_core::duration::format(a.ttft_slo),
         moontide_core::duration::format(a.itl_slo),
     );
-    scalers.push(Box::new(Static(fixed)));
-    let count = scalers.len();
-    let (plan, oracle) = moontide_sim::llm_oracle::oracle(&trace, &model, dt, 600.0);
-    let start = a.initial.unwrap_or(plan.at(0));
-    println!("policies and HPA start with {start} replica(s), the static fleet and the oracle provisioned in advance");
+    println!(
+        "policies, HPA and KPA start with {start} replica(s), the static fleets and the oracle provisioned in advance; \
+         θ and τ against the oracle's demand per minute"
+    );
     println!();
     println!(
-        "| policy | cost r·h | ×oracle | SLO viol% | TTFT p50 s | TTFT p95 s | ITL p95 ms | cold requests | cold wait max s | actions/h | peak |"
+        "| policy | cost r·h | ×oracle | SLO viol% | θU% | θO% | τU% | τO% | TTFT p50 s | TTFT p95 s | ITL p95 ms | cold requests | cold wait max s | actions/h | peak |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    let mut rows = Vec::new();
-    for (i, s) in scalers.iter_mut().enumerate() {
-        let name = s.name();
-        // the static fleet is provisioned before the trace starts
-        let initial = if i + 1 == count { fixed } else { start };
-        rows.push((name, run_llm(&trace, &model, s.as_mut(), initial, dt, 600.0)));
-    }
-    rows.push(("oracle (hindsight plan)".into(), oracle.clone()));
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (name, r) in rows {
-        let r: LlmScores = r;
         println!(
-            "| {name} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {} | {:.0} | {:.1} | {} |",
+            "| {name} | {:.1} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.0} | {} | {:.0} | {:.1} | {} |",
             r.cost_replica_hours,
             r.cost_replica_hours / oracle.cost_replica_hours.max(1e-9),
             r.slo_violations_pct,
+            r.theta_u,
+            r.theta_o,
+            r.tau_u,
+            r.tau_o,
             r.ttft_p50,
             r.ttft_p95,
             r.itl_p95 * 1000.0,
