@@ -42,7 +42,7 @@ impl SimMetric {
     /// Every name, for messages.
     pub const NAMES: &'static str = "cpu, rps, served, queue, latency_ms, ready, running, kv_cache, tokens_per_second";
 
-    /// The metric for a name (`cpu`, `rps`, `served`, `queue`, `latency_ms`, `ready`).
+    /// The metric for a name (one of [`SimMetric::NAMES`]).
     pub fn parse(name: &str) -> Option<SimMetric> {
         match name {
             "cpu" => Some(SimMetric::Cpu),

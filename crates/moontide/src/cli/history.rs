@@ -19,7 +19,7 @@ pub struct HistoryArgs {
     /// Only this policy.
     #[arg(long, short)]
     pub policy: Option<String>,
-    /// Only this outcome: hold, scaled, dry_run, skipped or failed.
+    /// Only this outcome: hold, scaled, dry_run, deferred, skipped or failed.
     #[arg(long, value_parser = ["hold", "scaled", "dry_run", "deferred", "skipped", "failed"])]
     pub outcome: Option<String>,
     /// At most this many decisions.

@@ -41,7 +41,8 @@ pub struct LlmArgs {
     /// Config files whose policy is tested (repeatable).
     #[arg(long, short)]
     pub config: Vec<PathBuf>,
-    /// Bind a policy metric to a simulated one (NAME=METRIC), when its name does not say.
+    /// Bind a policy metric to a simulated one (NAME=METRIC: running, queue, kv_cache,
+    /// tokens_per_second, ready, rps, served), when its name does not say.
     #[arg(long = "bind", value_name = "NAME=METRIC")]
     pub bind: Vec<String>,
     /// Prompt tokens per second one replica prefills.

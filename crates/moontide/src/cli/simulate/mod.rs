@@ -66,8 +66,9 @@ pub struct SimulateArgs {
     /// The policy under test in each config (default: the config's only policy).
     #[arg(long, short)]
     pub policy: Option<String>,
-    /// Bind a policy metric to a simulated one: NAME=cpu|rps|queue|latency_ms|ready (repeatable;
-    /// by default each metric is matched by its name and query).
+    /// Bind a policy metric to a simulated one: NAME=cpu|rps|served|queue|latency_ms|ready (and, in
+    /// simulate-llm, running|kv_cache|tokens_per_second); repeatable; by default each metric is
+    /// matched by its name and query.
     #[arg(long = "bind", value_name = "NAME=METRIC")]
     pub bind: Vec<String>,
     /// Requests per second one ready replica serves.
