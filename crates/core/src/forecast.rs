@@ -238,6 +238,53 @@ mod tests {
         assert!(model_err < 0.4 * naive_err, "model {model_err:.1} vs naive {naive_err:.1}");
     }
 
+    /// Out of sample: each model's and the last value's summed absolute error
+    /// forecasting every point from `from` on, `h` steps ahead, from the history before it.
+    fn out_of_sample(all: &[f64], from: usize, h: usize, model: &Model) -> (f64, f64) {
+        let (mut model_err, mut naive_err) = (0.0, 0.0);
+        for end in from..(all.len() - h) {
+            let truth = all[end + h - 1];
+            model_err += (rerun(&all[..end], h, model).unwrap() - truth).abs();
+            naive_err += (all[end - 1] - truth).abs();
+        }
+        (model_err, naive_err)
+    }
+
+    #[test]
+    fn each_seasonal_model_beats_the_last_value_on_a_daily_sine_with_noise() {
+        // 24 steps a day, 8 days of history, forecasts 3 steps ahead over 2 more days
+        let (p, h) = (24, 3);
+        let all = sine(10 * p, p, 100.0, 40.0, 8.0, 11);
+        let models = [
+            Model::SeasonalNaive(p),
+            Model::HoltWinters { p, alpha: 0.2, beta: 0.0, gamma: 0.2 },
+            Model::HoltWinters { p, alpha: 0.5, beta: 0.02, gamma: 0.05 },
+        ];
+        for model in models {
+            let (m, naive) = out_of_sample(&all, 8 * p, h, &model);
+            assert!(m < 0.6 * naive, "{}: {m:.0} vs naive {naive:.0}", model.name());
+        }
+    }
+
+    #[test]
+    fn a_weekly_season_is_learned_when_weekends_differ() {
+        // 24 steps a day; weekdays a daily sine around 100, weekends around 30; noise ±5
+        let (day, h) = (24, 2);
+        let week = 7 * day;
+        let daily = sine(4 * week, day, 0.0, 30.0, 5.0, 5);
+        let all: Vec<f64> =
+            daily.iter().enumerate().map(|(i, v)| v + if (i / day) % 7 >= 5 { 30.0 } else { 100.0 }).collect();
+        // the whole fourth week, forecast from the three before it
+        for model in [Model::SeasonalNaive(week), Model::HoltWinters { p: week, alpha: 0.2, beta: 0.0, gamma: 0.2 }] {
+            let (m, naive) = out_of_sample(&all, 3 * week, h, &model);
+            assert!(m < 0.7 * naive, "{}: {m:.0} vs naive {naive:.0}", model.name());
+        }
+        // chosen by backtest over the last week, a weekly model wins over the daily ones
+        let f = forecast(&all[..3 * week], h, &[day, week], week).unwrap();
+        assert_eq!(f.model.rsplit('(').next(), Some("168)"), "{f:?}");
+        assert!(f.mae < 0.5 * f.naive_mae, "{f:?}");
+    }
+
     #[test]
     fn holt_winters_follows_a_trend_with_a_season() {
         let p = 24;

@@ -47,8 +47,9 @@ impl Plan {
     pub fn new(needs: &[f64], k: f64, startup: f64, start: f64) -> Plan {
         let ahead = (startup / 60.0).ceil() as usize;
         let demand: Vec<u32> = needs.iter().map(|n| (k * n - 1e-9).ceil().max(0.0) as u32).collect();
-        let counts =
-            (0..demand.len()).map(|m| demand[m..(m + ahead + 1).min(demand.len())].iter().copied().max().unwrap_or(0)).collect();
+        let counts = (0..demand.len())
+            .map(|m| demand[m..(m + ahead + 1).min(demand.len())].iter().copied().max().unwrap_or(0))
+            .collect();
         Plan { counts, demand, start }
     }
 
