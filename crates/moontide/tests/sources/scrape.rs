@@ -31,6 +31,27 @@ vllm:time_to_first_token_seconds_sum{{engine="0",model_name="meta-llama/Llama-3.
     )
 }
 
+/// What a text-generation-inference server's /metrics shows (the series the
+/// `tgi` preset reads, with a histogram's buckets around them).
+fn tgi(queued: u32, batch: u32, generated: u64) -> String {
+    format!(
+        r#"# TYPE tgi_queue_size gauge
+tgi_queue_size {queued}
+# TYPE tgi_batch_current_size gauge
+tgi_batch_current_size {batch}
+# TYPE tgi_request_generated_tokens histogram
+tgi_request_generated_tokens_bucket{{le="16"}} 40
+tgi_request_generated_tokens_bucket{{le="+Inf"}} 90
+tgi_request_generated_tokens_sum {generated}
+tgi_request_generated_tokens_count 90
+# TYPE tgi_request_input_length histogram
+tgi_request_input_length_bucket{{le="+Inf"}} 90
+tgi_request_input_length_sum 180000
+tgi_request_input_length_count 90
+"#
+    )
+}
+
 async fn read(s: &Source, q: &str) -> moontide::sources::QueryResult {
     s.read(&[q.to_string()]).await.remove(0)
 }
@@ -118,6 +139,25 @@ async fn scrape_reads_the_real_node_exporter() {
     let per_cpu = source(&format!("type = \"scrape\"\naggregate = \"min\"\nurls = [\"{}\"]", ne.url));
     let min = per_cpu.read(&[r#"node_cpu_seconds_total{mode="idle"}"#.into()]).await.remove(0).unwrap();
     assert!(idle.value >= min.value * cpus as f64 - 1.0, "sum {} over {cpus} cpus, min {}", idle.value, min.value);
+}
+
+#[tokio::test]
+async fn the_tgi_preset_reads_text_generation_inference_names() {
+    // server a has generated 300 more tokens at each scrape; b stands still
+    let a = TestServer::start(|_, n| text(200, &tgi(5, 12, 4000 + 300 * n as u64))).await;
+    let b = TestServer::start(|_, _| text(200, &tgi(2, 4, 900))).await;
+    let urls = format!("urls = [\"{}\", \"{}\"]", a.url("/metrics"), b.url("/metrics"));
+    let s = source(&format!("type = \"scrape\"\npreset = \"tgi\"\n{urls}"));
+    assert_eq!(read(&s, "queue_depth").await.unwrap().value, 7.0);
+    assert_eq!(read(&s, "running").await.unwrap().value, 16.0);
+    let first = read(&s, "tokens_per_second").await.unwrap_err();
+    assert!(first.contains("needs a second scrape"), "{first}");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let rate = read(&s, "tokens_per_second").await.unwrap().value;
+    assert!(rate > 0.0 && rate <= 300.0 / 0.2, "{rate}");
+    // the input lengths' sum stands still on both: no prompt tokens a second
+    read(&s, "prompt_tokens_per_second").await.unwrap_err();
+    assert_eq!(read(&s, "prompt_tokens_per_second").await.unwrap().value, 0.0);
 }
 
 #[tokio::test]
