@@ -117,6 +117,22 @@ impl Control {
         self.wake.notify_one();
     }
 
+    /// Wakes the policy for a tick now if its last decision left it at zero
+    /// replicas and was made before `now − 1 s` (so that a stream of pushes
+    /// to a fleet at zero ticks it at most once a second).
+    pub fn wake_if_at_zero(&self, now: Timestamp) {
+        let at_zero = self.state.lock().unwrap_or_else(|p| p.into_inner()).last.as_ref().is_some_and(|d| {
+            let after = match d.outcome {
+                moontide_core::Outcome::Scaled { to, .. } => to,
+                _ => d.current,
+            };
+            after == 0 && d.at.plus(Duration::from_secs(1)) <= now
+        });
+        if at_zero {
+            self.wake.notify_one();
+        }
+    }
+
     /// Changes the state without waking the policy (the tick's own bookkeeping).
     pub fn note(&self, f: impl FnOnce(&mut ControlState)) {
         f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
@@ -223,5 +239,36 @@ mod tests {
         c.restore(saved, Timestamp::from_secs(100));
         assert_eq!(c.operator().hold, None, "the hold was due while the policy was down");
         assert!(c.operator().paused.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_push_wakes_a_policy_left_at_zero_at_most_once_a_second() {
+        let c = Control::new("p", "t", Duration::from_secs(3600), 0, 10, false);
+        // a wake-up waiting (or not) right now
+        let woken = |c: &Control| {
+            let mut n = std::pin::pin!(c.wake.notified());
+            n.as_mut().enable()
+        };
+        let at = |s| Timestamp::from_secs(s);
+        c.wake_if_at_zero(at(5));
+        assert!(!woken(&c), "no decision yet");
+        let mut held = decision(0, 0);
+        held.at = at(10);
+        c.note(|s| s.last = Some(held.clone()));
+        c.wake_if_at_zero(at(10));
+        assert!(!woken(&c), "decided less than a second ago");
+        c.wake_if_at_zero(at(12));
+        assert!(woken(&c), "at zero: tick now");
+        let mut up = decision(0, 2);
+        up.at = at(10);
+        up.outcome = moontide_core::Outcome::Scaled { from: 0, to: 2 };
+        c.note(|s| s.last = Some(up));
+        c.wake_if_at_zero(at(20));
+        assert!(!woken(&c), "scaled up already: the interval decides");
+        let mut running = decision(3, 3);
+        running.at = at(10);
+        c.note(|s| s.last = Some(running));
+        c.wake_if_at_zero(at(20));
+        assert!(!woken(&c), "not at zero");
     }
 }

@@ -128,6 +128,13 @@ impl Engine {
             let breaker = Arc::new(breaker::Breaker::new(&policy.target, config.breaker.clone()));
             let mut rt = PolicyRuntime::new(policy, target, &sources, store.clone(), clock.clone(), decisions.clone())?;
             rt.share(breaker, ledger.clone());
+            if script.is_none() {
+                // a push to a fleet at zero is a first request waiting: tick now, not at the next interval
+                for push in rt.push_sources() {
+                    let (control, clock) = (rt.control(), clock.clone());
+                    push.on_push(Box::new(move || control.wake_if_at_zero(clock.now())));
+                }
+            }
             match script {
                 Some(config) => scripts.push(ScriptPolicy {
                     field,

@@ -138,6 +138,17 @@ impl PolicyRuntime {
         Ok(rt)
     }
 
+    /// The `push` sources the policy reads.
+    pub fn push_sources(&self) -> Vec<Arc<crate::sources::push::Push>> {
+        self.reads
+            .iter()
+            .filter_map(|r| match r.source.as_ref() {
+                Source::Push(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// What operators set on this policy.
     pub fn control(&self) -> Arc<super::control::Control> {
         self.control.clone()

@@ -86,11 +86,15 @@ pub enum Refused {
     BadBody(String),
 }
 
+/// What is told of each push taken.
+pub type Listener = Box<dyn Fn() + Send + Sync>;
+
 /// A live `push` source: the values pushed to it, with when they came.
 pub struct Push {
     token: Secret,
     max_age: Duration,
     values: Mutex<BTreeMap<String, (f64, Timestamp)>>,
+    listeners: Mutex<Vec<Listener>>,
 }
 
 impl Push {
@@ -100,7 +104,12 @@ impl Push {
             .load()
             .map_err(|e| format!("source `{name}`: {e}"))?
             .ok_or_else(|| format!("source `{name}`: a push source needs a token"))?;
-        Ok(Push { token, max_age: config.max_age, values: Mutex::new(BTreeMap::new()) })
+        Ok(Push { token, max_age: config.max_age, values: Mutex::new(BTreeMap::new()), listeners: Mutex::default() })
+    }
+
+    /// Calls `f` after each push taken (the engine wakes a policy at zero with it).
+    pub fn on_push(&self, f: Listener) {
+        self.listeners.lock().unwrap_or_else(|p| p.into_inner()).push(f);
     }
 
     /// How old a value may be.
@@ -140,6 +149,10 @@ impl Push {
         for (k, v) in taken {
             values.insert(k, (v, now));
         }
+        drop(values);
+        for f in self.listeners.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            f();
+        }
         Ok(n)
     }
 
@@ -161,7 +174,12 @@ mod tests {
     use super::*;
 
     fn push() -> Push {
-        Push { token: Secret::new("tok"), max_age: default_max_age(), values: Mutex::new(BTreeMap::new()) }
+        Push {
+            token: Secret::new("tok"),
+            max_age: default_max_age(),
+            values: Mutex::new(BTreeMap::new()),
+            listeners: Mutex::default(),
+        }
     }
 
     #[test]

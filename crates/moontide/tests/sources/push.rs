@@ -158,6 +158,70 @@ checks = {{ queue = {{ strategy = "target_tracking", targets = [{{ metric = "pen
 }
 
 #[tokio::test]
+async fn a_push_to_a_fleet_at_zero_wakes_its_policy_at_once() {
+    let cloud = TestServer::start(|_, _| text(200, "ok")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = token_file(&dir, "gw-token");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // an hour between ticks: only the push can make this policy act within the test
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+
+[sources.gateway]
+type = "push"
+token_file = "{t}"
+
+[targets.cloud]
+type = "webhook"
+url = "{cloud}"
+initial = 0
+
+[policies.llm]
+target = "cloud"
+interval = "1h"
+min = 0
+max = 10
+metrics = {{ pending = {{ source = "gateway", query = "pending_requests" }} }}
+checks = {{ wake = {{ strategy = "target_tracking", targets = [{{ metric = "pending", target = 10, aggregate = "total", activation = 0 }}] }} }}
+"#,
+        t = t.display(),
+        cloud = cloud.url("/scale?n={count}"),
+    );
+    let path = dir.path().join("moontide.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_moontide"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // the gateway pushes its pending count every 200 ms, as one would while a request waits
+    let url = format!("http://127.0.0.1:{port}/push/gateway");
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    let mut woke = false;
+    while std::time::Instant::now() < end {
+        let _ =
+            reqwest::Client::new().post(&url).bearer_auth("gw-token").body(r#"{"pending_requests": 3}"#).send().await;
+        if cloud.seen().iter().any(|r| r.query.as_deref() == Some("n=1")) {
+            woke = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        woke,
+        "the fleet at zero was not woken: {:?}",
+        cloud.seen().iter().map(|r| r.query.clone()).collect::<Vec<_>>()
+    );
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
 async fn a_pushed_value_goes_stale_after_max_age() {
     let dir = tempfile::tempdir().unwrap();
     let t = token_file(&dir, "tok");
