@@ -1,6 +1,6 @@
 //! The `predictive` check in the engine: it learns a seasonal load, records
 //! its forecast in the decision, scales out ahead of the load, and its history
-//! survives a restart. Virtual time (a manual clock); real HTTP on 127.0.0.1.
+//! survives a restart; forecast-only, it records the same and asks for nothing. Virtual time (a manual clock); real HTTP on 127.0.0.1.
 
 mod common;
 
@@ -117,4 +117,46 @@ async fn the_forecast_leads_the_load_and_its_history_survives_a_restart() {
     assert!(f.model.ends_with("(60)"), "{f:?}");
     assert!(clock.now() > Timestamp::from_secs(t0));
     again.shutdown().await;
+}
+
+#[tokio::test]
+async fn forecast_only_records_what_it_would_ask_for_and_asks_for_nothing() {
+    let rps = Arc::new(AtomicU64::new(load(0).to_bits()));
+    let r = rps.clone();
+    let metrics =
+        TestServer::start(move |_, _| json(200, j!({ "rps": f64::from_bits(r.load(Ordering::SeqCst)) }))).await;
+    let cloud = TestServer::start(|_, _| text(200, "ok")).await;
+    let text = config(&metrics.url("/m"), &cloud.url("/scale?n={count}"))
+        .replace("lead = \"5m\"\n", "lead = \"5m\"\nforecast_only = true\n");
+    let (dir, path) = common::config_file(&text);
+    let t0 = 1_700_000_000;
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(t0)));
+    let mut e = Engine::build(
+        &Config::load(&path).unwrap(),
+        Store::open(&dir.path().join("state")).unwrap(),
+        clock.clone(),
+        false,
+    )
+    .unwrap();
+    let mut would_have_led = 0;
+    // three hours of 20 s ticks
+    for i in 0..540u64 {
+        let secs = i * 20;
+        clock.set(Timestamp::from_secs(t0 + secs as i64));
+        rps.store(load(secs).to_bits(), Ordering::SeqCst);
+        let d = e.tick("web").await.unwrap();
+        let ahead = d.checks.iter().find(|c| c.check == "ahead").unwrap();
+        let now = d.checks.iter().find(|c| c.check == "now").unwrap();
+        assert_eq!(ahead.recommendation.desired, None, "tick {i}: {}", ahead.recommendation.reason);
+        // what the checks recommend together is the reactive check's alone
+        assert_eq!(d.recommended, now.recommendation.desired, "tick {i}");
+        if let (Some(f), Some(n)) = (&ahead.forecast, now.recommendation.desired)
+            && f.replicas.is_some_and(|r| r > n)
+        {
+            assert!(ahead.recommendation.reason.starts_with("forecast only:"), "{}", ahead.recommendation.reason);
+            would_have_led += 1;
+        }
+    }
+    assert!(would_have_led > 30, "the recorded forecast asked for more than the load only {would_have_led} times");
+    e.shutdown().await;
 }

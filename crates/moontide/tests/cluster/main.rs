@@ -528,7 +528,12 @@ async fn a_pause_sent_to_any_instance_reaches_the_policys_owner() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     let late: Vec<Act> = platform.acts().into_iter().skip(seen).filter(|a| a.policy == "p0").collect();
     assert!(late.is_empty(), "p0 was actuated while paused: {late:?}\n{}", logs());
-    assert_eq!(owners(&mut c).await["p0"], (owner.clone(), token), "p0 changed owner during the test");
+    // on a loaded machine a lease may lapse and p0 move: then its new owner has the pause too
+    let (now_owner, now_token) = owners(&mut c).await["p0"].clone();
+    if (now_owner.clone(), now_token) != (owner.clone(), token) {
+        let paused = api(&apis[&now_owner], reqwest::Method::GET, "/policies/p0", None).await.1;
+        assert_eq!(paused["paused"]["reason"], "maintenance", "p0 moved to {now_owner} without its pause: {paused}");
+    }
     // other policies kept scaling meanwhile: the pause is p0's alone
     let others = platform.acts().iter().skip(seen).filter(|a| a.policy != "p0" && a.accepted).count();
     assert!(others > 0, "no policy was actuated while p0 was paused\n{}", logs());
