@@ -369,7 +369,8 @@ fn a_schedule_floor_alone_never_scales_in_and_a_count_does() {
         windows: vec![ScheduleWindow { cron: "0 8 * * *".into(), duration: secs(36_000), min, count, name: None }],
     };
     // (min, count, reactive) → desired, from 10 replicas
-    let cases: &[(Option<u32>, Option<u32>, Option<u32>, u32)] = &[
+    type Case = (Option<u32>, Option<u32>, Option<u32>, u32);
+    let cases: &[Case] = &[
         (Some(6), None, None, 10),   // a floor below the count alone: hold
         (Some(14), None, None, 14),  // a floor above it: up to the floor
         (Some(6), None, Some(4), 6), // the reactive check scales in, down to the floor

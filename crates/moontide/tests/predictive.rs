@@ -59,13 +59,20 @@ fn load(secs: u64) -> f64 {
     100.0 + 80.0 * (secs as f64 * std::f64::consts::TAU / 3600.0).sin()
 }
 
-#[tokio::test]
-async fn the_forecast_leads_the_load_and_its_history_survives_a_restart() {
+/// The load the app's metrics endpoint reports (set by the test) and the
+/// platform's scaling endpoint.
+async fn servers() -> (Arc<AtomicU64>, TestServer, TestServer) {
     let rps = Arc::new(AtomicU64::new(load(0).to_bits()));
     let r = rps.clone();
     let metrics =
         TestServer::start(move |_, _| json(200, j!({ "rps": f64::from_bits(r.load(Ordering::SeqCst)) }))).await;
     let cloud = TestServer::start(|_, _| text(200, "ok")).await;
+    (rps, metrics, cloud)
+}
+
+#[tokio::test]
+async fn the_forecast_leads_the_load_and_its_history_survives_a_restart() {
+    let (rps, metrics, cloud) = servers().await;
     let (dir, path) = common::config_file(&config(&metrics.url("/m"), &cloud.url("/scale?n={count}")));
     let state = dir.path().join("state");
     let t0 = 1_700_000_000;
@@ -121,11 +128,7 @@ async fn the_forecast_leads_the_load_and_its_history_survives_a_restart() {
 
 #[tokio::test]
 async fn forecast_only_records_what_it_would_ask_for_and_asks_for_nothing() {
-    let rps = Arc::new(AtomicU64::new(load(0).to_bits()));
-    let r = rps.clone();
-    let metrics =
-        TestServer::start(move |_, _| json(200, j!({ "rps": f64::from_bits(r.load(Ordering::SeqCst)) }))).await;
-    let cloud = TestServer::start(|_, _| text(200, "ok")).await;
+    let (rps, metrics, cloud) = servers().await;
     let text = config(&metrics.url("/m"), &cloud.url("/scale?n={count}"))
         .replace("lead = \"5m\"\n", "lead = \"5m\"\nforecast_only = true\n");
     let (dir, path) = common::config_file(&text);

@@ -283,17 +283,8 @@ fn an_llm_trace_is_replayed_against_the_llm_model_from_zero() {
     }
     std::fs::write(&trace, csv).unwrap();
     let llm = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/llm.toml");
-    let (code, out, err) = moontide(&[
-        "simulate-llm",
-        "--trace",
-        trace.to_str().unwrap(),
-        "--config",
-        llm,
-        "--initial",
-        "0",
-        "--dt",
-        "100ms",
-    ]);
+    let args = ["simulate-llm", "--trace", trace.to_str().unwrap(), "--config", llm, "--initial", "0", "--dt", "100ms"];
+    let (code, out, err) = moontide(&args);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("600 requests over 0.33 h"), "{out}");
     let row = |name: &str| {
@@ -325,18 +316,7 @@ fn an_llm_trace_is_replayed_against_the_llm_model_from_zero() {
     assert_eq!(peak[col("τU%")], "0.0", "{out}");
 
     // the same as JSON
-    let (code, out, err) = moontide(&[
-        "simulate-llm",
-        "--trace",
-        trace.to_str().unwrap(),
-        "--config",
-        llm,
-        "--initial",
-        "0",
-        "--dt",
-        "100ms",
-        "--json",
-    ]);
+    let (code, out, err) = moontide(&[&args[..], &["--json"]].concat());
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(v["requests"], 600);

@@ -89,14 +89,22 @@ async fn the_server_takes_pushes_whole_and_refuses_the_rest() {
     tokio::time::timeout(Duration::from_secs(10), server).await.unwrap().unwrap();
 }
 
-#[tokio::test]
-async fn moontide_run_receives_pushes_and_a_policy_scales_on_them() {
-    let cloud = TestServer::start(|_, _| text(200, "ok")).await;
-    let dir = tempfile::tempdir().unwrap();
-    let t = token_file(&dir, "gw-token");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let config = format!(
-        r#"
+/// `moontide run` with a push source `gateway` (token "gw-token") on its own
+/// port, a webhook target starting at `initial` replicas, and the policy
+/// `llm` (`policy`: its settings) reading `pending_requests` as `pending`.
+struct Running {
+    child: std::process::Child,
+    push_url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    fn start(cloud: &TestServer, initial: u32, policy: &str) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let t = token_file(&dir, "gw-token");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = format!(
+            r#"
 [server]
 listen = "127.0.0.1:{port}"
 
@@ -108,39 +116,60 @@ max_age = "30s"
 [targets.cloud]
 type = "webhook"
 url = "{cloud}"
-initial = 1
+initial = {initial}
 
 [policies.llm]
 target = "cloud"
-interval = "200ms"
-min = 1
 max = 10
 metrics = {{ pending = {{ source = "gateway", query = "pending_requests" }} }}
-checks = {{ queue = {{ strategy = "target_tracking", targets = [{{ metric = "pending", target = 10, aggregate = "total" }}] }} }}
+{policy}
 "#,
-        t = t.display(),
-        cloud = cloud.url("/scale?n={count}"),
+            t = t.display(),
+            cloud = cloud.url("/scale?n={count}"),
+        );
+        let path = dir.path().join("moontide.toml");
+        std::fs::write(&path, config).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_moontide"))
+            .args(["run", "--config"])
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Running { child, push_url: format!("http://127.0.0.1:{port}/push/gateway"), _dir: dir }
+    }
+
+    /// Pushes `body`; the HTTP status, or None when the server does not answer (yet).
+    async fn push(&self, body: &str) -> Option<u16> {
+        let sent = reqwest::Client::new().post(&self.push_url).bearer_auth("gw-token").body(body.to_string()).send();
+        sent.await.ok().map(|r| r.status().as_u16())
+    }
+
+    /// Stops it with SIGTERM; whether it exited cleanly.
+    fn stop(mut self) -> std::process::ExitStatus {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::SIGTERM).unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+fn seen(cloud: &TestServer) -> Vec<Option<String>> {
+    cloud.seen().iter().map(|r| r.query.clone()).collect()
+}
+
+#[tokio::test]
+async fn moontide_run_receives_pushes_and_a_policy_scales_on_them() {
+    let cloud = TestServer::start(|_, _| text(200, "ok")).await;
+    let run = Running::start(
+        &cloud,
+        1,
+        r#"interval = "200ms"
+min = 1
+checks = { queue = { strategy = "target_tracking", targets = [{ metric = "pending", target = 10, aggregate = "total" }] } }"#,
     );
-    let path = dir.path().join("moontide.toml");
-    std::fs::write(&path, config).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_moontide"))
-        .args(["run", "--config"])
-        .arg(&path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}/push/gateway");
     let end = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let sent = reqwest::Client::new()
-            .post(&url)
-            .bearer_auth("gw-token")
-            .body(r#"{"pending_requests": 42}"#)
-            .send()
-            .await
-            .map(|r| r.status().as_u16());
-        if matches!(sent, Ok(200)) {
+        let sent = run.push(r#"{"pending_requests": 42}"#).await;
+        if sent == Some(200) {
             break;
         }
         assert!(std::time::Instant::now() < end, "the server never took the push: {sent:?}");
@@ -151,73 +180,35 @@ checks = {{ queue = {{ strategy = "target_tracking", targets = [{{ metric = "pen
         cloud.seen().iter().any(|r| r.query.as_deref() == Some("n=5"))
     })
     .await;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGTERM).unwrap();
-    let status = child.wait().unwrap();
-    assert!(scaled, "never scaled to 5: {:?}", cloud.seen().iter().map(|r| r.query.clone()).collect::<Vec<_>>());
+    let status = run.stop();
+    assert!(scaled, "never scaled to 5: {:?}", seen(&cloud));
     assert!(status.success(), "{status:?}");
 }
 
 #[tokio::test]
 async fn a_push_to_a_fleet_at_zero_wakes_its_policy_at_once() {
     let cloud = TestServer::start(|_, _| text(200, "ok")).await;
-    let dir = tempfile::tempdir().unwrap();
-    let t = token_file(&dir, "gw-token");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     // an hour between ticks: only the push can make this policy act within the test
-    let config = format!(
-        r#"
-[server]
-listen = "127.0.0.1:{port}"
-
-[sources.gateway]
-type = "push"
-token_file = "{t}"
-
-[targets.cloud]
-type = "webhook"
-url = "{cloud}"
-initial = 0
-
-[policies.llm]
-target = "cloud"
-interval = "1h"
+    let run = Running::start(
+        &cloud,
+        0,
+        r#"interval = "1h"
 min = 0
-max = 10
-metrics = {{ pending = {{ source = "gateway", query = "pending_requests" }} }}
-checks = {{ wake = {{ strategy = "target_tracking", targets = [{{ metric = "pending", target = 10, aggregate = "total", activation = 0 }}] }} }}
-"#,
-        t = t.display(),
-        cloud = cloud.url("/scale?n={count}"),
+checks = { wake = { strategy = "target_tracking", targets = [{ metric = "pending", target = 10, aggregate = "total", activation = 0 }] } }"#,
     );
-    let path = dir.path().join("moontide.toml");
-    std::fs::write(&path, config).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_moontide"))
-        .args(["run", "--config"])
-        .arg(&path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     // the gateway pushes its pending count every 200 ms, as one would while a request waits
-    let url = format!("http://127.0.0.1:{port}/push/gateway");
     let end = std::time::Instant::now() + Duration::from_secs(30);
     let mut woke = false;
     while std::time::Instant::now() < end {
-        let _ =
-            reqwest::Client::new().post(&url).bearer_auth("gw-token").body(r#"{"pending_requests": 3}"#).send().await;
+        run.push(r#"{"pending_requests": 3}"#).await;
         if cloud.seen().iter().any(|r| r.query.as_deref() == Some("n=1")) {
             woke = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGTERM).unwrap();
-    let status = child.wait().unwrap();
-    assert!(
-        woke,
-        "the fleet at zero was not woken: {:?}",
-        cloud.seen().iter().map(|r| r.query.clone()).collect::<Vec<_>>()
-    );
+    let status = run.stop();
+    assert!(woke, "the fleet at zero was not woken: {:?}", seen(&cloud));
     assert!(status.success(), "{status:?}");
 }
 
