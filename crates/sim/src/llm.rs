@@ -294,13 +294,13 @@ impl LlmService {
     }
 
     /// The unfinished requests that arrived while no replica was ready: how
-    /// many, and the longest of their waits for a first token that is still
-    /// running (seconds, 0 when all of them have one).
+    /// many, and the longest of their waits for a first token (up to now for
+    /// those still without one), seconds.
     pub fn cold_unfinished(&self) -> (usize, f64) {
         let running = self.replicas.iter().flat_map(|r| &r.running);
         let cold: Vec<&Active> = self.queue.iter().chain(running).filter(|a| a.cold).collect();
-        let waiting = cold.iter().filter(|a| a.first_token.is_none()).map(|a| self.now - a.arrived);
-        (cold.len(), waiting.fold(0.0, f64::max))
+        let waits = cold.iter().map(|a| a.first_token.unwrap_or(self.now) - a.arrived);
+        (cold.len(), waits.fold(0.0, f64::max))
     }
 }
 

@@ -1,6 +1,7 @@
-//! `schedule`: cron-style windows that keep a floor (or a count) while open,
-//! in a time zone. Combined with the other checks by the safest-wins rule,
-//! a window's count is a floor: other checks may ask for more.
+//! `schedule`: cron-style windows that keep a floor (`min`) or a count
+//! (`count`) while open, in a time zone. Combined with the other checks by
+//! the safest-wins rule, other checks may ask for more; a floor alone never
+//! scales in, a count alone sets the count.
 //!
 //! ```toml
 //! [policies.web.checks.office_hours]
@@ -155,10 +156,14 @@ impl Schedule {
         let closes = fmt_d(opened.plus(w.duration).since(obs.now));
         let when = if w.name.is_some() { format!("{}, {}", w.cron, self.timezone) } else { self.timezone.clone() };
         let why = |what: String| format!("window `{}` ({when}) open, closes in {closes}: {what}", w.label());
-        if open.iter().any(|(w, _)| w.count.is_some()) {
-            Recommendation::want(n, why(format!("{n}")))
-        } else {
-            Recommendation::at_least(n, why(format!("at least {n}")))
+        let what = if w.count.is_some() { format!("{n}") } else { format!("at least {n}") };
+        match open.iter().find(|(w, _)| w.count.is_some()) {
+            // a larger floor and a count open together: the floor's number, as a count
+            Some((c, _)) if w.count.is_none() => {
+                Recommendation::want(n, why(format!("{what}, a count while `{}` is open", c.label())))
+            }
+            Some(_) => Recommendation::want(n, why(what)),
+            None => Recommendation::at_least(n, why(what)),
         }
     }
 }
@@ -241,6 +246,12 @@ mod tests {
         assert_eq!(r.desired, Some(4));
         assert!(r.reason.contains("at least 4"), "{}", r.reason);
         assert!(r.floor);
+        // a larger floor open with a count: the floor's number, as a count
+        let s = schedule("UTC", &[("0 0 * * 0", 24, Some(12), None), ("0 12 * * *", 2, None, Some(9))]);
+        let r = decide(&s, utc_at(2026, 1, 11, 13, 0));
+        assert_eq!(r.desired, Some(12));
+        assert!(!r.floor);
+        assert!(r.reason.contains("at least 12, a count while `0 12 * * *` is open"), "{}", r.reason);
     }
 
     #[test]

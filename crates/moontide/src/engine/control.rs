@@ -5,6 +5,10 @@
 //!
 //! What operators set is saved in the store ([`OperatorState`]) and put
 //! back when the policy is built again, after a restart or a reload.
+//!
+//! A push of load to a policy left at zero wakes it here too
+//! ([`Control::wake_if_at_zero`]), so a first request does not wait for the
+//! next interval.
 
 use moontide_core::{Decision, GuardEffect, GuardKind, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -119,14 +123,19 @@ impl Control {
 
     /// Wakes the policy for a tick now if its last decision left it at zero
     /// replicas and was made before `now − 1 s` (so that a stream of pushes
-    /// to a fleet at zero ticks it at most once a second).
+    /// to a fleet at zero ticks it at most once a second). A decision that
+    /// could not read the target (skipped) or was held back by its breaker
+    /// (deferred) knows no count: it never wakes.
     pub fn wake_if_at_zero(&self, now: Timestamp) {
+        use moontide_core::Outcome;
         let at_zero = self.state.lock().unwrap_or_else(|p| p.into_inner()).last.as_ref().is_some_and(|d| {
             let after = match d.outcome {
-                moontide_core::Outcome::Scaled { to, .. } => to,
-                _ => d.current,
+                Outcome::Hold | Outcome::DryRun { .. } => Some(d.current),
+                Outcome::Scaled { to, .. } => Some(to),
+                Outcome::Failed { from, reached, .. } => Some(reached.unwrap_or(from)),
+                Outcome::Skipped { .. } | Outcome::Deferred { .. } => None,
             };
-            after == 0 && d.at.plus(Duration::from_secs(1)) <= now
+            after == Some(0) && d.at.plus(Duration::from_secs(1)) <= now
         });
         if at_zero {
             self.wake.notify_one();
@@ -254,6 +263,7 @@ mod tests {
         assert!(!woken(&c), "no decision yet");
         let mut held = decision(0, 0);
         held.at = at(10);
+        held.outcome = moontide_core::Outcome::Hold;
         c.note(|s| s.last = Some(held.clone()));
         c.wake_if_at_zero(at(10));
         assert!(!woken(&c), "decided less than a second ago");
@@ -267,8 +277,26 @@ mod tests {
         assert!(!woken(&c), "scaled up already: the interval decides");
         let mut running = decision(3, 3);
         running.at = at(10);
+        running.outcome = moontide_core::Outcome::Hold;
         c.note(|s| s.last = Some(running));
         c.wake_if_at_zero(at(20));
         assert!(!woken(&c), "not at zero");
+        // a target whose status could not be read is recorded at 0: not a fleet at zero
+        let mut unread = decision(0, 0);
+        unread.at = at(10);
+        c.note(|s| s.last = Some(unread));
+        c.wake_if_at_zero(at(20));
+        assert!(!woken(&c), "skipped: the count is unknown");
+        // a scale-up from zero that failed part-way reached 1
+        let mut failed = decision(0, 3);
+        failed.at = at(10);
+        failed.outcome = moontide_core::Outcome::Failed { from: 0, to: 3, error: "x".into(), reached: Some(1) };
+        c.note(|s| s.last = Some(failed.clone()));
+        c.wake_if_at_zero(at(20));
+        assert!(!woken(&c), "part of the scale-up happened");
+        failed.outcome = moontide_core::Outcome::Failed { from: 0, to: 3, error: "x".into(), reached: None };
+        c.note(|s| s.last = Some(failed));
+        c.wake_if_at_zero(at(20));
+        assert!(woken(&c), "still at zero after a failed scale-up");
     }
 }

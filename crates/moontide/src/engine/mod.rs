@@ -129,10 +129,14 @@ impl Engine {
             let mut rt = PolicyRuntime::new(policy, target, &sources, store.clone(), clock.clone(), decisions.clone())?;
             rt.share(breaker, ledger.clone());
             if script.is_none() {
-                // a push to a fleet at zero is a first request waiting: tick now, not at the next interval
-                for push in rt.push_sources() {
+                // load pushed to a fleet at zero is a first request waiting: tick now, not at the next interval
+                for (push, names) in rt.push_sources() {
                     let (control, clock) = (rt.control(), clock.clone());
-                    push.on_push(Box::new(move || control.wake_if_at_zero(clock.now())));
+                    push.on_push(Box::new(move |pushed| {
+                        if pushed.iter().any(|(k, v)| *v > 0.0 && names.contains(k)) {
+                            control.wake_if_at_zero(clock.now());
+                        }
+                    }));
                 }
             }
             match script {

@@ -138,15 +138,19 @@ impl PolicyRuntime {
         Ok(rt)
     }
 
-    /// The `push` sources the policy reads.
-    pub fn push_sources(&self) -> Vec<Arc<crate::sources::push::Push>> {
-        self.reads
-            .iter()
-            .filter_map(|r| match r.source.as_ref() {
-                Source::Push(p) => Some(p.clone()),
-                _ => None,
-            })
-            .collect()
+    /// The `push` sources the policy reads, each with the names it reads there.
+    pub fn push_sources(&self) -> Vec<(Arc<crate::sources::push::Push>, Vec<String>)> {
+        let mut out: Vec<(Arc<crate::sources::push::Push>, Vec<String>)> = Vec::new();
+        for r in &self.reads {
+            if let Source::Push(p) = r.source.as_ref() {
+                let names = r.queries.iter().map(|(_, q)| q.clone());
+                match out.iter_mut().find(|(q, _)| Arc::ptr_eq(q, p)) {
+                    Some((_, known)) => known.extend(names),
+                    None => out.push((p.clone(), names.collect())),
+                }
+            }
+        }
+        out
     }
 
     /// What operators set on this policy.

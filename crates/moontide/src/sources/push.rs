@@ -86,8 +86,8 @@ pub enum Refused {
     BadBody(String),
 }
 
-/// What is told of each push taken.
-pub type Listener = Box<dyn Fn() + Send + Sync>;
+/// What is told of each push taken: its names and values.
+pub type Listener = Box<dyn Fn(&[(String, f64)]) + Send + Sync>;
 
 /// A live `push` source: the values pushed to it, with when they came.
 pub struct Push {
@@ -107,7 +107,7 @@ impl Push {
         Ok(Push { token, max_age: config.max_age, values: Mutex::new(BTreeMap::new()), listeners: Mutex::default() })
     }
 
-    /// Calls `f` after each push taken (the engine wakes a policy at zero with it).
+    /// Calls `f` with the values of each push taken (the engine wakes a policy at zero with it).
     pub fn on_push(&self, f: Listener) {
         self.listeners.lock().unwrap_or_else(|p| p.into_inner()).push(f);
     }
@@ -145,15 +145,14 @@ impl Push {
         if values.len() + new_names > MAX_NAMES {
             return Err(Refused::BadBody(format!("a push source holds at most {MAX_NAMES} names")));
         }
-        let n = taken.len();
-        for (k, v) in taken {
-            values.insert(k, (v, now));
+        for (k, v) in &taken {
+            values.insert(k.clone(), (*v, now));
         }
         drop(values);
         for f in self.listeners.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            f();
+            f(&taken);
         }
-        Ok(n)
+        Ok(taken.len())
     }
 
     /// The latest value of each query, stamped with when it was pushed.

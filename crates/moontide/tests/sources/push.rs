@@ -196,8 +196,19 @@ async fn a_push_to_a_fleet_at_zero_wakes_its_policy_at_once() {
 min = 0
 checks = { wake = { strategy = "target_tracking", targets = [{ metric = "pending", target = 10, aggregate = "total", activation = 0 }] } }"#,
     );
-    // the gateway pushes its pending count every 200 ms, as one would while a request waits
+    // nothing pending: pushes of 0 until the server takes them, then long enough for the
+    // first tick (made at the start) to have left the fleet at zero; a 0 wakes nothing
     let end = std::time::Instant::now() + Duration::from_secs(30);
+    while run.push(r#"{"pending_requests": 0}"#).await != Some(200) {
+        assert!(std::time::Instant::now() < end, "the server never took a push");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        run.push(r#"{"pending_requests": 0}"#).await;
+    }
+    assert!(seen(&cloud).is_empty(), "scaled with nothing pending: {:?}", seen(&cloud));
+    // a request waits: the gateway pushes its pending count every 200 ms, as one would
     let mut woke = false;
     while std::time::Instant::now() < end {
         run.push(r#"{"pending_requests": 3}"#).await;

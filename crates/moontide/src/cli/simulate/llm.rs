@@ -239,8 +239,10 @@ pub fn run_cmd(a: LlmArgs) -> ExitCode {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (name, r) in rows {
+        // latencies of no finished request are not 0: none was served
+        let latency = |x: f64, digits: usize| if r.requests == 0 { "–".to_string() } else { format!("{x:.digits$}") };
         println!(
-            "| {name} | {:.1} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.0} | {} | {:.0} | {:.1} | {} |",
+            "| {name} | {:.1} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {:.0} | {:.1} | {} |",
             r.cost_replica_hours,
             r.cost_replica_hours / oracle.cost_replica_hours.max(1e-9),
             r.slo_violations_pct,
@@ -248,9 +250,9 @@ pub fn run_cmd(a: LlmArgs) -> ExitCode {
             r.theta_o,
             r.tau_u,
             r.tau_o,
-            r.ttft_p50,
-            r.ttft_p95,
-            r.itl_p95 * 1000.0,
+            latency(r.ttft_p50, 2),
+            latency(r.ttft_p95, 2),
+            latency(r.itl_p95 * 1000.0, 0),
             r.cold_requests,
             r.cold_wait_max,
             r.actions_per_hour,
