@@ -350,6 +350,7 @@ async fn change(
         },
         None => None,
     };
+    let before = c.operator();
     match apply(api, c, &caller) {
         Ok(mut done) => {
             if let (Some(shared), Some(revision)) = (&live.shared_controls, revision) {
@@ -362,10 +363,12 @@ async fn change(
                         return error(StatusCode::CONFLICT, why.to_string());
                     }
                     Err(e) => {
-                        tracing::error!(policy = %name, "cannot share what the operator set with the cluster: {e}");
-                        done.push_str(&format!(
-                            " (not confirmed by etcd: {e}; other instances, the policy's owner among them, may not have it: send it again once etcd answers)"
-                        ));
+                        // not shared, so undone here too: no instance keeps a change the owner never saw
+                        c.update(|s| s.operator = before);
+                        let why = format!("cannot share this change through etcd ({e}); nothing was changed");
+                        tracing::error!(policy = %name, "{why}");
+                        record(api, &caller.name, method, uri, StatusCode::SERVICE_UNAVAILABLE, why.clone());
+                        return error(StatusCode::SERVICE_UNAVAILABLE, why);
                     }
                 }
             }

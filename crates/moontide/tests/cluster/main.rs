@@ -4,7 +4,8 @@
 //! performs no actuation after SIGCONT; cooldowns and Lua state survive a
 //! failover; a pause sent to any instance's API stops the owner's
 //! actuations, and a resume there starts them again; a change sent while
-//! etcd cannot be reached is refused (503) and changes nothing; a script-mode policy's
+//! etcd cannot be reached, before or after its read, is refused (503) and
+//! changes nothing; a script-mode policy's
 //! script runs on its owner alone and moves with it. A receiving server on 127.0.0.1 plays the platform: it counts
 //! actuations and checks their fencing tokens.
 #![cfg(feature = "etcd")]
@@ -744,4 +745,85 @@ async fn a_change_sent_while_etcd_is_unreachable_is_refused_and_changes_nothing(
         assert!(saved.paused.is_none(), "the refused change was saved: {saved:?}");
     }
     let _ = stop.send(());
+}
+
+/// Shares through etcd, but etcd crashes right after the change's read: the
+/// write that follows fails for real.
+struct CrashAfterRead {
+    inner: moontide::cluster::ControlSharing,
+    etcd: Mutex<Option<Etcd>>,
+}
+
+impl moontide::engine::shared::SharedControls for CrashAfterRead {
+    fn refresh(&self, policy: String) -> moontide_lua::script::BoxFuture<Result<i64, String>> {
+        let read = self.inner.refresh(policy);
+        let etcd = self.etcd.lock().unwrap().take();
+        Box::pin(async move {
+            let r = read.await;
+            if let Some(mut etcd) = etcd {
+                etcd.stop();
+            }
+            r
+        })
+    }
+
+    fn publish(
+        &self,
+        policy: String,
+        state: moontide::engine::control::OperatorState,
+        revision: i64,
+    ) -> moontide_lua::script::BoxFuture<Result<bool, String>> {
+        self.inner.publish(policy, state, revision)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_etcd_cannot_take_after_reading_is_undone_and_refused() {
+    use moontide::cluster::{Cluster, ClusterConfig, ControlSharing};
+    use moontide::engine::control::Control;
+
+    let Some(etcd) = Etcd::start().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let store = moontide::store::Store::open(dir.path()).unwrap();
+    let control = Arc::new(Control::new("p", "t", Duration::from_secs(1), 1, 10, false));
+    let cfg: ClusterConfig = toml::from_str(&format!("etcd = [\"{}\"]\ninstance = \"a\"", etcd.url)).unwrap();
+    let clock: Arc<dyn moontide_core::Clock> = Arc::new(moontide::engine::SystemClock);
+    let cluster = Cluster::join(&cfg, vec![control.clone()], store.clone(), clock.clone()).await.unwrap();
+    let sharing = CrashAfterRead { inner: ControlSharing(cluster), etcd: Mutex::new(Some(etcd)) };
+    let tokens: Vec<moontide::server::auth::TokenConfig> = toml::from_str::<moontide::server::ServerConfig>(&format!(
+        "tokens = [{{ name = \"olga\", role = \"operator\", sha256 = \"{}\" }}]",
+        moontide::server::auth::hash(OPERATOR)
+    ))
+    .unwrap()
+    .tokens;
+    let live = moontide::server::Live {
+        pushes: BTreeMap::new(),
+        controls: [("p".to_string(), control.clone())].into(),
+        tokens,
+        shared_controls: Some(Arc::new(sharing)),
+    };
+    let api_state = moontide::server::ApiState {
+        store: store.clone(),
+        decisions: tokio::sync::broadcast::channel(16).0,
+        clock,
+        reload: None,
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let state = moontide::server::State::new(live, Some(api_state));
+    let (addr, server) = moontide::server::start("127.0.0.1:0".parse().unwrap(), state, None, stopped).await.unwrap();
+
+    let (status, body) = api(
+        &format!("http://{addr}"),
+        reqwest::Method::POST,
+        "/policies/p/pause",
+        Some(json!({ "reason": "maintenance" })),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    let why = body["error"].as_str().unwrap_or_default();
+    assert!(why.contains("cannot share this change through etcd") && why.contains("nothing was changed"), "{body}");
+    assert_eq!(control.operator().paused, None, "the change stayed in force here");
+    assert_eq!(store.control("p").unwrap(), None, "the change was saved");
+    stop.send(true).unwrap();
+    let _ = server.await;
 }
