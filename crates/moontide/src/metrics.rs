@@ -2,7 +2,8 @@
 //! format: ticks, decisions by outcome, actuations and their errors per
 //! target, source read latency, rate-limiter waits, Lua errors, each
 //! policy's current, ready and desired counts, failing readings, held
-//! readings, budget caps and circuit breakers.
+//! readings, budget caps, circuit breakers and the wait of the last scale-up
+//! from zero.
 //!
 //! One registry per process (several engines in one process, as in tests,
 //! share it; their policies are told apart by name).
@@ -46,6 +47,8 @@ pub struct Metrics {
     pub readings_held: Family<Labels, Counter>,
     /// Ticks in which a budget capped scale-up, per policy and scope.
     pub budget_capped: Family<Labels, Counter>,
+    /// The last scale-up from zero's wait for a first ready replica, seconds, per policy.
+    pub wake_from_zero: Family<Labels, Gauge<f64, AtomicU64>>,
 }
 
 fn read_histogram() -> Histogram {
@@ -70,6 +73,7 @@ impl Metrics {
             reading_failing: Family::default(),
             readings_held: Family::default(),
             budget_capped: Family::default(),
+            wake_from_zero: Family::default(),
             registry: Registry::default(),
         };
         registry.register("ticks", "Policy ticks", m.ticks.clone());
@@ -104,6 +108,11 @@ impl Metrics {
             "budget_capped",
             "Ticks in which a budget capped scale-up, by policy",
             m.budget_capped.clone(),
+        );
+        registry.register(
+            "wake_from_zero_seconds",
+            "The last scale-up from zero: seconds from it to the first tick that saw a replica ready, by policy",
+            m.wake_from_zero.clone(),
         );
         Metrics { registry, ..m }
     }

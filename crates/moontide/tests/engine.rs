@@ -94,3 +94,79 @@ checks = {{ cpu = {{ strategy = "target_tracking", targets = [{{ metric = "cpu",
     assert!(cloud.seen().is_empty(), "nothing to scale: both policies were at target or failing");
     hold.abort();
 }
+
+#[tokio::test]
+async fn a_scale_up_from_zero_reports_its_wait_for_a_first_ready_replica() {
+    use moontide_core::{ManualClock, Timestamp};
+    use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+    let pending = Arc::new(AtomicU32::new(0));
+    let p = pending.clone();
+    let metrics = TestServer::start(move |_, _| json(200, j!({ "pending": p.load(SeqCst) }))).await;
+    // the platform: counts what it is asked for; its servers are ready when the test says
+    let (count, ready) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let (c, r) = (count.clone(), ready.clone());
+    let platform = TestServer::start(move |seen, _| {
+        if seen.path == "/scale" {
+            if let Some(n) = seen.query.as_deref().and_then(|q| q.strip_prefix("n=")).and_then(|n| n.parse().ok()) {
+                c.store(n, SeqCst);
+            }
+            return text(200, "ok");
+        }
+        json(200, j!({ "replicas": c.load(SeqCst), "ready": r.load(SeqCst).min(c.load(SeqCst)) }))
+    })
+    .await;
+    let config = format!(
+        r#"
+[sources.gateway]
+type = "http_json"
+url = "{metrics}"
+
+[targets.gpus]
+type = "webhook"
+url = "{scale}"
+status_url = "{status}"
+ready_pointer = "/ready"
+
+[policies.wake_report]
+target = "gpus"
+interval = "10s"
+min = 0
+max = 4
+metrics = {{ pending = {{ source = "gateway", query = "/pending" }} }}
+checks = {{ wake = {{ strategy = "target_tracking", targets = [{{ metric = "pending", target = 10, aggregate = "total", activation = 0 }}] }} }}
+"#,
+        metrics = metrics.url("/m"),
+        scale = platform.url("/scale?n={count}"),
+        status = platform.url("/status"),
+    );
+    let (dir, path) = common::config_file(&config);
+    let t0 = 1_700_000_000;
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(t0)));
+    let store = Store::open(&dir.path().join("state")).unwrap();
+    let mut e = Engine::build(&Config::load(&path).unwrap(), store, clock.clone(), false).unwrap();
+    let reported = || {
+        let text = moontide::metrics::get().render();
+        text.lines()
+            .find(|l| l.starts_with("moontide_wake_from_zero_seconds{policy=\"wake_report\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let d = e.tick("wake_report").await.unwrap();
+    assert_eq!((d.current, d.desired), (0, 0), "{d:?}");
+    // a request arrives: the fleet scales up from zero; the server takes 3 minutes to load
+    pending.store(3, SeqCst);
+    clock.set(Timestamp::from_secs(t0 + 10));
+    let d = e.tick("wake_report").await.unwrap();
+    assert_eq!((d.current, d.desired), (0, 1), "{d:?}");
+    for s in (20..=180).step_by(10) {
+        clock.set(Timestamp::from_secs(t0 + s));
+        e.tick("wake_report").await.unwrap();
+        assert_eq!(reported(), None, "reported before a replica was ready (t + {s} s)");
+    }
+    ready.store(1, SeqCst);
+    clock.set(Timestamp::from_secs(t0 + 190));
+    let d = e.tick("wake_report").await.unwrap();
+    assert_eq!(d.ready, 1);
+    assert_eq!(reported(), Some(180.0), "from the scale-up at t + 10 s to the tick at t + 190 s that saw it ready");
+    e.shutdown().await;
+}
