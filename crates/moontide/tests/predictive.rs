@@ -70,6 +70,13 @@ async fn servers() -> (Arc<AtomicU64>, TestServer, TestServer) {
     (rps, metrics, cloud)
 }
 
+/// Ticks `web` at `secs` seconds after `t0`, with the load of that moment.
+async fn tick_at(e: &mut Engine, clock: &ManualClock, rps: &AtomicU64, t0: i64, secs: u64) -> moontide_core::Decision {
+    clock.set(Timestamp::from_secs(t0 + secs as i64));
+    rps.store(load(secs).to_bits(), Ordering::SeqCst);
+    e.tick("web").await.unwrap()
+}
+
 #[tokio::test]
 async fn the_forecast_leads_the_load_and_its_history_survives_a_restart() {
     let (rps, metrics, cloud) = servers().await;
@@ -85,10 +92,7 @@ async fn the_forecast_leads_the_load_and_its_history_survives_a_restart() {
     let mut last = None;
     // three hours of 20 s ticks
     for i in 0..540u64 {
-        let secs = i * 20;
-        clock.set(Timestamp::from_secs(t0 + secs as i64));
-        rps.store(load(secs).to_bits(), Ordering::SeqCst);
-        let d = e.tick("web").await.unwrap();
+        let d = tick_at(&mut e, &clock, &rps, t0, i * 20).await;
         let ahead = d.checks.iter().find(|c| c.check == "ahead").unwrap();
         let now = d.checks.iter().find(|c| c.check == "now").unwrap();
         if i >= 360
@@ -144,10 +148,7 @@ async fn forecast_only_records_what_it_would_ask_for_and_asks_for_nothing() {
     let mut would_have_led = 0;
     // three hours of 20 s ticks
     for i in 0..540u64 {
-        let secs = i * 20;
-        clock.set(Timestamp::from_secs(t0 + secs as i64));
-        rps.store(load(secs).to_bits(), Ordering::SeqCst);
-        let d = e.tick("web").await.unwrap();
+        let d = tick_at(&mut e, &clock, &rps, t0, i * 20).await;
         let ahead = d.checks.iter().find(|c| c.check == "ahead").unwrap();
         let now = d.checks.iter().find(|c| c.check == "now").unwrap();
         assert_eq!(ahead.recommendation.desired, None, "tick {i}: {}", ahead.recommendation.reason);

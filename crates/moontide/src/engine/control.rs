@@ -129,13 +129,9 @@ impl Control {
     pub fn wake_if_at_zero(&self, now: Timestamp) {
         use moontide_core::Outcome;
         let at_zero = self.state.lock().unwrap_or_else(|p| p.into_inner()).last.as_ref().is_some_and(|d| {
-            let after = match d.outcome {
-                Outcome::Hold | Outcome::DryRun { .. } => Some(d.current),
-                Outcome::Scaled { to, .. } => Some(to),
-                Outcome::Failed { from, reached, .. } => Some(reached.unwrap_or(from)),
-                Outcome::Skipped { .. } | Outcome::Deferred { .. } => None,
-            };
-            after == Some(0) && d.at.plus(Duration::from_secs(1)) <= now
+            let known = !matches!(d.outcome, Outcome::Skipped { .. } | Outcome::Deferred { .. });
+            let after = d.outcome.change().map_or(d.current, |(_, to)| to);
+            known && after == 0 && d.at.plus(Duration::from_secs(1)) <= now
         });
         if at_zero {
             self.wake.notify_one();

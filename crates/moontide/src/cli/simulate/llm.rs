@@ -195,13 +195,14 @@ pub fn run_cmd(a: LlmArgs) -> ExitCode {
         rows.push((format!("{name} ({n})"), run_llm(&trace, &model, &mut Static(n), n, dt, TAIL, &demand)));
     }
     rows.push(("oracle (hindsight plan)".into(), oracle.clone()));
+    let vs_oracle = |r: &LlmScores| r.cost_replica_hours / oracle.cost_replica_hours.max(1e-9);
     if a.json {
         let rows: Vec<_> = rows
             .iter()
             .map(|(name, r)| {
                 let mut v = serde_json::to_value(r).unwrap_or_default();
                 v["policy"] = name.clone().into();
-                v["cost_vs_oracle"] = (r.cost_replica_hours / oracle.cost_replica_hours.max(1e-9)).into();
+                v["cost_vs_oracle"] = vs_oracle(r).into();
                 v
             })
             .collect();
@@ -244,7 +245,7 @@ pub fn run_cmd(a: LlmArgs) -> ExitCode {
         println!(
             "| {name} | {:.1} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {:.0} | {:.1} | {} |",
             r.cost_replica_hours,
-            r.cost_replica_hours / oracle.cost_replica_hours.max(1e-9),
+            vs_oracle(&r),
             r.slo_violations_pct,
             r.theta_u,
             r.theta_o,
