@@ -37,11 +37,32 @@
 --                         replica, at full utilisation (it is a peak already)
 --   wanted              = max(wanted, forecast)
 --
+-- Two rules size the load, and the policy keeps the one its own history
+-- favours:
+--
+--   trend rule          = arriving ÷ per busy replica + margin (above)
+--   held rule           = HELD × the highest arrivals of the last
+--                         HELD_WINDOW (or arriving, when higher) ÷ per busy
+--                         replica: capacity held through the gaps between
+--                         short spikes, which a reaction a time-to-ready
+--                         late always misses
+--
+-- Each look-ahead also keeps what both rules asked for, as they would pay
+-- for it: the highest of their asks over the last STABILIZATION seconds
+-- (the policy's scale-down stabilization holds that long). When it comes
+-- due, each rule scores the replicas of arrivals above its ask (overflow)
+-- and the ask (cost), older scores fading by DECAY at each new one. After
+-- MIN_SCORES scores (an hour of 10 s ticks) the held rule is used while it
+-- would have overflowed no more and paid no more than the trend rule: on
+-- traffic of minute-long spikes (the NASA logs) it is both cheaper and
+-- safer; on ramps and flash crowds the trend rule stays. The check's
+-- `window` must cover HELD_WINDOW (window = "30m").
+--
 -- The forecast only ever adds: it never asks for fewer replicas than the
 -- reactive part. Scale-down pacing is left to the policy's behaviour
--- (stabilization). The margin and the look-aheads waiting to be scored
--- (at most MAX_PENDING over a time-to-ready) live in ctx.state, so they survive
--- reloads and restarts. Needs metrics `cpu` (%, averaged over ready replicas),
+-- (stabilization). The margin, the rules' scores and the look-aheads waiting
+-- to be scored (at most MAX_PENDING over a time-to-ready) live in ctx.state,
+-- so they survive reloads and restarts. Needs metrics `cpu` (%, averaged over ready replicas),
 -- `rps` (requests arriving per second), `served` (requests completed per
 -- second) and, optionally, `queue` (requests waiting).
 
@@ -56,40 +77,87 @@ local HEADROOM = 0.5 -- share of the forecast's error band to add
 local FORECAST = "load" -- the predictive check whose forecast of `rps` is used
 local FORECAST_TARGET = 1.0 -- utilisation to provision the forecast for
 local TREND_DOUBT = 1 -- standard errors taken off the trend's slope
+local HELD = 1.1 -- the held rule's share of the highest arrivals of HELD_WINDOW
+local HELD_WINDOW = "30m"
+local STABILIZATION = 180 -- seconds a rule's ask is paid for (the policy's scale-down stabilization)
+local MIN_SCORES = 360 -- look-aheads scored before the held rule may be chosen
+local DECAY = 0.9999 -- weight an older score keeps at each new one (half in about 19 h of 10 s ticks)
+
+-- Adds one scored look-ahead to a rule's record: the replicas of arrivals
+-- it would have missed and what it would have paid, older scores fading.
+local function score_rule(rule, needed_now, asked)
+  rule.over = rule.over * DECAY + math.max(0, needed_now - asked)
+  rule.paid = rule.paid * DECAY + asked
+  rule.n = rule.n + 1
+end
 
 -- Scores the look-aheads that have come due against the replicas the
--- arrivals need now, moving the margin for each, and keeps this tick's
--- look-ahead (in replicas of work) with the time it comes due. A
--- look-ahead long overdue (ticks skipped while there was no load, a restart)
--- is dropped unscored; a clock that went back drops them all. Returns the
--- margin.
-local function learn_margin(s, now, lead, interval, needed_now, ahead)
+-- arrivals need now, moving the margin and the rules' records for each,
+-- and keeps this tick's look-ahead (in replicas of work) and the rules'
+-- asks with the time it comes due. A look-ahead long overdue (ticks skipped
+-- while there was no load, a restart) is dropped unscored; a clock that
+-- went back drops them all. Returns the margin.
+local function learn(s, now, lead, interval, needed_now, ahead, asks)
   s.margin = s.margin or INITIAL_MARGIN
+  s.rules = s.rules or {}
+  for _, name in ipairs({ "trend", "held" }) do
+    s.rules[name] = s.rules[name] or { over = 0, paid = 0, n = 0 }
+  end
   if s.last and now < s.last then
-    s.due, s.ahead, s.last = nil, nil, nil
+    s.due, s.ahead, s.asks, s.last = nil, nil, nil, nil
   end
   local spacing = lead / MAX_PENDING
   local late = 2 * math.max(interval, spacing)
-  local due, kept = {}, {}
+  local old_asks = s.asks or {}
+  local due, kept, kept_asks = {}, {}, {}
   for i, at in ipairs(s.due or {}) do
     if at > now then
-      due[#due + 1], kept[#kept + 1] = at, s.ahead[i]
+      due[#due + 1], kept[#kept + 1], kept_asks[#kept_asks + 1] = at, s.ahead[i], old_asks[i] or false
     elseif now - at <= late then
       if needed_now - s.ahead[i] > s.margin then
         s.margin = s.margin + STEP * QUANTILE
       else
         s.margin = math.max(0, s.margin - STEP * (1 - QUANTILE))
       end
+      local asked = old_asks[i]
+      if asked then
+        for name, rule in pairs(s.rules) do
+          score_rule(rule, needed_now, asked[name])
+        end
+      end
     end
   end
   -- at most MAX_PENDING look-aheads made over a time-to-ready (with a long
   -- one, a sample of the ticks), so the state stays small
   if (s.last == nil or now - s.last >= spacing) and ahead == ahead and ahead < math.huge then
-    due[#due + 1], kept[#kept + 1] = now + lead, ahead
+    due[#due + 1], kept[#kept + 1], kept_asks[#kept_asks + 1] = now + lead, ahead, asks
     s.last = now
   end
-  s.due, s.ahead = due, kept
+  s.due, s.ahead, s.asks = due, kept, kept_asks
   return s.margin
+end
+
+-- What each rule would pay for now: the highest of its asks over the last
+-- STABILIZATION seconds, this tick's included (kept in s.recent).
+local function paid_for(s, now, trend, held)
+  local recent = { { now, trend, held } }
+  for _, r in ipairs(s.recent or {}) do
+    if now - r[1] < STABILIZATION and r[1] < now then
+      recent[#recent + 1] = r
+    end
+  end
+  s.recent = recent
+  for _, r in ipairs(recent) do
+    trend, held = math.max(trend, r[2]), math.max(held, r[3])
+  end
+  return { trend = trend, held = held }
+end
+
+-- Whether the held rule has earned its place: scored long enough, no more
+-- overflow and no more cost than the trend rule.
+local function held_earned(s)
+  local t, h = s.rules.trend, s.rules.held
+  return h.n >= MIN_SCORES and h.over <= t.over and h.paid <= t.paid
 end
 
 -- The rise per second of a metric over `window`: its least-squares slope
@@ -124,10 +192,19 @@ function decide(ctx)
   local history = math.max(m.rps:count() - 1, 0) * ctx.interval
   local recent = math.max(m.rps:avg(30) or rps, m.rps:percentile(90, "2m") or rps)
   local arriving = recent + trend * math.min(lead + 60, history)
-  local margin = learn_margin(ctx.state, ctx.now, lead, ctx.interval, rps / per_replica, arriving / per_replica)
-  local need = arriving / per_replica + margin + queued / (per_replica * DRAIN)
-  local want = math.ceil(need / TARGET - 1e-9)
+  local s = ctx.state
+  local for_queue = queued / (per_replica * DRAIN)
+  local highest = m.rps:max(HELD_WINDOW) or rps
+  local held = math.max(HELD * highest, arriving) / per_replica + for_queue
+  local trend_ask = arriving / per_replica + (s.margin or INITIAL_MARGIN) + for_queue
+  local asks = paid_for(s, ctx.now, trend_ask / TARGET, held / TARGET)
+  local margin = learn(s, ctx.now, lead, ctx.interval, rps / per_replica, arriving / per_replica, asks)
+  local need = arriving / per_replica + margin + for_queue
   local from = "trend"
+  if held_earned(s) then
+    need, from = held, ("held: %.1f × the highest of %s, %.1f req/s"):format(HELD, HELD_WINDOW, highest)
+  end
+  local want = math.ceil(need / TARGET - 1e-9)
   if f and f.model ~= "naive" then
     local ahead = math.ceil((f.value + HEADROOM * f.band) / per_replica / FORECAST_TARGET - 1e-9)
     if ahead > want then

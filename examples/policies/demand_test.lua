@@ -172,3 +172,74 @@ function test_unknown_metrics_hold()
   expect.is_nil(n)
   expect.match(why, "unknown")
 end
+
+function test_the_held_rule_takes_over_once_its_record_is_as_safe_and_cheaper()
+  local p = moontide.policy("demand.lua")
+  local n, why
+  -- steady arrivals: neither rule misses any, but the trend rule pays for its
+  -- margin (3 replicas, shed over the first 200 scores) while the held rule
+  -- asks 1.1 × 40 req/s = 2.2 replicas of work all along
+  for i = 0, 376 do n, why = steady(p, i, nil) end
+  -- the first look-ahead came due at 180 s (tick 18): 359 scored so far
+  expect.eq(p:state().rules.held.n, 359)
+  expect.match(why, "%(trend%)")
+  n, why = steady(p, 377, nil)
+  expect.eq(p:state().rules.held.n, 360)
+  expect.match(why, "held: 1.1 × the highest of 30m, 40.0 req/s")
+  expect.eq(n, 3) -- 2.2 / 0.92 = 2.4
+  local rules = p:state().rules
+  expect.eq(rules.trend.over, 0)
+  expect.eq(rules.held.over, 0)
+  expect.truthy(rules.held.paid < rules.trend.paid)
+end
+
+-- a sawtooth: every 30 minutes arrivals jump to 200 req/s, then fall back to
+-- 20 req/s over 25 minutes; the readings of the last 30 minutes at tick i
+local function sawtooth(i)
+  local function at(k)
+    local phase = k % 180
+    return math.max(20, 200 - phase * 180 / 150)
+  end
+  local t = {}
+  for k = math.max(0, i - 179), i do t[#t + 1] = at(k) end
+  return t
+end
+
+function test_the_trend_rule_stays_where_the_held_rule_would_pay_more()
+  local p = moontide.policy("demand.lua")
+  local why
+  for i = 0, 539 do
+    local rps = sawtooth(i)
+    local n = #rps
+    _, why = p:decide{ now = 1700000000 + 10 * i, current = 4, ready = 4,
+      metrics = { cpu = rep(50, n), rps = rps, served = rep(40, n), queue = rep(0, n) } }
+  end
+  -- holding each jump's 200 req/s for half an hour would have missed less
+  -- (the jumps come a time-to-ready before anyone can follow them) but paid
+  -- far more: the trend rule is kept
+  local rules = p:state().rules
+  expect.truthy(rules.held.n >= 360)
+  expect.truthy(rules.held.over < rules.trend.over)
+  expect.truthy(rules.held.paid > rules.trend.paid)
+  expect.match(why, "%(trend%)")
+end
+
+function test_the_trend_rule_stays_where_the_held_rule_would_miss_more()
+  local p = moontide.policy("demand.lua")
+  local why
+  -- arrivals growing 30 % every 3 minutes: a straight-line trend falls behind
+  -- a curve, and the trend rule's learned margin makes up for it; the held
+  -- rule (1.1 × the highest so far) would be cheaper and miss more
+  for i = 0, 399 do
+    local rps = {}
+    for k = math.max(0, i - 179), i do rps[#rps + 1] = 20 * 1.3 ^ (k / 18) end
+    local n = #rps
+    _, why = p:decide{ now = 1700000000 + 10 * i, current = 4, ready = 4,
+      metrics = { cpu = rep(50, n), rps = rps, served = rep(40, n), queue = rep(0, n) } }
+  end
+  local rules = p:state().rules
+  expect.truthy(rules.held.n >= 360)
+  expect.truthy(rules.held.over > rules.trend.over)
+  expect.truthy(rules.held.paid < rules.trend.paid)
+  expect.match(why, "%(trend%)")
+end
