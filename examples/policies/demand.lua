@@ -42,21 +42,26 @@
 --
 --   trend rule          = arriving ÷ per busy replica + margin (above)
 --   held rule           = HELD × the highest arrivals of the last
---                         HELD_WINDOW (or arriving, when higher) ÷ per busy
---                         replica: capacity held through the gaps between
---                         short spikes, which a reaction a time-to-ready
---                         late always misses
+--                         HELD_MINUTES minutes (or arriving, when higher)
+--                         ÷ per busy replica: capacity held through the
+--                         gaps between short spikes, which a reaction a
+--                         time-to-ready late always misses. The highest
+--                         reading of each minute is kept in ctx.state, so
+--                         it needs no long metric window.
 --
 -- Each look-ahead also keeps what both rules asked for, as they would pay
 -- for it: the highest of their asks over the last STABILIZATION seconds
 -- (the policy's scale-down stabilization holds that long). When it comes
 -- due, each rule scores the replicas of arrivals above its ask (overflow)
--- and the ask (cost), older scores fading by DECAY at each new one. After
--- MIN_SCORES scores (an hour of 10 s ticks) the held rule is used while it
--- would have overflowed no more and paid no more than the trend rule: on
--- traffic of minute-long spikes (the NASA logs) it is both cheaper and
--- safer; on ramps and flash crowds the trend rule stays. The check's
--- `window` must cover HELD_WINDOW (window = "30m").
+-- and the ask (cost), older scores fading by DECAY at each new one. The
+-- rules are scored only once the margin has had SETTLE scores, time to
+-- shed its starting value, so that the trend rule is not charged for a
+-- margin it has not learned yet. After MIN_SCORES rule scores (an hour of
+-- 10 s ticks with a time-to-ready under 10 minutes; a longer one scores
+-- a sample of the ticks) the held rule is used while it would have
+-- overflowed no more and paid no more than the trend rule: on traffic of
+-- minute-long spikes (the NASA logs) it is both cheaper and safer; on
+-- steady load, ramps and flash crowds the trend rule stays.
 --
 -- The forecast only ever adds: it never asks for fewer replicas than the
 -- reactive part. Scale-down pacing is left to the policy's behaviour
@@ -77,11 +82,13 @@ local HEADROOM = 0.5 -- share of the forecast's error band to add
 local FORECAST = "load" -- the predictive check whose forecast of `rps` is used
 local FORECAST_TARGET = 1.0 -- utilisation to provision the forecast for
 local TREND_DOUBT = 1 -- standard errors taken off the trend's slope
-local HELD = 1.1 -- the held rule's share of the highest arrivals of HELD_WINDOW
-local HELD_WINDOW = "30m"
+local HELD = 1.1 -- the held rule's share of the highest arrivals of the last HELD_MINUTES
+local HELD_MINUTES = 30
 local STABILIZATION = 180 -- seconds a rule's ask is paid for (the policy's scale-down stabilization)
-local MIN_SCORES = 360 -- look-aheads scored before the held rule may be chosen
+local SETTLE = math.ceil(INITIAL_MARGIN / (STEP * (1 - QUANTILE)) - 1e-9) -- margin scores (200) before the rules are scored
+local MIN_SCORES = 360 -- rule scores before the held rule may be chosen
 local DECAY = 0.9999 -- weight an older score keeps at each new one (half in about 19 h of 10 s ticks)
+local RULES = { "trend", "held" }
 
 -- Adds one scored look-ahead to a rule's record: the replicas of arrivals
 -- it would have missed and what it would have paid, older scores fading.
@@ -99,8 +106,9 @@ end
 -- went back drops them all. Returns the margin.
 local function learn(s, now, lead, interval, needed_now, ahead, asks)
   s.margin = s.margin or INITIAL_MARGIN
+  s.scored = s.scored or 0
   s.rules = s.rules or {}
-  for _, name in ipairs({ "trend", "held" }) do
+  for _, name in ipairs(RULES) do
     s.rules[name] = s.rules[name] or { over = 0, paid = 0, n = 0 }
   end
   if s.last and now < s.last then
@@ -119,10 +127,15 @@ local function learn(s, now, lead, interval, needed_now, ahead, asks)
       else
         s.margin = math.max(0, s.margin - STEP * (1 - QUANTILE))
       end
+      s.scored = s.scored + 1
+      -- the asks made with this look-ahead (state kept by an older version
+      -- of this script may have none, or asks of other rules)
       local asked = old_asks[i]
-      if asked then
-        for name, rule in pairs(s.rules) do
-          score_rule(rule, needed_now, asked[name])
+      if s.scored > SETTLE and type(asked) == "table" and asked.at == at then
+        for _, name in ipairs(RULES) do
+          if type(asked[name]) == "number" then
+            score_rule(s.rules[name], needed_now, asked[name])
+          end
         end
       end
     end
@@ -130,7 +143,10 @@ local function learn(s, now, lead, interval, needed_now, ahead, asks)
   -- at most MAX_PENDING look-aheads made over a time-to-ready (with a long
   -- one, a sample of the ticks), so the state stays small
   if (s.last == nil or now - s.last >= spacing) and ahead == ahead and ahead < math.huge then
-    due[#due + 1], kept[#kept + 1], kept_asks[#kept_asks + 1] = now + lead, ahead, asks
+    if asks then
+      asks.at = now + lead
+    end
+    due[#due + 1], kept[#kept + 1], kept_asks[#kept_asks + 1] = now + lead, ahead, asks or false
     s.last = now
   end
   s.due, s.ahead, s.asks = due, kept, kept_asks
@@ -138,19 +154,43 @@ local function learn(s, now, lead, interval, needed_now, ahead, asks)
 end
 
 -- What each rule would pay for now: the highest of its asks over the last
--- STABILIZATION seconds, this tick's included (kept in s.recent).
+-- STABILIZATION seconds, this tick's included (kept in s.asked).
 local function paid_for(s, now, trend, held)
-  local recent = { { now, trend, held } }
-  for _, r in ipairs(s.recent or {}) do
+  local asked = { { now, trend, held } }
+  for _, r in ipairs(s.asked or {}) do
     if now - r[1] < STABILIZATION and r[1] < now then
-      recent[#recent + 1] = r
+      asked[#asked + 1] = r
     end
   end
-  s.recent = recent
-  for _, r in ipairs(recent) do
+  s.asked = asked
+  for _, r in ipairs(asked) do
     trend, held = math.max(trend, r[2]), math.max(held, r[3])
   end
   return { trend = trend, held = held }
+end
+
+-- The highest arrivals of the last HELD_MINUTES minutes, this reading
+-- included: the highest reading of each minute is kept in s.peaks.
+local function highest_arrivals(s, now, rps)
+  local minute = math.floor(now / 60)
+  local peaks = {}
+  for _, p in ipairs(s.peaks or {}) do
+    if p[1] > minute - HELD_MINUTES and p[1] <= minute then
+      peaks[#peaks + 1] = p
+    end
+  end
+  local last = peaks[#peaks]
+  if last and last[1] == minute then
+    last[2] = math.max(last[2], rps)
+  else
+    peaks[#peaks + 1] = { minute, rps }
+  end
+  s.peaks = peaks
+  local highest = rps
+  for _, p in ipairs(peaks) do
+    highest = math.max(highest, p[2])
+  end
+  return highest
 end
 
 -- Whether the held rule has earned its place: scored long enough, no more
@@ -194,15 +234,20 @@ function decide(ctx)
   local arriving = recent + trend * math.min(lead + 60, history)
   local s = ctx.state
   local for_queue = queued / (per_replica * DRAIN)
-  local highest = m.rps:max(HELD_WINDOW) or rps
+  local highest = highest_arrivals(s, ctx.now, rps)
   local held = math.max(HELD * highest, arriving) / per_replica + for_queue
   local trend_ask = arriving / per_replica + (s.margin or INITIAL_MARGIN) + for_queue
-  local asks = paid_for(s, ctx.now, trend_ask / TARGET, held / TARGET)
+  local asks = { trend = trend_ask / TARGET, held = held / TARGET }
+  if asks.trend < math.huge and asks.held < math.huge then -- false for NaN too
+    asks = paid_for(s, ctx.now, asks.trend, asks.held)
+  else
+    asks = nil
+  end
   local margin = learn(s, ctx.now, lead, ctx.interval, rps / per_replica, arriving / per_replica, asks)
   local need = arriving / per_replica + margin + for_queue
   local from = "trend"
   if held_earned(s) then
-    need, from = held, ("held: %.1f × the highest of %s, %.1f req/s"):format(HELD, HELD_WINDOW, highest)
+    need, from = held, ("held: %.1f × the highest of the last %d minutes, %.1f req/s"):format(HELD, HELD_MINUTES, highest)
   end
   local want = math.ceil(need / TARGET - 1e-9)
   if f and f.model ~= "naive" then

@@ -173,50 +173,69 @@ function test_unknown_metrics_hold()
   expect.match(why, "unknown")
 end
 
-function test_the_held_rule_takes_over_once_its_record_is_as_safe_and_cheaper()
-  local p = moontide.policy("demand.lua")
-  local n, why
-  -- steady arrivals: neither rule misses any, but the trend rule pays for its
-  -- margin (3 replicas, shed over the first 200 scores) while the held rule
-  -- asks 1.1 × 40 req/s = 2.2 replicas of work all along
-  for i = 0, 376 do n, why = steady(p, i, nil) end
-  -- the first look-ahead came due at 180 s (tick 18): 359 scored so far
-  expect.eq(p:state().rules.held.n, 359)
-  expect.match(why, "%(trend%)")
-  n, why = steady(p, 377, nil)
-  expect.eq(p:state().rules.held.n, 360)
-  expect.match(why, "held: 1.1 × the highest of 30m, 40.0 req/s")
-  expect.eq(n, 3) -- 2.2 / 0.92 = 2.4
-  local rules = p:state().rules
-  expect.eq(rules.trend.over, 0)
-  expect.eq(rules.held.over, 0)
-  expect.truthy(rules.held.paid < rules.trend.paid)
-end
-
--- a sawtooth: every 30 minutes arrivals jump to 200 req/s, then fall back to
--- 20 req/s over 25 minutes; the readings of the last 30 minutes at tick i
-local function sawtooth(i)
-  local function at(k)
-    local phase = k % 180
-    return math.max(20, 200 - phase * 180 / 150)
-  end
+-- the readings of `rps` of the last 30 minutes at tick i, for arrivals at(k) at tick k
+local function last_half_hour(at, i)
   local t = {}
   for k = math.max(0, i - 179), i do t[#t + 1] = at(k) end
   return t
 end
 
-function test_the_trend_rule_stays_where_the_held_rule_would_pay_more()
+-- ticks first..last of 4 ready replicas at 50 % serving 40 req/s (20 req/s
+-- each), with arrivals at(k) at tick k; returns the last count and reason
+local function run(p, at, first, last)
+  local n, why
+  for i = first, last do
+    local rps = last_half_hour(at, i)
+    local k = #rps
+    n, why = p:decide{ now = 1700000000 + 10 * i, current = 4, ready = 4,
+      metrics = { cpu = rep(50, k), rps = rps, served = rep(40, k), queue = rep(0, k) } }
+  end
+  return n, why
+end
+
+function test_the_held_rule_takes_over_where_it_would_have_missed_no_more_and_paid_less()
+  local p = moontide.policy("demand.lua")
+  -- 40 req/s with a one-minute spike to 100 req/s every 5 minutes
+  local function spiky(k) return (k % 30 < 6) and 100 or 40 end
+  -- the trend rule chases each spike (its 2-minute 90th percentile and the
+  -- margin it learns from them, held over the 3-minute stabilization); the
+  -- held rule keeps 1.1 × 100 req/s = 5.5 replicas of work all along.
+  -- Rules are scored once the margin has had 200 scores (ticks 18–217),
+  -- and the held rule needs 360 of them: it cannot be chosen before tick 577
+  local n, why = run(p, spiky, 0, 576)
+  expect.eq(p:state().rules.held.n, 359)
+  expect.match(why, "%(trend%)")
+  n, why = run(p, spiky, 577, 577)
+  local rules = p:state().rules
+  expect.eq(rules.held.n, 360)
+  expect.truthy(rules.held.over <= rules.trend.over)
+  expect.truthy(rules.held.paid < rules.trend.paid)
+  expect.match(why, "held: 1.1 × the highest of the last 30 minutes, 100.0 req/s")
+  expect.truthy(n >= 6) -- 1.1 × 100 req/s = 5.5 replicas of work / 0.92, or the arrivals' trend when higher
+  -- the highest reading of each of the last 30 minutes is all it keeps for it
+  expect.truthy(#p:state().peaks <= 30)
+end
+
+function test_on_steady_load_the_trend_rule_stays()
   local p = moontide.policy("demand.lua")
   local why
-  for i = 0, 539 do
-    local rps = sawtooth(i)
-    local n = #rps
-    _, why = p:decide{ now = 1700000000 + 10 * i, current = 4, ready = 4,
-      metrics = { cpu = rep(50, n), rps = rps, served = rep(40, n), queue = rep(0, n) } }
-  end
-  -- holding each jump's 200 req/s for half an hour would have missed less
-  -- (the jumps come a time-to-ready before anyone can follow them) but paid
-  -- far more: the trend rule is kept
+  -- neither rule misses anything; once its starting margin is shed, the trend
+  -- rule asks 2 replicas of work, the held rule 1.1 × 2 = 2.2: the trend rule stays
+  for i = 0, 799 do _, why = steady(p, i, nil) end
+  local rules = p:state().rules
+  expect.eq(rules.held.n, 800 - 18 - 200)
+  expect.eq(rules.trend.over, 0)
+  expect.eq(rules.held.over, 0)
+  expect.truthy(rules.held.paid > rules.trend.paid)
+  expect.match(why, "%(trend%)")
+end
+
+function test_the_trend_rule_stays_where_the_held_rule_would_pay_more()
+  local p = moontide.policy("demand.lua")
+  -- 40 req/s with a one-minute spike to 200 req/s every 25 minutes: the held
+  -- rule keeps 1.1 × 200 req/s all along and misses none of it; the trend
+  -- rule misses the spikes (too rare for its margin) and pays for 40 req/s
+  local _, why = run(p, function(k) return (k % 150 < 6) and 200 or 40 end, 0, 799)
   local rules = p:state().rules
   expect.truthy(rules.held.n >= 360)
   expect.truthy(rules.held.over < rules.trend.over)
@@ -226,17 +245,10 @@ end
 
 function test_the_trend_rule_stays_where_the_held_rule_would_miss_more()
   local p = moontide.policy("demand.lua")
-  local why
-  -- arrivals growing 30 % every 3 minutes: a straight-line trend falls behind
-  -- a curve, and the trend rule's learned margin makes up for it; the held
-  -- rule (1.1 × the highest so far) would be cheaper and miss more
-  for i = 0, 399 do
-    local rps = {}
-    for k = math.max(0, i - 179), i do rps[#rps + 1] = 20 * 1.3 ^ (k / 18) end
-    local n = #rps
-    _, why = p:decide{ now = 1700000000 + 10 * i, current = 4, ready = 4,
-      metrics = { cpu = rep(50, n), rps = rps, served = rep(40, n), queue = rep(0, n) } }
-  end
+  -- arrivals doubling every 3 minutes: a straight-line trend falls behind a
+  -- curve, and both rules miss; the trend rule's learned margin misses a
+  -- little less, the held rule (no margin) would be cheaper
+  local _, why = run(p, function(k) return 20 * 2 ^ (k / 18) end, 0, 599)
   local rules = p:state().rules
   expect.truthy(rules.held.n >= 360)
   expect.truthy(rules.held.over > rules.trend.over)

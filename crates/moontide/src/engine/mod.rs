@@ -6,6 +6,7 @@ pub mod control;
 pub mod ledger;
 pub mod shared;
 mod tick;
+mod wake_timer;
 
 pub use tick::PolicyRuntime;
 

@@ -3,6 +3,7 @@
 use super::breaker::{Breaker, BreakerConfig};
 use super::ledger::Ledger;
 use super::shared::Shared;
+use super::wake_timer::WakeTimer;
 use crate::config::Policy;
 use crate::lua::LuaCheckRunner;
 use crate::sources::Source;
@@ -58,8 +59,8 @@ pub struct PolicyRuntime {
     breaker: Arc<Breaker>,
     /// The global budget's spend, when there is one.
     ledger: Option<Arc<Ledger>>,
-    /// When the policy last scaled up from zero, until a tick sees a replica ready.
-    woke_at: Option<Timestamp>,
+    /// A scale-up from zero being timed, until a tick sees a replica ready.
+    wake: WakeTimer,
     /// Readings held back by the sanity check last tick, by metric.
     held: BTreeMap<String, f64>,
     /// Ticks in a row without a usable reading, by metric.
@@ -114,7 +115,7 @@ impl PolicyRuntime {
             history,
             lua,
             restore_to: None,
-            woke_at: None,
+            wake: WakeTimer::default(),
             saved_states: BTreeMap::new(),
             memories: BTreeMap::new(),
             saved_memories: BTreeMap::new(),
@@ -533,30 +534,13 @@ impl PolicyRuntime {
         }
     }
 
-    /// Times a scale-up from zero: from the decision that left zero to the
-    /// first tick that sees a replica ready, the first request's wait for a
-    /// server as near as the ticks tell it. Logged and exported
+    /// Times a scale-up from zero ([`WakeTimer`]): logged and exported
     /// (`moontide_wake_from_zero_seconds`).
     fn note_wake(&mut self, d: &Decision) {
-        if matches!(d.outcome, Outcome::Skipped { .. } | Outcome::Deferred { .. }) {
-            return;
-        }
-        if let Some(since) = self.woke_at
-            && d.ready >= 1
-        {
-            self.woke_at = None;
-            let secs = d.at.since(since).as_secs_f64();
+        if let Some(secs) = self.wake.note(d) {
             tracing::info!(policy = %d.policy, "woken from zero: a first replica was ready {secs:.0}s after the scale-up");
             let m = crate::metrics::get();
             m.wake_from_zero.get_or_create(&crate::metrics::label("policy", &d.policy)).set(secs);
-            return;
-        }
-        match d.outcome {
-            Outcome::Scaled { from: 0, to } if to > 0 && d.ready == 0 => {
-                self.woke_at.get_or_insert(d.at);
-            }
-            Outcome::Scaled { to: 0, .. } => self.woke_at = None,
-            _ => {}
         }
     }
 
