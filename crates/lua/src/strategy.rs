@@ -252,13 +252,7 @@ impl LuaStrategy {
     /// `ctx.state` after the call (always, `{}` included, so that clearing
     /// the state is saved too; `None` only when it cannot be saved).
     pub fn decide(&mut self, obs: &Observation<'_>) -> (Recommendation, Option<serde_json::Value>) {
-        let (mut rec, has_state) = match self.call(obs) {
-            Ok(r) => r,
-            Err(e) => (Recommendation::failed(format!("lua: {e}")), true),
-        };
-        if let Some(e) = &self.reload_error {
-            rec.reason = format!("{} ({e})", rec.reason);
-        }
+        let (mut rec, has_state) = self.recommend(obs);
         if !has_state {
             return (rec, Some(serde_json::Value::Object(Default::default())));
         }
@@ -270,6 +264,27 @@ impl LuaStrategy {
                 (rec, None)
             }
         }
+    }
+
+    /// Runs `decide(ctx)` for this tick without reading `ctx.state` back,
+    /// for callers that keep no state of their own (the simulator, where
+    /// converting it at every tick took more time than the policy): a state
+    /// that could not be saved goes unreported.
+    pub fn decide_unsaved(&mut self, obs: &Observation<'_>) -> Recommendation {
+        self.recommend(obs).0
+    }
+
+    /// The recommendation of `decide(ctx)` (a failure becomes a failed one),
+    /// and whether the script has a state.
+    fn recommend(&mut self, obs: &Observation<'_>) -> (Recommendation, bool) {
+        let (mut rec, has_state) = match self.call(obs) {
+            Ok(r) => r,
+            Err(e) => (Recommendation::failed(format!("lua: {e}")), true),
+        };
+        if let Some(e) = &self.reload_error {
+            rec.reason = format!("{} ({e})", rec.reason);
+        }
+        (rec, has_state)
     }
 
     fn call(&mut self, obs: &Observation<'_>) -> Result<(Recommendation, bool), LuaError> {

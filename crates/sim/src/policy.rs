@@ -226,12 +226,13 @@ impl Autoscaler for PolicyScaler {
         let forecasts = forecasts_of(&checks);
         for (name, strategy) in &mut self.lua {
             let _ = strategy.set_forecasts(&forecasts);
-            let (recommendation, state) = strategy.decide(&obs);
+            // the simulator keeps no Lua state of its own: skip reading it back
+            let recommendation = strategy.decide_unsaved(&obs);
             checks.push(CheckOutcome {
                 check: name.clone(),
                 strategy: "lua".into(),
                 recommendation,
-                state,
+                state: None,
                 forecast: None,
             });
         }
