@@ -185,10 +185,9 @@ end
 local function run(p, at, first, last)
   local n, why
   for i = first, last do
-    local rps = last_half_hour(at, i)
-    local k = #rps
-    n, why = p:decide{ now = 1700000000 + 10 * i, current = 4, ready = 4,
-      metrics = { cpu = rep(50, k), rps = rps, served = rep(40, k), queue = rep(0, k) } }
+    local obs = two_busy(last_half_hour(at, i))
+    obs.now = 1700000000 + 10 * i
+    n, why = p:decide(obs)
   end
   return n, why
 end
