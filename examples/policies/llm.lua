@@ -10,19 +10,33 @@
 --                      from now, when a seasonal model beats the last value
 --                      (a model server takes minutes to load: be up before
 --                      the daily peak, even from zero)
+--   held floor       = HELD × the highest arrivals of the last HELD_MINUTES
+--                      minutes ÷ SERVER_RPS, when the policy reads `arrivals`
+--                      (requests/s reaching the gateway): servers held
+--                      through the quiet minutes between bursts, since a
+--                      server started for a burst comes up minutes after it.
+--                      Arrivals, unlike the queue, do not swell while a
+--                      fleet woken from zero works off its backlog, so the
+--                      floor does not hold that backlog's servers. Each
+--                      minute's highest reading is kept in ctx.state.
 --   wanted           = the largest of these
 --
 -- Queue depth is the gateway's (pending requests, pushed) or the servers'
 -- (`queue_depth` of the vllm preset), whichever is larger. With no requests
--- and no forecast it asks for 0: pair it with `min = 0` to scale to zero.
+-- and no forecast it asks for the held floor, 0 once HELD_MINUTES have
+-- passed without arrivals: pair it with `min = 0` to scale to zero.
 -- Needs metrics `queue` (requests waiting), `running` (requests in batches),
 -- `kv` (KV-cache use, 0 to 1) and, optionally, `pending` (the gateway's
--- waiting requests) and a predictive check named `ahead` (with
+-- waiting requests), `arrivals` (requests/s arriving at the gateway) and a
+-- predictive check named `ahead` (with
 -- `forecast_only = true`, so that its forecast counts here alone).
 
 local BATCH = 32 -- running requests a replica should hold
 local KV_TARGET = 0.75 -- KV-cache use to provision for
 local FORECAST = "ahead" -- the predictive check whose forecast is read
+local SERVER_RPS = 5 -- requests/s one server answers within its objectives (measure it with a load test)
+local HELD = 0.5 -- share of the recent highest arrivals held through quiet minutes
+local HELD_MINUTES = 30
 
 -- the value of a metric, or nil when the policy does not declare it
 local function value(m, name)
@@ -39,6 +53,39 @@ local function for_forecast(ctx)
   return f.replicas, (", %d for the forecast (%s, in %.0fs)"):format(f.replicas, f.model, f.lead)
 end
 
+-- The held floor, and why: HELD × the highest arrivals of the last
+-- HELD_MINUTES minutes (this reading included) ÷ SERVER_RPS; 0 without an
+-- `arrivals` reading. The highest reading of each minute is kept in
+-- s.peaks (a clock that went back drops the minutes ahead of it).
+local function held_floor(s, now, arrivals)
+  if arrivals == nil or arrivals ~= arrivals then -- unread, or NaN
+    return 0, ""
+  end
+  local minute = math.floor(now / 60)
+  local peaks = {}
+  for _, p in ipairs(s.peaks or {}) do
+    if p[1] > minute - HELD_MINUTES and p[1] <= minute then
+      peaks[#peaks + 1] = p
+    end
+  end
+  local last = peaks[#peaks]
+  if last and last[1] == minute then
+    last[2] = math.max(last[2], arrivals)
+  else
+    peaks[#peaks + 1] = { minute, arrivals }
+  end
+  s.peaks = peaks
+  local highest = 0
+  for _, p in ipairs(peaks) do
+    highest = math.max(highest, p[2])
+  end
+  local floor = math.ceil(HELD * highest / SERVER_RPS - 1e-9)
+  if floor <= 0 then
+    return 0, ""
+  end
+  return floor, (", %d held (%.1f req/s at most in %d minutes)"):format(floor, highest, HELD_MINUTES)
+end
+
 function decide(ctx)
   local m = ctx.metrics
   local running, kv = value(m, "running"), value(m, "kv")
@@ -47,9 +94,10 @@ function decide(ctx)
     return nil, "running or kv unknown"
   end
   local ahead, why_ahead = for_forecast(ctx)
+  local held, why_held = held_floor(ctx.state, ctx.now, value(m, "arrivals"))
   if running == 0 and queue == 0 then
-    if ahead > 0 then
-      return ahead, "no requests" .. why_ahead
+    if ahead > 0 or held > 0 then
+      return math.max(ahead, held), "no requests" .. why_ahead .. why_held
     end
     return 0, "no requests: scale to the minimum"
   end
@@ -61,7 +109,7 @@ function decide(ctx)
   -- yet, the ready count is no floor)
   local for_queue = math.ceil(queue / BATCH - 1e-9)
   local on_top = queue > 0 and running > 0 and ctx.ready or 0
-  local want = math.max(for_batch, for_kv, on_top + for_queue, ahead, 1)
-  return want, ("%d running, %d waiting, KV %.0f%%: %d for the batch, %d for the KV cache, +%d for the queue%s"):format(
-    running, queue, kv * 100, for_batch, for_kv, for_queue, why_ahead)
+  local want = math.max(for_batch, for_kv, on_top + for_queue, ahead, held, 1)
+  return want, ("%d running, %d waiting, KV %.0f%%: %d for the batch, %d for the KV cache, +%d for the queue%s%s"):format(
+    running, queue, kv * 100, for_batch, for_kv, for_queue, why_ahead, why_held)
 end

@@ -68,3 +68,52 @@ function test_a_last_value_forecast_adds_nothing()
   local n = p:decide{ current = 3, ready = 3, forecasts = forecasts, metrics = { running = { 0 }, kv = { 0 }, queue = { 0 } } }
   expect.eq(n, 0)
 end
+
+-- one 10 s tick at minute `minute` of an hour: `arrivals` req/s at the gateway, `running` in batches
+local function tick(p, minute, arrivals, running)
+  return p:decide{ now = 1700000400 + 60 * minute, current = 4, ready = 4,
+    metrics = { running = { running or 0 }, kv = { 0.1 }, queue = { 0 }, arrivals = { arrivals } } }
+end
+
+function test_servers_are_held_through_the_quiet_minutes_after_a_burst()
+  local p = moontide.policy("llm.lua")
+  -- a burst of 40 req/s: 0.5 × 40 / 5 = 4 servers held
+  local n, why = tick(p, 0, 40, 64)
+  expect.eq(n, 4)
+  expect.match(why, "4 held %(40.0 req/s at most in 30 minutes%)")
+  -- ten quiet minutes later the floor still holds them, with nothing running
+  n, why = tick(p, 10, 0)
+  expect.eq(n, 4)
+  expect.match(why, "no requests, 4 held")
+  -- a smaller burst does not lower it while the larger one is within 30 minutes
+  expect.eq(tick(p, 20, 10, 8), 4)
+  -- 30 minutes after the burst, the smaller one is the highest: ceil(0.5 × 10 / 5) = 1
+  expect.eq(tick(p, 30, 0), 1)
+  -- and 30 quiet minutes after that, the fleet may go to zero
+  n, why = tick(p, 50, 0)
+  expect.eq(n, 0)
+  expect.match(why, "scale to the minimum")
+end
+
+function test_the_held_floor_follows_arrivals_not_a_backlog()
+  local p = moontide.policy("llm.lua")
+  -- woken from zero: 600 requests waited for the first servers, but only 6 req/s arrive
+  local n = p:decide{ now = 1700000400, current = 2, ready = 2,
+    metrics = { running = { 64 }, kv = { 0.9 }, queue = { 600 }, arrivals = { 6 } } }
+  expect.eq(n, 2 + 19) -- the busy servers + ceil(600 / 32) for the queue
+  -- once the backlog is worked off and the load goes quiet, the floor is what arrives: ceil(0.5 × 6 / 5)
+  expect.eq(tick(p, 5, 0), 1)
+end
+
+function test_a_clock_that_went_back_forgets_the_minutes_ahead_of_it()
+  local p = moontide.policy("llm.lua")
+  expect.eq(tick(p, 10, 40, 64), 4)
+  -- the clock is set back 5 minutes: the burst "to come" is dropped
+  expect.eq(tick(p, 5, 0), 0)
+end
+
+function test_without_arrivals_there_is_no_floor()
+  local p = moontide.policy("llm.lua")
+  local n = p:decide{ now = 1700000400, current = 4, ready = 4, metrics = { running = { 0 }, kv = { 0 }, queue = { 0 } } }
+  expect.eq(n, 0)
+end
