@@ -170,21 +170,27 @@ local function paid_for(s, now, trend, held)
 end
 
 -- The highest arrivals of the last HELD_MINUTES minutes, this reading
--- included: the highest reading of each minute is kept in s.peaks.
+-- included: the highest reading of each minute is kept in s.peaks. Minutes
+-- ahead of the clock (one set back) count as this minute: a clock change
+-- never lowers what is held.
 local function highest_arrivals(s, now, rps)
   local minute = math.floor(now / 60)
   local peaks = {}
-  for _, p in ipairs(s.peaks or {}) do
-    if p[1] > minute - HELD_MINUTES and p[1] <= minute then
-      peaks[#peaks + 1] = p
+  local function keep(at, v)
+    local last = peaks[#peaks]
+    if last and last[1] == at then
+      last[2] = math.max(last[2], v)
+    else
+      peaks[#peaks + 1] = { at, v }
     end
   end
-  local last = peaks[#peaks]
-  if last and last[1] == minute then
-    last[2] = math.max(last[2], rps)
-  else
-    peaks[#peaks + 1] = { minute, rps }
+  for _, p in ipairs(s.peaks or {}) do
+    local at = math.min(p[1], minute)
+    if at > minute - HELD_MINUTES then
+      keep(at, p[2])
+    end
   end
+  keep(minute, rps)
   s.peaks = peaks
   local highest = rps
   for _, p in ipairs(peaks) do

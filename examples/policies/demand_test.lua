@@ -153,10 +153,15 @@ end
 
 function test_a_clock_that_went_back_starts_the_look_aheads_over()
   local p = moontide.policy("demand.lua")
-  for i = 100, 105 do steady(p, i, 180) end
+  for i = 100, 105 do steady(p, i, 180, 40 + i) end
   steady(p, 0, 180) -- 1,000 s earlier
   expect.eq(#p:state().due, 1)
   expect.eq(p:state().due[1], 1700000000 + 180)
+  -- the arrivals seen "later" are still held, as this minute's
+  local peaks = p:state().peaks
+  expect.eq(#peaks, 1)
+  expect.eq(peaks[1][1], math.floor(1700000000 / 60))
+  expect.eq(peaks[1][2], 145)
 end
 
 function test_no_load_asks_for_zero_and_the_bounds_decide()

@@ -18,7 +18,8 @@
 --                      Arrivals, unlike the queue, do not swell while a
 --                      fleet woken from zero works off its backlog, so the
 --                      floor does not hold that backlog's servers. Each
---                      minute's highest reading is kept in ctx.state.
+--                      minute's highest reading is kept in ctx.state; a
+--                      failed reading keeps the minutes already seen.
 --   wanted           = the largest of these
 --
 -- Queue depth is the gateway's (pending requests, pushed) or the servers'
@@ -54,25 +55,32 @@ local function for_forecast(ctx)
 end
 
 -- The held floor, and why: HELD × the highest arrivals of the last
--- HELD_MINUTES minutes (this reading included) ÷ SERVER_RPS; 0 without an
--- `arrivals` reading. The highest reading of each minute is kept in
--- s.peaks (a clock that went back drops the minutes ahead of it).
+-- HELD_MINUTES minutes (this reading included) ÷ SERVER_RPS. The highest
+-- reading of each minute is kept in s.peaks, at most HELD_MINUTES of them.
+-- A reading that is no number (failed, NaN, infinite) adds nothing, but the
+-- minutes kept still hold the floor: a gateway that stops answering for a
+-- minute does not let the fleet go. Minutes ahead of the clock (one set
+-- back) count as this minute, so a clock change never lowers the floor.
 local function held_floor(s, now, arrivals)
-  if arrivals == nil or arrivals ~= arrivals then -- unread, or NaN
-    return 0, ""
-  end
   local minute = math.floor(now / 60)
   local peaks = {}
-  for _, p in ipairs(s.peaks or {}) do
-    if p[1] > minute - HELD_MINUTES and p[1] <= minute then
-      peaks[#peaks + 1] = p
+  local function keep(at, v)
+    local last = peaks[#peaks]
+    if last and last[1] == at then
+      last[2] = math.max(last[2], v)
+    else
+      peaks[#peaks + 1] = { at, v }
     end
   end
-  local last = peaks[#peaks]
-  if last and last[1] == minute then
-    last[2] = math.max(last[2], arrivals)
-  else
-    peaks[#peaks + 1] = { minute, arrivals }
+  for _, p in ipairs(s.peaks or {}) do
+    local at = math.min(p[1], minute)
+    if at > minute - HELD_MINUTES then
+      keep(at, p[2])
+    end
+  end
+  local read = arrivals ~= nil and math.abs(arrivals) < math.huge -- false for NaN too
+  if read then
+    keep(minute, arrivals)
   end
   s.peaks = peaks
   local highest = 0
@@ -83,18 +91,20 @@ local function held_floor(s, now, arrivals)
   if floor <= 0 then
     return 0, ""
   end
-  return floor, (", %d held (%.1f req/s at most in %d minutes)"):format(floor, highest, HELD_MINUTES)
+  return floor, (", %d held (%.1f req/s at most in %d minutes%s)"):format(
+    floor, highest, HELD_MINUTES, read and "" or "; arrivals unknown now")
 end
 
 function decide(ctx)
   local m = ctx.metrics
   local running, kv = value(m, "running"), value(m, "kv")
   local queue = math.max(value(m, "queue") or 0, value(m, "pending") or 0)
+  -- first, so that this minute's arrivals are kept even when the servers' metrics are not read
+  local held, why_held = held_floor(ctx.state, ctx.now, value(m, "arrivals"))
   if running == nil or kv == nil then
     return nil, "running or kv unknown"
   end
   local ahead, why_ahead = for_forecast(ctx)
-  local held, why_held = held_floor(ctx.state, ctx.now, value(m, "arrivals"))
   if running == 0 and queue == 0 then
     if ahead > 0 or held > 0 then
       return math.max(ahead, held), "no requests" .. why_ahead .. why_held

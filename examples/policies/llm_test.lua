@@ -89,7 +89,7 @@ function test_servers_are_held_through_the_quiet_minutes_after_a_burst()
   expect.eq(tick(p, 20, 10, 8), 4)
   -- 30 minutes after the burst, the smaller one is the highest: ceil(0.5 × 10 / 5) = 1
   expect.eq(tick(p, 30, 0), 1)
-  -- and 30 quiet minutes after that, the fleet may go to zero
+  -- and 30 minutes after the smaller burst, the fleet may go to zero
   n, why = tick(p, 50, 0)
   expect.eq(n, 0)
   expect.match(why, "scale to the minimum")
@@ -105,11 +105,47 @@ function test_the_held_floor_follows_arrivals_not_a_backlog()
   expect.eq(tick(p, 5, 0), 1)
 end
 
-function test_a_clock_that_went_back_forgets_the_minutes_ahead_of_it()
+function test_a_clock_that_went_back_keeps_the_minutes_ahead_of_it()
   local p = moontide.policy("llm.lua")
   expect.eq(tick(p, 10, 40, 64), 4)
-  -- the clock is set back 5 minutes: the burst "to come" is dropped
-  expect.eq(tick(p, 5, 0), 0)
+  -- the clock is set back 5 minutes: the burst it saw still holds the floor, as this minute's
+  expect.eq(tick(p, 5, 0), 4)
+  -- for HELD_MINUTES from the new clock
+  expect.eq(tick(p, 34, 0), 4)
+  expect.eq(tick(p, 35, 0), 0)
+end
+
+function test_a_failed_or_nan_arrivals_reading_keeps_the_floor_it_had()
+  for _, bad in ipairs({ false, 0 / 0, math.huge }) do
+    local p = moontide.policy("llm.lua")
+    expect.eq(tick(p, 0, 40, 64), 4)
+    local n, why = tick(p, 1, bad)
+    expect.eq(n, 4, tostring(bad))
+    expect.match(why, "4 held %(40.0 req/s at most in 30 minutes; arrivals unknown now%)")
+    -- the bad reading was not kept: the floor goes when the burst is 30 minutes old
+    expect.eq(tick(p, 30, 0), 0, tostring(bad))
+  end
+end
+
+function test_arrivals_are_kept_while_the_servers_metrics_are_unread()
+  local p = moontide.policy("llm.lua")
+  local n = p:decide{ now = 1700000400, current = 4, ready = 4,
+    metrics = { running = { false }, kv = { false }, queue = { 0 }, arrivals = { 40 } } }
+  expect.is_nil(n)
+  expect.eq(tick(p, 1, 0), 4)
+end
+
+function test_the_state_keeps_one_peak_a_minute_for_thirty_minutes()
+  local p = moontide.policy("llm.lua")
+  for minute = 0, 90 do
+    for tick_in_minute = 0, 5 do
+      p:decide{ now = 1700000400 + 60 * minute + 10 * tick_in_minute, current = 4, ready = 4,
+        metrics = { running = { 8 }, kv = { 0.1 }, queue = { 0 }, arrivals = { minute } } }
+    end
+  end
+  local state = p:state()
+  expect.eq(#state.peaks, 30)
+  expect.eq(state.peaks[1][2], 61) -- minutes 61 to 90
 end
 
 function test_without_arrivals_there_is_no_floor()

@@ -33,7 +33,7 @@ function Metric:slope_error(w) return query(self.index, 8, w) end
 local names = {}
 local metrics = setmetatable({}, {
   __index = function(_, k)
-    error(("no metric named '%s' (the policy declares: %s)"):format(tostring(k), table.concat(names, ", ")), 3)
+    error(("no metric named '%s' (the policy declares: %s)"):format(tostring(k), table.concat(names, ", ")), 2)
   end,
 })
 local metrics_proxy = setmetatable({}, {

@@ -113,7 +113,12 @@ fn returns_nil_counts_reasons_and_wrong_types() {
         ("return 0/0", None, Some("return a replica count"), ""),
         ("return 3, {}", None, Some("as its reason"), ""),
         ("error('boom')", None, Some("p.lua:1: boom"), ""),
-        ("return ctx.metrics.gpu.value", None, Some("no metric named 'gpu' (the policy declares: cpu, queue)"), ""),
+        (
+            "return ctx.metrics.gpu.value",
+            None,
+            Some("p.lua:1: no metric named 'gpu' (the policy declares: cpu, queue)"),
+            "",
+        ),
         ("ctx.current = 9 return 1", None, Some("ctx is read-only"), ""),
         ("return ctx.metrics.cpu:percentile(120)", None, Some("p must be between 0 and 100"), ""),
         ("return ctx.metrics.cpu:avg({})", None, Some("window must be seconds or a duration"), ""),

@@ -149,7 +149,8 @@ impl LlmService {
     }
 
     /// Sets the replica count: new replicas start (ready after `startup`);
-    /// removal takes starting replicas first, then the least busy, whose
+    /// removal takes starting replicas first, then the ready ones that came
+    /// up last (the least busy among those that came up together), whose
     /// running requests go back to the head of the queue.
     pub fn scale(&mut self, n: u32) {
         while (self.replicas.len() as u32) < n {

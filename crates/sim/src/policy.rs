@@ -39,23 +39,57 @@ pub enum SimMetric {
 }
 
 impl SimMetric {
-    /// Every name, for messages.
-    pub const NAMES: &'static str = "cpu, rps, served, queue, latency_ms, ready, running, kv_cache, tokens_per_second";
+    /// Every metric.
+    pub const ALL: &'static [SimMetric] = &[
+        SimMetric::Cpu,
+        SimMetric::Rps,
+        SimMetric::Served,
+        SimMetric::Queue,
+        SimMetric::LatencyMs,
+        SimMetric::Ready,
+        SimMetric::Running,
+        SimMetric::KvCache,
+        SimMetric::TokensPerSecond,
+    ];
+    /// The metrics the request-rate model (`moontide simulate`) gives.
+    pub const RATES: &'static [SimMetric] =
+        &[SimMetric::Cpu, SimMetric::Rps, SimMetric::Served, SimMetric::Queue, SimMetric::LatencyMs, SimMetric::Ready];
+    /// The metrics the LLM serving model (`moontide simulate-llm`) gives; its
+    /// `cpu` is the KV-cache use in %.
+    pub const LLM: &'static [SimMetric] = &[
+        SimMetric::Running,
+        SimMetric::Queue,
+        SimMetric::KvCache,
+        SimMetric::TokensPerSecond,
+        SimMetric::Ready,
+        SimMetric::Rps,
+        SimMetric::Served,
+        SimMetric::Cpu,
+    ];
 
-    /// The metric for a name (one of [`SimMetric::NAMES`]).
-    pub fn parse(name: &str) -> Option<SimMetric> {
-        match name {
-            "cpu" => Some(SimMetric::Cpu),
-            "rps" => Some(SimMetric::Rps),
-            "served" => Some(SimMetric::Served),
-            "queue" => Some(SimMetric::Queue),
-            "latency_ms" => Some(SimMetric::LatencyMs),
-            "ready" => Some(SimMetric::Ready),
-            "running" => Some(SimMetric::Running),
-            "kv_cache" => Some(SimMetric::KvCache),
-            "tokens_per_second" => Some(SimMetric::TokensPerSecond),
-            _ => None,
+    /// The name a policy binds to.
+    pub fn name(self) -> &'static str {
+        match self {
+            SimMetric::Cpu => "cpu",
+            SimMetric::Rps => "rps",
+            SimMetric::Served => "served",
+            SimMetric::Queue => "queue",
+            SimMetric::LatencyMs => "latency_ms",
+            SimMetric::Ready => "ready",
+            SimMetric::Running => "running",
+            SimMetric::KvCache => "kv_cache",
+            SimMetric::TokensPerSecond => "tokens_per_second",
         }
+    }
+
+    /// The names of `set`, for messages: "cpu, rps, ...".
+    pub fn names(set: &[SimMetric]) -> String {
+        set.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The metric for a name (one of [`SimMetric::ALL`]'s names).
+    pub fn parse(name: &str) -> Option<SimMetric> {
+        SimMetric::ALL.iter().copied().find(|m| m.name() == name)
     }
 
     /// Guesses the metric a live query stands for ("/cpuUsage" → cpu, "requests_per_second" → rps, ...).
@@ -114,6 +148,12 @@ pub struct PolicyScaler {
     keep_decisions: bool,
     /// Readings the sanity check held back last decision, by metric.
     held: BTreeMap<String, f64>,
+    /// Decisions made since the first (at `started`, simulated seconds), and
+    /// those in which a check failed, with the first failure.
+    started: Option<f64>,
+    decided: u64,
+    failed: u64,
+    first_failure: Option<String>,
 }
 
 impl PolicyScaler {
@@ -141,6 +181,10 @@ impl PolicyScaler {
             decisions: Vec::new(),
             keep_decisions: false,
             held: BTreeMap::new(),
+            started: None,
+            decided: 0,
+            failed: 0,
+            first_failure: None,
         }
     }
 
@@ -197,6 +241,11 @@ impl Autoscaler for PolicyScaler {
         self.spec.interval.as_secs_f64()
     }
 
+    fn problems(&self) -> Option<String> {
+        let first = self.first_failure.as_ref()?;
+        Some(format!("{} of {} decisions had a failing check; the first: {first}", self.failed, self.decided))
+    }
+
     fn decide(&mut self, view: &View) -> u32 {
         let now = Timestamp::from_millis((view.now * 1000.0).round() as i64);
         self.clock.set(now);
@@ -237,6 +286,16 @@ impl Autoscaler for PolicyScaler {
             });
         }
         checks.sort_by(|a, b| a.check.cmp(&b.check));
+        self.started.get_or_insert(view.now);
+        // before the first scrape every check that reads a metric fails: that is not a problem
+        self.decided += u64::from(view.scraped);
+        if let Some((check, error)) =
+            checks.iter().filter(|_| view.scraped).find_map(|c| c.recommendation.error.as_ref().map(|e| (&c.check, e)))
+        {
+            self.failed += 1;
+            let at = view.now - *self.started.get_or_insert(view.now);
+            self.first_failure.get_or_insert_with(|| format!("check `{check}` at {at:.0} s: {error}"));
+        }
         let eval = conclude(&self.spec, &obs, &self.history, checks);
         let mut d = Decision::from_evaluation(&self.spec.name, &obs, Vec::new(), eval);
         if d.desired != d.current {
@@ -315,6 +374,40 @@ mod tests {
         assert_eq!(sizer.recommendation.reason, "no forecast", "before the predictive check can forecast");
     }
 
+    /// A check that fails while the policy decides is reported beside its
+    /// scores, counted from the first scrape (before it every metric is
+    /// unknown); a policy whose checks all answer reports nothing.
+    #[test]
+    fn failing_checks_are_counted_from_the_first_scrape() {
+        let run = |source: &str| {
+            let spec = PolicySpec {
+                name: "p".into(),
+                interval: Duration::from_secs(10),
+                min: 0,
+                max: 100,
+                checks: BTreeMap::new(),
+                behaviour: Behaviour::default(),
+            };
+            let clock = Arc::new(ManualClock::default());
+            let origin = Origin::Inline { name: "sizer".into(), source: source.into() };
+            let lua = LuaStrategy::load(origin, Limits::default(), Duration::from_secs(600), clock.clone()).unwrap();
+            let mut p =
+                PolicyScaler::new("p", spec, vec![("rps".into(), SimMetric::Rps)], vec![("sizer".into(), lua)], clock);
+            for i in 0..6 {
+                let view = View { now: 1_000_000.0 + 10.0 * i as f64, rps: 50.0, scraped: i > 0, ..Default::default() };
+                p.decide(&view);
+            }
+            p.problems()
+        };
+        assert_eq!(run("function decide(ctx) return ctx.metrics.rps.value // 10 end"), None);
+        let problems = run("function decide(ctx) if ctx.now >= 1000030 then error('boom') end return 1 end").unwrap();
+        assert!(
+            problems.starts_with("3 of 5 decisions had a failing check; the first: check `sizer` at 30 s:"),
+            "{problems}"
+        );
+        assert!(problems.contains("boom"), "{problems}");
+    }
+
     /// `behaviour.sanity` applies in the simulator as it does live: a
     /// one-decision spike is held back and dropped, a lasting jump is taken a
     /// decision late.
@@ -378,5 +471,9 @@ mod tests {
         }
         assert_eq!(SimMetric::guess("/memory"), None);
         assert_eq!(SimMetric::parse("served"), Some(SimMetric::Served));
+        for m in SimMetric::ALL {
+            assert_eq!(SimMetric::parse(m.name()), Some(*m));
+        }
+        assert_eq!(SimMetric::parse("Served"), None);
     }
 }

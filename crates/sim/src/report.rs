@@ -131,7 +131,7 @@ mod tests {
             .collect();
         let runs: Vec<Run> = ["a <b>", "oracle"]
             .iter()
-            .map(|n| Run { name: n.to_string(), scores: Scores::default(), samples: samples.clone() })
+            .map(|n| Run { name: n.to_string(), scores: Scores::default(), samples: samples.clone(), problems: None })
             .collect();
         let page = html(&ReportHeader { title: "t", trace: "x", model: "m" }, &runs);
         assert_eq!(page.matches("<svg class=\"plot\"").count(), 4);

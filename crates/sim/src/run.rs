@@ -49,6 +49,11 @@ pub trait Autoscaler {
     fn interval(&self) -> f64;
     /// The count to run.
     fn decide(&mut self, view: &View) -> u32;
+    /// What went wrong while it decided (checks that failed), to be shown
+    /// beside its scores; `None` when nothing did.
+    fn problems(&self) -> Option<String> {
+        None
+    }
 }
 
 /// How to run.
@@ -98,6 +103,8 @@ pub struct Run {
     pub scores: Scores,
     /// Downsampled time series for plots.
     pub samples: Vec<Sample>,
+    /// What went wrong while it decided ([`Autoscaler::problems`]).
+    pub problems: Option<String>,
 }
 
 /// The load, second by second: `rates[i]` covers `[i·step, (i+1)·step)`;
@@ -243,7 +250,7 @@ pub fn run(load: &Load<'_>, model: &Model, scaler: &mut dyn Autoscaler, opts: &O
             in_bucket = 0;
         }
     }
-    Run { name: scaler.name(), scores: tally.finish(), samples }
+    Run { name: scaler.name(), scores: tally.finish(), samples, problems: scaler.problems() }
 }
 
 #[cfg(test)]

@@ -116,8 +116,14 @@ impl Predictive {
         }
         for s in &self.seasons {
             match crate::duration::parse(s) {
-                Ok(d) if d >= self.step * 2 => {}
-                Ok(_) => errs.push(format!("`seasons`: `{s}` must be at least two steps ({})", fmt_d(self.step * 2))),
+                Ok(d) if d < self.step * 2 => {
+                    errs.push(format!("`seasons`: `{s}` must be at least two steps ({})", fmt_d(self.step * 2)))
+                }
+                // a season between whole steps would drift against the clock, a step a season
+                Ok(d) if !self.step.is_zero() && d.as_millis() % self.step.as_millis() != 0 => {
+                    errs.push(format!("`seasons`: `{s}` is not a whole number of steps of {}", fmt_d(self.step)))
+                }
+                Ok(_) => {}
                 Err(e) => errs.push(format!("`seasons`: {e}")),
             }
         }
@@ -552,6 +558,8 @@ mod tests {
         assert!(errs.iter().any(|e| e.contains("`seasons`:") && e.contains("soon")), "{errs:?}");
         assert!(errs.iter().any(|e| e.contains("`headroom`")), "{errs:?}");
         assert!(cfg(300, &["1d", "1w"]).validate().is_empty());
+        let errs = cfg(420, &["1d"]).validate();
+        assert!(errs.iter().any(|e| e.contains("`1d` is not a whole number of steps of 7m")), "{errs:?}");
         assert_eq!(cfg(300, &["1d", "1w"]).capacity(), (15 * 86_400) / 300);
     }
 }

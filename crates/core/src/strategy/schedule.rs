@@ -101,8 +101,14 @@ impl Schedule {
         }
         for (i, w) in self.windows.iter().enumerate() {
             let at = format!("windows[{i}]");
-            if let Err(e) = croner::Cron::from_str(&w.cron) {
-                errs.push(format!("{at}.cron: `{}` is not a cron expression: {e}", w.cron));
+            match croner::Cron::from_str(&w.cron) {
+                Err(e) => errs.push(format!("{at}.cron: `{}` is not a cron expression: {e}", w.cron)),
+                // a window that can never open (Feb 31, a year gone by) is a mistake, and
+                // each tick would search for its next opening in vain
+                Ok(cron) if cron.find_next_occurrence(&Utc::now(), false).is_err() => {
+                    errs.push(format!("{at}.cron: `{}` never matches from now on", w.cron))
+                }
+                Ok(_) => {}
             }
             if w.duration.is_zero() {
                 errs.push(format!("{at}.duration: must be longer than 0s"));
@@ -263,6 +269,10 @@ mod tests {
         assert!(errs.iter().any(|e| e.starts_with("windows[0].duration")), "{errs:?}");
         assert!(errs.iter().any(|e| e.contains("exactly one of `min` or `count`")), "{errs:?}");
         assert!(schedule("UTC", &[]).validate()[0].contains("`windows` is empty"));
+        for never in ["0 0 31 2 *", "0 0 0 1 1 * 2020"] {
+            let errs = schedule("UTC", &[(never, 60, Some(2), None)]).validate();
+            assert!(errs.iter().any(|e| e.contains("never matches")), "{never}: {errs:?}");
+        }
         assert!(schedule("America/New_York", &[("*/15 9-17 * * 1-5", 1, Some(2), None)]).validate().is_empty());
     }
 }

@@ -26,8 +26,8 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
     /// Log level: error, warn, info, debug or trace (default: info; warn for `demo`, which prints its own lines).
-    /// RUST_LOG overrides it.
-    #[arg(long, global = true)]
+    /// RUST_LOG overrides it (and takes per-module directives).
+    #[arg(long, global = true, value_parser = ["error", "warn", "info", "debug", "trace"])]
     pub log_level: Option<String>,
     /// What to do.
     #[command(subcommand)]

@@ -14,7 +14,8 @@ pub struct ApiArgs {
     /// The running Moontide's address.
     #[arg(long, env = "MOONTIDE_URL", default_value = "http://127.0.0.1:9464")]
     pub url: String,
-    /// An API token (viewer is enough).
+    /// An API token (viewer is enough); prefer MOONTIDE_TOKEN or --token-file: a token given here
+    /// shows in the process list.
     #[arg(long, env = "MOONTIDE_TOKEN", hide_env_values = true, conflicts_with = "token_file")]
     pub token: Option<String>,
     /// A file holding the API token.

@@ -8,7 +8,7 @@
 //! whose cost the `×oracle` column divides by and whose demand per minute
 //! the elasticity metrics (θ, τ) are measured against.
 
-use super::{bad, duration, policy_scaler};
+use super::{bad, duration, parse_binds, policy_scaler, unused_binds};
 use clap::Args;
 use moontide_core::policy::PolicySpec;
 use moontide_core::{Behaviour, ManualClock, StrategyConfig, Timestamp};
@@ -18,6 +18,7 @@ use moontide_sim::llm_run::{LlmScores, run_llm};
 use moontide_sim::policy::{PolicyScaler, SimMetric};
 use moontide_sim::run::{Autoscaler, View};
 use moontide_sim::trace::{Format, Trace};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -42,7 +43,8 @@ pub struct LlmArgs {
     #[arg(long, short)]
     pub config: Vec<PathBuf>,
     /// Bind a policy metric to a simulated one (NAME=METRIC: running, queue, kv_cache,
-    /// tokens_per_second, ready, rps, served), when its name does not say.
+    /// tokens_per_second, ready, rps, served, or cpu, which is the KV-cache use in %), when its name
+    /// does not say.
     #[arg(long = "bind", value_name = "NAME=METRIC")]
     pub bind: Vec<String>,
     /// Prompt tokens per second one replica prefills.
@@ -130,6 +132,9 @@ pub fn run_cmd(a: LlmArgs) -> ExitCode {
     if !problems.is_empty() {
         return bad(problems.join("; "));
     }
+    if a.dt.is_zero() || a.dt > Duration::from_secs(1) {
+        return bad(format!("--dt {}: a step must be over 0 and at most 1s", humantime::format_duration(a.dt)));
+    }
     let format = Format::Requests {
         time: a.time_column.clone(),
         input: Some(a.input_column.clone()),
@@ -156,12 +161,20 @@ pub fn run_cmd(a: LlmArgs) -> ExitCode {
         .max()
         .unwrap_or(1)
         .max(1);
+    let binds = match parse_binds(&a.bind, SimMetric::LLM) {
+        Ok(b) => b,
+        Err(e) => return bad(e),
+    };
+    let mut used = BTreeSet::new();
     let mut scalers: Vec<Box<dyn Autoscaler>> = Vec::new();
     for path in &a.config {
-        match policy_scaler(path, None, &a.bind, trace.start) {
+        match policy_scaler(path, None, &binds, SimMetric::LLM, trace.start, &mut used) {
             Ok(s) => scalers.push(Box::new(s)),
             Err(e) => return bad(format!("{}: {e}", path.display())),
         }
+    }
+    if let Err(e) = unused_binds(&binds, &used) {
+        return bad(e);
     }
     let dt = a.dt.as_secs_f64();
     // the oracle first: its demand per minute is what every run's elasticity is measured against
@@ -187,8 +200,16 @@ pub fn run_cmd(a: LlmArgs) -> ExitCode {
     let start = a.initial.unwrap_or(plan.at(0));
     let hours = trace.requests.last().map_or(0.0, |r| r.at) / 3600.0;
     let mut rows: Vec<(String, LlmScores)> = Vec::new();
+    let mut problems = Vec::new();
     for s in scalers.iter_mut() {
         rows.push((s.name(), run_llm(&trace, &model, s.as_mut(), start, dt, TAIL, &demand)));
+        if let Some(p) = s.problems() {
+            problems.push((s.name(), p));
+        }
+    }
+    let trace_label = a.trace.display().to_string();
+    for (name, p) in &problems {
+        super::output::warn_problem(&trace_label, name, p);
     }
     // the static fleets are provisioned before the trace starts
     for (name, n) in [("static, smallest under 1 %", fixed), ("static peak", peak_demand)] {
@@ -203,6 +224,9 @@ pub fn run_cmd(a: LlmArgs) -> ExitCode {
                 let mut v = serde_json::to_value(r).unwrap_or_default();
                 v["policy"] = name.clone().into();
                 v["cost_vs_oracle"] = vs_oracle(r).into();
+                if let Some((_, p)) = problems.iter().find(|(n, _)| n == name) {
+                    v["problems"] = p.clone().into();
+                }
                 v
             })
             .collect();

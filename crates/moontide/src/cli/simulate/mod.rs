@@ -15,6 +15,7 @@ use moontide_sim::run::{Autoscaler, Load, Options, Run, run};
 use moontide_sim::service::Model;
 use moontide_sim::trace::{Format, Trace};
 use output::{Row, Style};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -149,10 +150,18 @@ pub fn run_cmd(a: SimulateArgs) -> ExitCode {
             Err(e) => return bad(e),
         };
         output::print(&rows, style, false);
+        output::warn_problems(&rows);
         return ExitCode::SUCCESS;
     }
     if a.trace.len() > 1 || !a.set.is_empty() {
         return bad("several --trace values and --set need --sweep");
+    }
+    // a report that cannot be written fails now, not after the simulation
+    if let Some(dir) =
+        a.report.as_deref().map(|p| p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")))
+        && !dir.is_dir()
+    {
+        return bad(format!("--report: no directory {} to write the report in", dir.display()));
     }
     let row = match simulate(&a, &a.trace[0], suite::file_label(&a.trace[0]), String::new()) {
         Ok(o) => o,
@@ -170,7 +179,9 @@ pub fn run_cmd(a: SimulateArgs) -> ExitCode {
         }
         eprintln!("report written to {}", path.display());
     }
-    output::print(std::slice::from_ref(&row), style, true);
+    let rows = std::slice::from_ref(&row);
+    output::print(rows, style, true);
+    output::warn_problems(rows);
     ExitCode::SUCCESS
 }
 
@@ -270,6 +281,9 @@ fn simulate(a: &SimulateArgs, trace_path: &Path, label: String, settings: String
     if !(a.noise.is_finite() && a.noise >= 0.0) {
         return Err("--noise must be zero or more".into());
     }
+    if !(a.hpa_target > 0.0 && a.hpa_target <= 100.0) {
+        return Err(format!("--hpa-target {}: a CPU target in % must be over 0 and at most 100", a.hpa_target));
+    }
     let format = match a.format {
         TraceFormat::Auto => Format::Auto,
         TraceFormat::Values => Format::Values { step: a.step },
@@ -291,10 +305,13 @@ fn simulate(a: &SimulateArgs, trace_path: &Path, label: String, settings: String
     let start = series.start.unwrap_or(1_700_000_000.0);
     let load = Load { rates: &series.rates, step, start };
 
+    let binds = parse_binds(&a.bind, SimMetric::RATES)?;
+    let mut used = BTreeSet::new();
     let mut policies = Vec::new();
     for path in &a.config {
-        policies.push(policy_scaler(path, a.policy.as_deref(), &a.bind, start)?);
+        policies.push(policy_scaler(path, a.policy.as_deref(), &binds, SimMetric::RATES, start, &mut used)?);
     }
+    unused_binds(&binds, &used)?;
     let oracle = Oracle::new(&model, &load, dt);
     // by default everyone starts where the oracle does: ready for the first startup delay's load
     let initial = a.initial.unwrap_or_else(|| oracle.initial().max(1));
@@ -364,21 +381,56 @@ fn simulate(a: &SimulateArgs, trace_path: &Path, label: String, settings: String
     Ok(Row { trace: label, settings, trace_line, model_line, summary, runs })
 }
 
-/// The policy under test, its metrics bound to the simulated ones.
+/// The `--bind NAME=METRIC` arguments, each metric one of `offered` (the
+/// metrics the simulated model gives).
+pub(super) fn parse_binds(bind: &[String], offered: &[SimMetric]) -> Result<BTreeMap<String, SimMetric>, String> {
+    let mut binds = BTreeMap::new();
+    for b in bind {
+        let (k, v) = b.split_once('=').ok_or_else(|| format!("--bind `{b}`: write NAME=METRIC"))?;
+        let m = SimMetric::parse(v.trim()).filter(|m| offered.contains(m)).ok_or_else(|| {
+            format!("--bind `{b}`: `{v}` is not a simulated metric here ({})", SimMetric::names(offered))
+        })?;
+        binds.insert(k.trim().to_string(), m);
+    }
+    Ok(binds)
+}
+
+/// Fails on a `--bind` whose name is a metric of none of the policies under
+/// test (`used`: the names the policies bound), a typo that would otherwise
+/// leave the metric guessed.
+pub(super) fn unused_binds(binds: &BTreeMap<String, SimMetric>, used: &BTreeSet<String>) -> Result<(), String> {
+    match binds.keys().find(|k| !used.contains(*k)) {
+        Some(k) => Err(format!(
+            "--bind {k}=...: no policy under test has a metric `{k}` (theirs: {})",
+            used.iter().cloned().collect::<Vec<_>>().join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The policy under test, its metrics bound to those of the simulated model
+/// (`offered`): by `binds`, else guessed from the metric's name and query.
+/// Adds the names of the policy's metrics to `used`.
 pub(super) fn policy_scaler(
     path: &std::path::Path,
     name: Option<&str>,
-    bind: &[String],
+    binds: &BTreeMap<String, SimMetric>,
+    offered: &[SimMetric],
     start: f64,
+    used: &mut BTreeSet<String>,
 ) -> Result<PolicyScaler, String> {
     let config = Config::load(path).map_err(|e| e.problems().join("\n"))?;
+    let names = || config.policies.iter().map(|p| p.spec.name.as_str()).collect::<Vec<_>>().join(", ");
     let policy: &Policy = match name {
-        Some(n) => config.policies.iter().find(|p| p.spec.name == n).ok_or_else(|| {
-            let names: Vec<_> = config.policies.iter().map(|p| p.spec.name.as_str()).collect();
-            format!("no policy `{n}` in {} (policies: {})", path.display(), names.join(", "))
-        })?,
+        Some(n) => config
+            .policies
+            .iter()
+            .find(|p| p.spec.name == n)
+            .ok_or_else(|| format!("no policy `{n}` in {} (policies: {})", path.display(), names()))?,
         None if config.policies.len() == 1 => &config.policies[0],
-        None => return Err(format!("{} has several policies: pick one with --policy", path.display())),
+        None => {
+            return Err(format!("{} has several policies ({}): pick one with --policy", path.display(), names()));
+        }
     };
     if policy.script.is_some() {
         return Err(format!(
@@ -386,27 +438,29 @@ pub(super) fn policy_scaler(
             policy.spec.name
         ));
     }
-    let mut overrides = std::collections::BTreeMap::new();
-    for b in bind {
-        let (k, v) = b.split_once('=').ok_or_else(|| format!("--bind `{b}`: write NAME=METRIC"))?;
-        let m = SimMetric::parse(v.trim())
-            .ok_or_else(|| format!("--bind `{b}`: `{v}` is not a simulated metric ({})", SimMetric::NAMES))?;
-        overrides.insert(k.trim().to_string(), m);
-    }
     let mut bindings = Vec::new();
     for (metric, m) in &policy.metrics {
-        let sim = overrides
-            .get(metric)
-            .copied()
-            .or_else(|| SimMetric::guess(metric))
-            .or_else(|| SimMetric::guess(&m.query))
-            .ok_or_else(|| {
-                format!(
-                    "metric `{metric}` (query `{}`) has no simulated counterpart: bind it with --bind {metric}=METRIC ({})",
-                    m.query,
-                    SimMetric::NAMES
-                )
-            })?;
+        used.insert(metric.clone());
+        let unbound = |what: String| {
+            format!(
+                "metric `{metric}` (query `{}`) {what}: bind it with --bind {metric}=METRIC ({})",
+                m.query,
+                SimMetric::names(offered)
+            )
+        };
+        let sim = match binds.get(metric) {
+            Some(sim) => *sim,
+            None => match SimMetric::guess(metric).or_else(|| SimMetric::guess(&m.query)) {
+                Some(sim) if offered.contains(&sim) => sim,
+                Some(sim) => {
+                    return Err(unbound(format!(
+                        "reads as `{}`, which this simulated model does not give",
+                        sim.name()
+                    )));
+                }
+                None => return Err(unbound("has no simulated counterpart".into())),
+            },
+        };
         bindings.push((metric.clone(), sim));
     }
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis((start * 1000.0) as i64)));

@@ -42,7 +42,27 @@ pub fn score_table(runs: &[Run]) -> Vec<Vec<String>> {
 }
 
 fn runs_json(runs: &[Run]) -> serde_json::Value {
-    runs.iter().map(|r| serde_json::json!({"name": r.name, "scores": r.scores})).collect()
+    runs.iter()
+        .map(|r| match &r.problems {
+            Some(p) => serde_json::json!({"name": r.name, "scores": r.scores, "problems": p}),
+            None => serde_json::json!({"name": r.name, "scores": r.scores}),
+        })
+        .collect()
+}
+
+/// Warns on stderr of each run whose checks failed while it decided: its
+/// scores are those of a policy that could not do what it was written to.
+pub fn warn_problems(rows: &[Row]) {
+    for r in rows {
+        for run in r.runs.iter().filter(|run| run.problems.is_some()) {
+            warn_problem(&r.trace, &run.name, run.problems.as_deref().unwrap_or_default());
+        }
+    }
+}
+
+/// Warns on stderr that `policy`'s checks failed on `trace`.
+pub fn warn_problem(trace: &str, policy: &str, problems: &str) {
+    eprintln!("warning: {trace}: {policy}: {problems}");
 }
 
 /// Prints `rows` in `style`; `single` prints one simulation without the trace and settings columns.
