@@ -31,13 +31,37 @@
 -- waiting requests), `arrivals` (requests/s arriving at the gateway) and a
 -- predictive check named `ahead` (with
 -- `forecast_only = true`, so that its forecast counts here alone).
+--
+-- Each setting below may be given in the check's `params` instead of
+-- editing this file, by its name in lower case: e.g.
+-- `params = { server_rps = 8, batch = 48 }`.
 
-local BATCH = 32 -- running requests a replica should hold
-local KV_TARGET = 0.75 -- KV-cache use to provision for
+local DEFAULTS = {
+  BATCH = 32, -- running requests a replica should hold
+  KV_TARGET = 0.75, -- KV-cache use to provision for, over 0 and at most 1
+  SERVER_RPS = 5, -- requests/s one server answers within its objectives (measure it with a load test)
+  HELD = 0.5, -- share of the recent highest arrivals held through quiet minutes (0: no floor)
+  HELD_MINUTES = 30, -- how long a burst's arrivals are held
+}
 local FORECAST = "ahead" -- the predictive check whose forecast is read
-local SERVER_RPS = 5 -- requests/s one server answers within its objectives (measure it with a load test)
-local HELD = 0.5 -- share of the recent highest arrivals held through quiet minutes
-local HELD_MINUTES = 30
+
+-- The settings: DEFAULTS, with the check's params over them. A param that is
+-- not a number in its range stops the check with an error naming it.
+local function settings(ctx)
+  local c = {}
+  for name, default in pairs(DEFAULTS) do
+    local key = name:lower()
+    local v = ctx.params[key]
+    if v == nil then
+      v = default
+    elseif type(v) ~= "number" or v ~= v or v == math.huge or v < 0 or (v == 0 and name ~= "HELD")
+      or (name == "KV_TARGET" and v > 1) then
+      error(("params.%s: %s is not a usable value (the default is %s)"):format(key, tostring(v), default), 0)
+    end
+    c[name] = v
+  end
+  return c
+end
 
 -- the value of a metric, or nil when the policy does not declare it
 local function value(m, name)
@@ -61,7 +85,7 @@ end
 -- minutes kept still hold the floor: a gateway that stops answering for a
 -- minute does not let the fleet go. Minutes ahead of the clock (one set
 -- back) count as this minute, so a clock change never lowers the floor.
-local function held_floor(s, now, arrivals)
+local function held_floor(c, s, now, arrivals)
   local minute = math.floor(now / 60)
   local peaks = {}
   local function keep(at, v)
@@ -74,7 +98,7 @@ local function held_floor(s, now, arrivals)
   end
   for _, p in ipairs(s.peaks or {}) do
     local at = math.min(p[1], minute)
-    if at > minute - HELD_MINUTES then
+    if at > minute - c.HELD_MINUTES then
       keep(at, p[2])
     end
   end
@@ -87,12 +111,12 @@ local function held_floor(s, now, arrivals)
   for _, p in ipairs(peaks) do
     highest = math.max(highest, p[2])
   end
-  local floor = math.ceil(HELD * highest / SERVER_RPS - 1e-9)
+  local floor = math.ceil(c.HELD * highest / c.SERVER_RPS - 1e-9)
   if floor <= 0 then
     return 0, ""
   end
-  return floor, (", %d held (%.1f req/s at most in %d minutes%s)"):format(
-    floor, highest, HELD_MINUTES, read and "" or "; arrivals unknown now")
+  return floor, (", %d held (%.1f req/s at most in %g minutes%s)"):format(
+    floor, highest, c.HELD_MINUTES, read and "" or "; arrivals unknown now")
 end
 
 function decide(ctx)
@@ -100,7 +124,8 @@ function decide(ctx)
   local running, kv = value(m, "running"), value(m, "kv")
   local queue = math.max(value(m, "queue") or 0, value(m, "pending") or 0)
   -- first, so that this minute's arrivals are kept even when the servers' metrics are not read
-  local held, why_held = held_floor(ctx.state, ctx.now, value(m, "arrivals"))
+  local c = settings(ctx)
+  local held, why_held = held_floor(c, ctx.state, ctx.now, value(m, "arrivals"))
   if running == nil or kv == nil then
     return nil, "running or kv unknown"
   end
@@ -112,12 +137,12 @@ function decide(ctx)
     return 0, "no requests: scale to the minimum"
   end
   local ready = math.max(ctx.ready, 1)
-  local for_batch = math.ceil(running / BATCH - 1e-9)
-  local for_kv = math.ceil(ready * kv / KV_TARGET - 1e-9)
+  local for_batch = math.ceil(running / c.BATCH - 1e-9)
+  local for_kv = math.ceil(ready * kv / c.KV_TARGET - 1e-9)
   -- requests wait when the serving replicas are full: the queue's replicas
   -- come on top of them (with an empty queue, or replicas that serve nothing
   -- yet, the ready count is no floor)
-  local for_queue = math.ceil(queue / BATCH - 1e-9)
+  local for_queue = math.ceil(queue / c.BATCH - 1e-9)
   local on_top = queue > 0 and running > 0 and ctx.ready or 0
   local want = math.max(for_batch, for_kv, on_top + for_queue, ahead, held, 1)
   return want, ("%d running, %d waiting, KV %.0f%%: %d for the batch, %d for the KV cache, +%d for the queue%s%s"):format(

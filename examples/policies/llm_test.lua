@@ -153,3 +153,25 @@ function test_without_arrivals_there_is_no_floor()
   local n = p:decide{ now = 1700000400, current = 4, ready = 4, metrics = { running = { 0 }, kv = { 0 }, queue = { 0 } } }
   expect.eq(n, 0)
 end
+
+function test_params_set_what_one_server_answers_and_the_batch()
+  -- servers that answer 10 req/s: a 40 req/s burst holds ceil(0.5 × 40 / 10) = 2
+  local p = moontide.policy("llm.lua", { server_rps = 10 })
+  expect.eq(tick(p, 0, 40, 8), 2)
+  -- a batch of 16: 64 running ask for 4
+  p = moontide.policy("llm.lua", { batch = 16 })
+  expect.eq(p:decide{ current = 2, ready = 2, metrics = { running = { 64 }, kv = { 0.1 }, queue = { 0 } } }, 4)
+end
+
+function test_a_param_out_of_range_stops_the_check_naming_it()
+  for _, bad in ipairs({ { server_rps = 0 }, { server_rps = "fast" }, { kv_target = 1.5 }, { held = -1 } }) do
+    local p = moontide.policy("llm.lua", bad)
+    local n, _, err = p:decide{ current = 2, ready = 2, metrics = { running = { 8 }, kv = { 0.1 }, queue = { 0 } } }
+    expect.is_nil(n)
+    local name = next(bad)
+    expect.match(err, "params%." .. name .. ": .* is not a usable value")
+  end
+  -- held = 0 is allowed: no floor
+  local p = moontide.policy("llm.lua", { held = 0 })
+  expect.eq(tick(p, 0, 40, 8), 1)
+end

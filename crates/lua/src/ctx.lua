@@ -11,7 +11,17 @@ local function readonly(data, what)
       error(("%s is read-only (cannot set '%s'); keep your own values in ctx.state"):format(what, tostring(k)), 2)
     end,
     __pairs = function() return next, data, nil end,
+    __len = function() return #data end,
   })
+end
+
+-- A read-only copy of `t` all the way down (ctx.params).
+local function frozen(t, what)
+  local copy = {}
+  for k, v in pairs(t) do
+    copy[k] = type(v) == "table" and frozen(v, ("%s.%s"):format(what, tostring(k))) or v
+  end
+  return readonly(copy, what)
 end
 
 -- Helpers call into Rust with the metric's index and an operation number
@@ -89,4 +99,9 @@ local function run(now, interval, current, ready, min, max, n, v1, v2, v3, v4, v
   return count, reason, next(data.state) ~= nil
 end
 
-return data, metric, run, set_decide
+-- Sets ctx.params (the check's `params`, read-only).
+local function set_params(t)
+  data.params = frozen(t, "ctx.params")
+end
+
+return data, metric, run, set_decide, set_params

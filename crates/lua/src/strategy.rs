@@ -8,7 +8,8 @@
 //! seconds or as "5m" (default: the check's window), and `forecasts.NAME`:
 //! the forecast the policy's predictive check NAME made this tick (`value`,
 //! `band`, `model`, `lead` and `at` in seconds, `mae`, `naive_mae`,
-//! `metric`, `measured`, `replicas`), absent before it can forecast.
+//! `metric`, `measured`, `replicas`), absent before it can forecast, and
+//! `params`: the check's `params` from the config.
 //!
 //! `decide` returns a count (rounded up) or nil for no opinion, and an
 //! optional reason. Any failure (error, budget, memory, a wrong return type)
@@ -19,6 +20,7 @@ use crate::{Limits, LuaError};
 use mlua::{Function, Lua, MultiValue, Table, Value};
 use moontide_core::duration;
 use moontide_core::{Clock, ForecastRecord, Observation, Point, Recommendation, Series, Timestamp, window};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -76,6 +78,7 @@ pub struct LuaStrategy {
     metric_ctor: Function,
     run: Function,
     set_decide: Function,
+    set_params: Function,
     /// Metric names in the order their values are passed to Lua.
     metrics: Vec<String>,
     /// What the helpers read: the strategy's own copy of each metric's series.
@@ -115,21 +118,22 @@ impl LuaStrategy {
         let decide = compile(&sandbox, &origin.name(), &text)?;
         let lua = sandbox.lua();
         let shared = Arc::new(Mutex::new(Shared { series: Vec::new(), now: Timestamp::default(), window }));
-        let build = || -> mlua::Result<(Table, Table, Function, Function, Function)> {
+        let build = || -> mlua::Result<(Table, Table, Function, Function, Function, Function)> {
             let reader = shared.clone();
             let query = lua.create_function(move |lua, (index, op, w, p): (usize, u8, Value, Option<f64>)| {
                 let shared = reader.lock().unwrap_or_else(|e| e.into_inner());
                 query(lua, &shared, index, op, w, p)
             })?;
-            let (data, metric, run, set_decide): (Table, Function, Function, Function) =
+            let (data, metric, run, set_decide, set_params): (Table, Function, Function, Function, Function) =
                 lua.load(CTX).set_name("=moontide-ctx").call(query)?;
             let state = lua.create_table()?;
             data.raw_set("state", state.clone())?;
             data.raw_set("forecasts", lua.create_table()?)?;
+            set_params.call::<()>(lua.create_table()?)?;
             set_decide.call::<()>(decide.clone())?;
-            Ok((data, state, metric, run, set_decide))
+            Ok((data, state, metric, run, set_decide, set_params))
         };
-        let (data, state, metric_ctor, run, set_decide) = build().map_err(LuaError::setup)?;
+        let (data, state, metric_ctor, run, set_decide, set_params) = build().map_err(LuaError::setup)?;
         Ok(LuaStrategy {
             origin,
             sandbox,
@@ -139,6 +143,7 @@ impl LuaStrategy {
             metric_ctor,
             run,
             set_decide,
+            set_params,
             metrics: Vec::new(),
             shared,
             window,
@@ -204,6 +209,19 @@ impl LuaStrategy {
                 Reload::Failed(msg)
             }
         }
+    }
+
+    /// Sets `ctx.params`, read-only to the script: the check's `params`.
+    pub fn set_params(&mut self, params: &BTreeMap<String, serde_json::Value>) -> Result<(), LuaError> {
+        let lua = self.sandbox.lua();
+        let build = || -> mlua::Result<()> {
+            let t = lua.create_table()?;
+            for (name, v) in params {
+                t.raw_set(name.as_str(), crate::json::to_lua(lua, v)?)?;
+            }
+            self.set_params.call::<()>(t)
+        };
+        build().map_err(LuaError::setup)
     }
 
     /// Sets `ctx.forecasts` for the next calls: each predictive check's

@@ -1,7 +1,7 @@
 //! `moontide lua test FILE`: runs the `test_*` functions of a Lua test file.
 //!
 //! A test file loads policies with `moontide.policy("file.lua")` (relative to
-//! the test file), calls `p:decide{...}` with a fixed observation and checks
+//! the test file; a second argument is the check's `params`, `ctx.params`), calls `p:decide{...}` with a fixed observation and checks
 //! the result with `expect.*`. An observation table has `now` (Unix seconds,
 //! default 1700000000), `interval` (default 10), `current` (default 1),
 //! `ready` (default current), `min` (default 0), `max` (default 1000) and
@@ -165,11 +165,22 @@ pub fn run_file(path: &Path) -> Result<Vec<TestResult>, LuaError> {
         let clock = clock.clone();
         moontide.set(
             "policy",
-            lua.create_function(move |_, file: String| {
+            lua.create_function(move |_, (file, params): (String, Option<Table>)| {
                 let full = dir.join(&file);
-                let strategy =
+                let fail = |e: String| mlua::Error::runtime(format!("moontide.policy(\"{file}\"): {e}"));
+                let mut strategy =
                     LuaStrategy::load(Origin::File(full), Limits::default(), Duration::from_secs(3600), clock.clone())
-                        .map_err(|e| mlua::Error::runtime(format!("moontide.policy(\"{file}\"): {e}")))?;
+                        .map_err(|e| fail(e.to_string()))?;
+                if let Some(t) = params {
+                    let params = match crate::json::to_json(&Value::Table(t), 1 << 20)
+                        .map_err(|e| fail(format!("params: {e}")))?
+                    {
+                        serde_json::Value::Object(map) => map.into_iter().collect(),
+                        serde_json::Value::Array(items) if items.is_empty() => BTreeMap::new(),
+                        _ => return Err(fail("params must be a table of names, as in a config".into())),
+                    };
+                    strategy.set_params(&params).map_err(|e| fail(e.to_string()))?;
+                }
                 Ok(Policy { strategy })
             })?,
         )?;

@@ -24,7 +24,10 @@ pub fn limits(check: &LuaCheck) -> Limits {
 
 /// Loads the script for real.
 pub fn build(field: &str, check: &LuaCheck, clock: Arc<dyn Clock>) -> Result<LuaStrategy, String> {
-    LuaStrategy::load(origin(field, check), limits(check), check.window, clock).map_err(|e| e.to_string())
+    let mut s =
+        LuaStrategy::load(origin(field, check), limits(check), check.window, clock).map_err(|e| e.to_string())?;
+    s.set_params(&check.params).map_err(|e| format!("params: {e}"))?;
+    Ok(s)
 }
 
 /// Compiles the script and checks it defines `decide` (for `validate`).

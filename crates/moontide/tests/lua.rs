@@ -323,3 +323,57 @@ end
     clock.advance(Duration::from_secs(10));
     assert_eq!(second.tick("web").await.unwrap().checks[0].recommendation.reason, "seen nil", "cleared stays cleared");
 }
+
+/// A check's `params` reach the script as `ctx.params`, numbers, strings,
+/// arrays and tables alike, and the script cannot change them; a TOML date
+/// among them is refused by `validate`, naming it.
+#[test]
+fn params_reach_the_script_read_only() {
+    let src = r#"
+function decide(ctx)
+  local p = ctx.params
+  local ok = pcall(function() p.per_replica = 1 end)
+  local nested = pcall(function() p.zones.eu = 0 end)
+  local sum = 0
+  for _, v in ipairs(p.weights) do sum = sum + v end
+  return math.ceil(ctx.metrics.cpu.value / p.per_replica),
+    ("%s %s %d %d %s %s"):format(p.name, tostring(p.strict), #p.weights, sum, tostring(ok), tostring(nested))
+end"#;
+    let checks = "[policies.web.checks.script]\nstrategy = \"lua\"\nfile = \"policy.lua\"\n\
+                  params = { per_replica = 20, name = \"web\", strict = true, weights = [1, 2, 3], zones = { eu = 2 } }";
+    let (dir, path) = common::config_file(&config("http://127.0.0.1:1/m", "http://127.0.0.1:1/s", checks));
+    std::fs::write(dir.path().join("policy.lua"), src).unwrap();
+    let loaded = Config::load(&path).unwrap();
+    let policy = &loaded.policies[0];
+    let Some(moontide_core::StrategyConfig::Lua(check)) = policy.spec.checks.get("script") else {
+        panic!("no lua check: {:?}", policy.spec.checks)
+    };
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_700_000_000)));
+    let mut s = moontide::lua::build("policies.web.checks.script", check, clock).unwrap();
+    let mut cpu = moontide_core::Series::new();
+    cpu.push(
+        moontide_core::Point { at: Timestamp::from_secs(1_700_000_000), value: Some(50.0) },
+        Duration::from_secs(60),
+    );
+    let series = std::collections::BTreeMap::from([("cpu".to_string(), cpu)]);
+    let obs = moontide_core::Observation {
+        now: Timestamp::from_secs(1_700_000_000),
+        interval: Duration::from_secs(10),
+        current: 2,
+        ready: 2,
+        min: 1,
+        max: 10,
+        series: &series,
+    };
+    let (rec, _) = s.decide(&obs);
+    assert_eq!(rec.error, None, "{rec:?}");
+    assert_eq!(rec.desired, Some(3), "ceil(50 / 20)");
+    assert_eq!(rec.reason, "web true 3 6 false false", "read, and no write went through");
+
+    let dated = checks.replace("name = \"web\"", "name = 1979-05-27");
+    std::fs::write(&path, config("http://127.0.0.1:1/m", "http://127.0.0.1:1/s", &dated)).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_moontide")).arg("validate").arg(&path).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("`params.name`: a date or time cannot be passed to Lua"), "{err}");
+}

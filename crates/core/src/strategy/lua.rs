@@ -3,6 +3,7 @@
 
 use crate::duration::serde_text;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn default_window() -> Duration {
@@ -31,6 +32,23 @@ pub struct LuaCheck {
     /// Longest one call may take, library calls included (default 5s).
     #[serde(default, with = "crate::duration::serde_text_opt")]
     pub deadline: Option<Duration>,
+    /// Settings the script reads as `ctx.params.NAME` (numbers, strings,
+    /// booleans, and arrays and tables of them), so that one script serves
+    /// several services without being edited.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, serde_json::Value>,
+}
+
+/// The first value under `v` that a Lua script cannot be given (a TOML date), by its path.
+fn unusable(path: &str, v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::Object(map) if map.keys().any(|k| k.starts_with("$__toml_private")) => Some(path.into()),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| unusable(&format!("{path}.{k}"), v)),
+        serde_json::Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, v)| unusable(&format!("{path}[{i}]"), v))
+        }
+        _ => None,
+    }
 }
 
 impl LuaCheck {
@@ -50,6 +68,11 @@ impl LuaCheck {
         }
         if self.deadline.is_some_and(|d| d.is_zero()) {
             errs.push("`deadline` must be longer than 0s".into());
+        }
+        for (name, v) in &self.params {
+            if let Some(at) = unusable(&format!("params.{name}"), v) {
+                errs.push(format!("`{at}`: a date or time cannot be passed to Lua; write it as a string"));
+            }
         }
         errs
     }

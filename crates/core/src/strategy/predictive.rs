@@ -127,6 +127,19 @@ impl Predictive {
                 Err(e) => errs.push(format!("`seasons`: {e}")),
             }
         }
+        if let Some(h) = self.history {
+            for s in &self.seasons {
+                if let Ok(d) = crate::duration::parse(s)
+                    && h < d * 2
+                {
+                    errs.push(format!(
+                        "`history` of {} is shorter than two `{s}` seasons ({}): the models of that season could never run",
+                        fmt_d(h),
+                        fmt_d(d * 2)
+                    ));
+                }
+            }
+        }
         if self.lead.is_zero() {
             errs.push("`lead` must be longer than 0s".into());
         }
@@ -558,6 +571,11 @@ mod tests {
         assert!(errs.iter().any(|e| e.contains("`seasons`:") && e.contains("soon")), "{errs:?}");
         assert!(errs.iter().any(|e| e.contains("`headroom`")), "{errs:?}");
         assert!(cfg(300, &["1d", "1w"]).validate().is_empty());
+        let mut short = cfg(300, &["1d", "1w"]);
+        short.history = Some(Duration::from_secs(10 * 86_400));
+        let errs = short.validate();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("`history` of 10d is shorter than two `1w` seasons (14d)"), "{errs:?}");
         let errs = cfg(420, &["1d"]).validate();
         assert!(errs.iter().any(|e| e.contains("`1d` is not a whole number of steps of 7m")), "{errs:?}");
         assert_eq!(cfg(300, &["1d", "1w"]).capacity(), (15 * 86_400) / 300);

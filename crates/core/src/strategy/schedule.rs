@@ -132,15 +132,29 @@ impl Schedule {
         let mut next: Option<Timestamp> = None;
         for w in &self.windows {
             let cron = croner::Cron::from_str(&w.cron).map_err(|e| format!("`{}`: {e}", w.cron))?;
-            if let Ok(prev) = cron.find_previous_occurrence(&at, true) {
-                let opened = Timestamp::from_millis(prev.timestamp_millis());
-                if now < opened.plus(w.duration) {
-                    open.push((w, opened));
-                }
+            let opened = cron
+                .find_previous_occurrence(&at, true)
+                .ok()
+                .map(|prev| Timestamp::from_millis(prev.timestamp_millis()))
+                .filter(|&opened| opened <= now && now < opened.plus(w.duration))
+                .or_else(|| {
+                    // in the hour a daylight-saving change repeats, the search back from
+                    // now can miss an opening made within the window's duration: look
+                    // forward from the start of that span too
+                    let from = at - chrono::Duration::from_std(w.duration).ok()?;
+                    let first = cron.find_next_occurrence(&from, true).ok()?;
+                    let opened = Timestamp::from_millis(first.timestamp_millis());
+                    let matches = cron.is_time_matching(&first).unwrap_or(false);
+                    (matches && opened <= now && now < opened.plus(w.duration)).then_some(opened)
+                });
+            if let Some(opened) = opened {
+                open.push((w, opened));
             }
             if let Ok(n) = cron.find_next_occurrence(&at, false) {
                 let t = Timestamp::from_millis(n.timestamp_millis());
-                next = Some(next.map_or(t, |x| x.min(t)));
+                if t > now {
+                    next = Some(next.map_or(t, |x| x.min(t)));
+                }
             }
         }
         Ok(OpenWindows { open, next })
@@ -237,6 +251,27 @@ mod tests {
         assert_eq!(decide(&s, utc_at(2026, 1, 10, 9, 0)).desired, None);
         // in July Paris is UTC+2: 06:30 UTC = 08:30 Paris, open
         assert_eq!(decide(&s, utc_at(2026, 7, 8, 6, 30)).desired, Some(10));
+    }
+
+    /// Daylight-saving nights in Paris: 02:30 does not exist on the spring
+    /// one (the clocks go from 02:00 to 03:00, 01:00 UTC) and comes twice on
+    /// the autumn one (00:30 and 01:30 UTC).
+    #[test]
+    fn a_window_on_a_daylight_saving_night_opens_once_for_its_whole_duration() {
+        let s = schedule("Europe/Paris", &[("30 2 * * *", 1, Some(5), None)]);
+        let open = |m, d, h, min| decide(&s, utc_at(2026, m, d, h, min)).desired == Some(5);
+        // spring: it opens when the clocks jump, at 03:00 (01:00 UTC), for an hour
+        assert!(!open(3, 29, 0, 40));
+        assert!(open(3, 29, 1, 5) && open(3, 29, 1, 40));
+        assert!(!open(3, 29, 2, 10));
+        // autumn: open from the first 02:30 (00:30 UTC) for its full hour, through the
+        // repeated hour, and not again at the second 02:30
+        assert!(!open(10, 25, 0, 10));
+        assert!(open(10, 25, 0, 40));
+        let r = decide(&s, utc_at(2026, 10, 25, 1, 10));
+        assert_eq!(r.desired, Some(5), "the repeated hour cut the window short: {}", r.reason);
+        assert!(r.reason.contains("closes in 20m"), "{}", r.reason);
+        assert!(!open(10, 25, 1, 40) && !open(10, 25, 2, 10));
     }
 
     #[test]
