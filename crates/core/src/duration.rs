@@ -1,6 +1,6 @@
 //! Durations written the way people write them: "10s", "5m", "1h30m", "250ms".
 
-use serde::{Deserialize, Deserializer, Serializer};
+use serde::{Deserializer, Serializer};
 use std::time::Duration;
 
 /// Parses "10s", "5m", "1h30m", "250ms" (and "0s"). Units: ms, s, m, h, d, w.
@@ -63,8 +63,34 @@ pub mod serde_text {
 
     /// Reads a duration from text such as "10s".
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        parse(&s).map_err(serde::de::Error::custom)
+        d.deserialize_any(Text)
+    }
+
+    /// Text, or a number refused with the way to write it.
+    pub(super) struct Text;
+
+    impl serde::de::Visitor<'_> for Text {
+        type Value = Duration;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a duration written as text with a unit, like \"10s\" or \"5m\"")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
+            parse(v).map_err(E::custom)
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
+            Err(E::custom(format!("a duration needs a unit: write \"{v}s\" for {v} seconds (or ms, m, h, d)")))
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Duration, E> {
+            self.visit_i64(v as i64)
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Duration, E> {
+            Err(E::custom(format!("a duration needs a unit: write \"{v}s\" for {v} seconds (or ms, m, h, d)")))
+        }
     }
 
     /// Writes a duration as text such as "10s".
@@ -79,8 +105,20 @@ pub mod serde_text_opt {
 
     /// Reads an optional duration from text such as "10s".
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let s = Option::<String>::deserialize(d)?;
-        s.map(|s| parse(&s).map_err(serde::de::Error::custom)).transpose()
+        struct Opt;
+        impl<'de> serde::de::Visitor<'de> for Opt {
+            type Value = Option<Duration>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a duration written as text with a unit, like \"10s\"")
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(super::serde_text::Text).map(Some)
+            }
+        }
+        d.deserialize_option(Opt)
     }
 
     /// Writes an optional duration as text.
@@ -120,6 +158,28 @@ mod tests {
         }
         assert!(parse("-5s").unwrap_err().contains("negative"));
         assert!(parse("10").unwrap_err().contains("no unit"));
+    }
+
+    #[test]
+    fn a_number_where_a_duration_goes_is_told_how_to_write_it() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Settings {
+            #[serde(with = "serde_text")]
+            every: Duration,
+            #[serde(default, with = "serde_text_opt")]
+            history: Option<Duration>,
+        }
+        let read = |text: &str| serde_json::from_str::<Settings>(text);
+        let err = read(r#"{"every": 10}"#).unwrap_err().to_string();
+        assert!(err.contains(r#"write "10s" for 10 seconds"#), "{err}");
+        let err = read(r#"{"every": "10s", "history": 2.5}"#).unwrap_err().to_string();
+        assert!(err.contains(r#"write "2.5s""#), "{err}");
+        let err = read(r#"{"every": true}"#).unwrap_err().to_string();
+        assert!(err.contains(r#"like "10s""#), "{err}");
+        let ok = read(r#"{"every": "1m", "history": "2d"}"#).unwrap();
+        assert_eq!((ok.every, ok.history), (Duration::from_secs(60), Some(Duration::from_secs(172_800))));
+        assert_eq!(read(r#"{"every": "1m", "history": null}"#).unwrap().history, None);
+        assert_eq!(read(r#"{"every": "1m"}"#).unwrap().history, None);
     }
 
     #[test]

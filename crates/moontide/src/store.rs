@@ -33,6 +33,12 @@ pub enum StoreError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A store was to be read, and there is none.
+    #[error("no decision store in {} (no {DB_FILE} there)", path.display())]
+    Missing {
+        /// The directory.
+        path: PathBuf,
+    },
     /// SQLite failed.
     #[error("decision store {}: {source}", path.display())]
     Sql {
@@ -160,10 +166,7 @@ impl Store {
     /// Opens an existing store read-only-in-spirit: fails if there is none.
     pub fn open_existing(dir: &Path) -> Result<Store, StoreError> {
         if !dir.join(DB_FILE).exists() {
-            return Err(StoreError::Dir {
-                path: dir.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no decision store here (moontide.db)"),
-            });
+            return Err(StoreError::Missing { path: dir.to_path_buf() });
         }
         Store::open(dir)
     }

@@ -398,6 +398,9 @@ async fn status_and_explain_print_what_the_api_says() {
     for part in ["readings", "cpu", "checks", "target_tracking", "outcome: hold at 2"] {
         assert!(out.contains(part), "`{part}` missing:\n{out}");
     }
+    // its time as `history` and `--at` write it: RFC 3339, not Unix seconds
+    let head = out.lines().next().unwrap_or_default();
+    assert!(head.starts_with("web at 20") && head.contains("Z: 2 replicas"), "{head}");
     let (code, _, err) = moontide(&["status", "--url", &r.base, "--token", "mt_wrong"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("HTTP 401"), "{err}");
@@ -423,6 +426,13 @@ fn token_new_prints_a_token_once_and_its_config_lines() {
     assert!(token.starts_with("mt_") && token.len() == 46, "{token}");
     assert!(err.contains(&format!("sha256 = \"{}\"", hash(&token))), "{err}");
     assert!(err.contains("name = \"alice\"") && err.contains("role = \"operator\""));
+    // both forms, each valid TOML in its place
+    let inline = err.lines().find(|l| l.trim_start().starts_with("{ name")).expect("an inline entry");
+    let parsed: toml::Table = toml::from_str(&format!("tokens = [{}]", inline.trim().trim_end_matches(','))).unwrap();
+    assert_eq!(parsed["tokens"][0]["sha256"].as_str(), Some(hash(&token).as_str()));
+    let tables = &err[err.find("[[server.tokens]]").expect("a table form")..];
+    let parsed: toml::Table = toml::from_str(tables).unwrap();
+    assert_eq!(parsed["server"]["tokens"][0]["name"].as_str(), Some("alice"));
     assert!(!err.contains(&token), "the token is printed once, on stdout");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_moontide"))
         .args(["token", "new", "bob", "--role", "admin"])

@@ -250,6 +250,11 @@ fn lua_test_and_check_report_through_exit_codes() {
     let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policies/seed_loop.lua");
     let o = Command::new(env!("CARGO_BIN_EXE_moontide")).args(["lua", "check", "--script", seed]).output().unwrap();
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("script mode: compiles"));
+    // checked as a `decide` policy, the loop fails, with a pointer to --script
+    let o = Command::new(env!("CARGO_BIN_EXE_moontide")).args(["lua", "check", seed]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("check it with `moontide lua check --script FILE`"), "{err}");
     std::fs::write(dir.path().join("bad.lua"), "while true do\n").unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_moontide"))
         .args(["lua", "check", "--script"])

@@ -111,6 +111,14 @@ const BROKEN: &[Broken] = &[
         "longer than 0s",
     ),
     b(
+        "a duration without its unit",
+        "interval = \"10s\"",
+        "interval = 10",
+        "interval",
+        "policies.web.interval",
+        "a duration is text with a unit, like \"10s\"",
+    ),
+    b(
         "negative interval",
         "interval = \"10s\"",
         "interval = \"-5s\"",

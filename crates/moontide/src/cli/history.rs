@@ -22,7 +22,7 @@ pub struct HistoryArgs {
     /// Only this outcome: hold, scaled, dry_run, deferred, skipped or failed.
     #[arg(long, value_parser = ["hold", "scaled", "dry_run", "deferred", "skipped", "failed"])]
     pub outcome: Option<String>,
-    /// At most this many decisions.
+    /// At most this many decisions (at least 1).
     #[arg(long, short = 'n', default_value_t = 20)]
     pub limit: usize,
     /// Full records as JSON lines instead of one readable line each.
@@ -32,6 +32,10 @@ pub struct HistoryArgs {
 
 /// Runs `history`.
 pub fn run(args: HistoryArgs) -> ExitCode {
+    if args.limit == 0 {
+        eprintln!("error: --limit 0 would print nothing: give at least 1");
+        return ExitCode::from(super::EXIT_BAD_INPUT);
+    }
     let dir = match (&args.state_dir, &args.config) {
         (Some(d), _) => d.clone(),
         (None, Some(c)) => match Config::load(c) {
@@ -72,7 +76,18 @@ pub fn run(args: HistoryArgs) -> ExitCode {
         }
     }
     if list.is_empty() && !args.json {
-        eprintln!("no decisions recorded in {}", store.path().display());
+        let mut filters = Vec::new();
+        if let Some(p) = &args.policy {
+            filters.push(format!("policy `{p}`"));
+        }
+        if let Some(o) = &args.outcome {
+            filters.push(format!("outcome `{o}`"));
+        }
+        if filters.is_empty() {
+            eprintln!("no decisions recorded in {}", store.path().display());
+        } else {
+            eprintln!("no decisions in {} match {}", store.path().display(), filters.join(", "));
+        }
     }
     ExitCode::SUCCESS
 }

@@ -81,7 +81,14 @@ fn check(a: CheckArgs) -> ExitCode {
         match LuaStrategy::load(Origin::File(a.file.clone()), Limits::default(), Duration::from_secs(600), clock) {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("error: {e}");
+                let e = e.to_string();
+                // a whole-loop script needs modules a check's sandbox does not give, and defines no decide
+                let hint = if e.contains("is not available") || e.contains("no `decide` function") {
+                    "\n(a script-mode loop? check it with `moontide lua check --script FILE`)"
+                } else {
+                    ""
+                };
+                eprintln!("error: {e}{hint}");
                 return ExitCode::from(super::EXIT_BAD_INPUT);
             }
         };
@@ -110,7 +117,8 @@ fn check(a: CheckArgs) -> ExitCode {
     let (rec, _) = strategy.decide(&obs);
     match rec.error {
         Some(e) => {
-            eprintln!("error: {}: {e}", a.file.display());
+            // the message names the file and line already
+            eprintln!("error: {e}");
             ExitCode::from(super::EXIT_BAD_INPUT)
         }
         None => {

@@ -243,7 +243,8 @@ pub async fn explain(a: ExplainArgs) -> ExitCode {
 
 /// A decision as a person reads it: what was seen, what each check wanted, what the guards did, what happened.
 pub fn render(d: &Decision) -> String {
-    let mut out = format!("{} at {}: {} replicas ({} ready)\n", d.policy, d.at, d.current, d.ready);
+    let at = super::history::clock_time(d.at);
+    let mut out = format!("{} at {at}: {} replicas ({} ready)\n", d.policy, d.current, d.ready);
     if !d.inputs.is_empty() {
         out.push_str("\nreadings\n");
         for i in &d.inputs {

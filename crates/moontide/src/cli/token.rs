@@ -52,7 +52,11 @@ pub fn run(cmd: TokenCommand) -> ExitCode {
         }
     };
     println!("{token}");
-    eprintln!("\nThe token above is shown once; Moontide keeps only its hash. Add this to the config:\n");
-    eprintln!("[[server.tokens]]\nname = \"{name}\"\nrole = \"{}\"\nsha256 = \"{}\"", role.name(), hash(&token));
+    let (role, sha) = (role.name(), hash(&token));
+    eprintln!("\nThe token above is shown once; Moontide keeps only its hash. Add it to the config's");
+    eprintln!("[server] tokens list, tokens = [ ... ]:\n");
+    eprintln!("  {{ name = \"{name}\", role = \"{role}\", sha256 = \"{sha}\" }},");
+    eprintln!("\nor, where the config writes its tokens as tables:\n");
+    eprintln!("[[server.tokens]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{sha}\"");
     ExitCode::SUCCESS
 }

@@ -74,7 +74,13 @@ impl ConfigError {
     pub(crate) fn syntax(path: &Path, text: &str, e: &toml::de::Error) -> Self {
         let offset = e.span().map(|s| refine(text, s, e.message())).unwrap_or(0);
         let field = field_at(text, offset);
-        let message = e.message().trim().replace('\n', " ");
+        let mut message = e.message().trim().replace('\n', " ");
+        // a number where text goes is almost always a duration written without its unit
+        let number =
+            message.starts_with("invalid type: integer") || message.starts_with("invalid type: floating point");
+        if number && message.ends_with("expected a string") {
+            message.push_str(" (a duration is text with a unit, like \"10s\")");
+        }
         ConfigError::Syntax { problem: Problem::at(path, text, offset, field, message) }
     }
 
