@@ -507,7 +507,7 @@ fn strategy_config_rejects_unknown_fields_and_bad_values() {
         ),
         (
             serde_json::json!({ "strategy": "threshold", "conditions": [{ "metric": "cpu", "upper": 1, "up_for": 30 }] }),
-            "invalid type",
+            "a duration needs a unit: write \"30s\"",
         ),
     ];
     for (json, want) in cases {
