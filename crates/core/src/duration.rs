@@ -81,16 +81,21 @@ pub mod serde_text {
         }
 
         fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
-            Err(E::custom(format!("a duration needs a unit: write \"{v}s\" for {v} seconds (or ms, m, h, d)")))
+            Err(unitless(v))
         }
 
         fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Duration, E> {
-            self.visit_i64(v as i64)
+            Err(unitless(v))
         }
 
         fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Duration, E> {
-            Err(E::custom(format!("a duration needs a unit: write \"{v}s\" for {v} seconds (or ms, m, h, d)")))
+            Err(unitless(v))
         }
+    }
+
+    /// The error for a number written where a duration goes.
+    fn unitless<E: serde::de::Error>(v: impl std::fmt::Display) -> E {
+        E::custom(format!("a duration needs a unit: write \"{v}s\" for {v} seconds (or ms, m, h, d)"))
     }
 
     /// Writes a duration as text such as "10s".

@@ -293,7 +293,7 @@ impl Autoscaler for PolicyScaler {
             checks.iter().filter(|_| view.scraped).find_map(|c| c.recommendation.error.as_ref().map(|e| (&c.check, e)))
         {
             self.failed += 1;
-            let at = view.now - *self.started.get_or_insert(view.now);
+            let at = view.now - self.started.unwrap_or(view.now);
             self.first_failure.get_or_insert_with(|| format!("check `{check}` at {at:.0} s: {error}"));
         }
         let eval = conclude(&self.spec, &obs, &self.history, checks);
