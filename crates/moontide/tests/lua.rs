@@ -247,6 +247,40 @@ fn lua_test_and_check_report_through_exit_codes() {
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("decide returned 6"));
 
+    // --param sets ctx.params, written as in a config's `params`
+    std::fs::write(
+        dir.path().join("per.lua"),
+        "function decide(ctx) return math.ceil(ctx.metrics.rps.value / ctx.params.per), ctx.params.why end",
+    )
+    .unwrap();
+    let check = |extra: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_moontide"))
+            .args(["lua", "check"])
+            .arg(dir.path().join("per.lua"))
+            .args(["--metric", "rps=23"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = check(&["--param", "per=5", "--param", "why=\"five each\""]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("decide returned 5: five each"), "{out}");
+    let (code, _, err) = check(&["--param", "why=five"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--param `why=five`: `five` is not a TOML value (a string needs quotes"), "{err}");
+    let (code, _, err) = check(&["--param", "=5"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("the name is empty"), "{err}");
+    // without the param the policy's own error names the line
+    let (code, _, err) = check(&[]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("per.lua:1:"), "{err}");
+
     let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policies/seed_loop.lua");
     let o = Command::new(env!("CARGO_BIN_EXE_moontide")).args(["lua", "check", "--script", seed]).output().unwrap();
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("script mode: compiles"));

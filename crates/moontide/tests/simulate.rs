@@ -331,3 +331,22 @@ fn an_llm_trace_is_replayed_against_the_llm_model_from_zero() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("error:"), "{err}");
 }
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly_like_sigpipe() {
+    // `moontide simulate ... | head -1`: the reader goes away before the tables are written
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.txt");
+    std::fs::write(&trace, vec!["20"; 600].join("\n")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_moontide"))
+        .args(["simulate", "--trace", trace.to_str().unwrap(), "--capacity", "10"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

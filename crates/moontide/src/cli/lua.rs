@@ -27,6 +27,9 @@ pub struct CheckArgs {
     /// Run decide once with this metric reading (repeatable), e.g. --metric cpu=85.
     #[arg(long = "metric", value_name = "NAME=VALUE")]
     pub metrics: Vec<String>,
+    /// Set ctx.params.NAME for that run (repeatable); VALUE is written as in TOML, e.g. --param server_rps=5, --param 'mode="fast"'.
+    #[arg(long = "param", value_name = "NAME=VALUE", requires = "metrics")]
+    pub params: Vec<String>,
     /// The current replica count for that run.
     #[arg(long, default_value_t = 1)]
     pub current: u32,
@@ -76,6 +79,18 @@ fn check(a: CheckArgs) -> ExitCode {
             }
         }
     }
+    let mut params = BTreeMap::new();
+    for p in &a.params {
+        match parse_param(p) {
+            Ok((k, v)) => {
+                params.insert(k, v);
+            }
+            Err(why) => {
+                eprintln!("error: --param `{p}`: {why}");
+                return ExitCode::from(super::EXIT_BAD_INPUT);
+            }
+        }
+    }
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(DEFAULT_NOW)));
     let mut strategy =
         match LuaStrategy::load(Origin::File(a.file.clone()), Limits::default(), Duration::from_secs(600), clock) {
@@ -95,6 +110,10 @@ fn check(a: CheckArgs) -> ExitCode {
     if metrics.is_empty() {
         println!("{}: ok (defines decide)", a.file.display());
         return ExitCode::SUCCESS;
+    }
+    if let Err(e) = strategy.set_params(&params) {
+        eprintln!("error: params: {e}");
+        return ExitCode::from(super::EXIT_BAD_INPUT);
     }
     let now = Timestamp::from_secs(DEFAULT_NOW);
     let series: BTreeMap<String, Series> = metrics
@@ -127,6 +146,24 @@ fn check(a: CheckArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// `NAME=VALUE` with VALUE in TOML (a number, a boolean, a quoted string, an
+/// array or an inline table), as the check's `params` are written in a config.
+fn parse_param(p: &str) -> Result<(String, serde_json::Value), String> {
+    let (name, value) = p.split_once('=').ok_or("write NAME=VALUE, like server_rps=5")?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("the name is empty: write NAME=VALUE, like server_rps=5".into());
+    }
+    let table: toml::Table = toml::from_str(&format!("v = {}", value.trim()))
+        .map_err(|_| format!("`{}` is not a TOML value (a string needs quotes: 'mode=\"fast\"')", value.trim()))?;
+    let v = table.get("v").cloned().ok_or("no value after `=`")?;
+    if matches!(v, toml::Value::Datetime(_)) {
+        return Err("a date is not a value a policy can read: quote it as a string".into());
+    }
+    let v = serde_json::to_value(v).map_err(|e| e.to_string())?;
+    Ok((name.to_string(), v))
 }
 
 fn test(a: TestArgs) -> ExitCode {

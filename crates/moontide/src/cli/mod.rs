@@ -82,6 +82,7 @@ pub enum Command {
 
 /// Parses arguments, runs the command, returns the exit status.
 pub fn main() -> ExitCode {
+    exit_quietly_on_closed_pipe();
     let cli = Cli::parse();
     if let Command::Worker(args) = cli.command {
         return crate::demo::worker::main(args);
@@ -100,6 +101,29 @@ pub fn main() -> ExitCode {
     // cannot be interrupted: do not wait for it to exit.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     code
+}
+
+/// `moontide simulate ... 2>&1 | head` closes the pipe early; Rust ignores
+/// SIGPIPE, so the next `println!` or `eprintln!` panics. Changing the
+/// signal's disposition needs unsafe code, which this crate forbids: end the
+/// process the way a tool killed by SIGPIPE does (status 141, nothing more
+/// printed) instead.
+fn exit_quietly_on_closed_pipe() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        let printing =
+            message.starts_with("failed printing to stdout") || message.starts_with("failed printing to stderr");
+        if printing && message.contains("Broken pipe") {
+            std::process::exit(128 + 13);
+        }
+        default_hook(info);
+    }));
 }
 
 async fn dispatch(cmd: Command) -> ExitCode {
