@@ -175,26 +175,37 @@ end
 -- never lowers what is held.
 local function highest_arrivals(s, now, rps)
   local minute = math.floor(now / 60)
-  local peaks = {}
-  local function keep(at, v)
-    local last = peaks[#peaks]
-    if last and last[1] == at then
-      last[2] = math.max(last[2], v)
-    else
-      peaks[#peaks + 1] = { at, v }
+  -- in place: this runs every tick, and a new table per minute kept was most
+  -- of the script's time on long traces
+  local peaks = s.peaks or {}
+  local n = 0
+  for i = 1, #peaks do
+    local p = peaks[i]
+    p[1] = math.min(p[1], minute)
+    if p[1] > minute - HELD_MINUTES then
+      local last = peaks[n]
+      if n > 0 and last[1] == p[1] then
+        last[2] = math.max(last[2], p[2])
+      else
+        n = n + 1
+        peaks[n] = p
+      end
     end
   end
-  for _, p in ipairs(s.peaks or {}) do
-    local at = math.min(p[1], minute)
-    if at > minute - HELD_MINUTES then
-      keep(at, p[2])
-    end
+  for i = #peaks, n + 1, -1 do
+    peaks[i] = nil
   end
-  keep(minute, rps)
+  local last = peaks[n]
+  if n > 0 and last[1] == minute then
+    last[2] = math.max(last[2], rps)
+  else
+    n = n + 1
+    peaks[n] = { minute, rps }
+  end
   s.peaks = peaks
   local highest = rps
-  for _, p in ipairs(peaks) do
-    highest = math.max(highest, p[2])
+  for i = 1, n do
+    highest = math.max(highest, peaks[i][2])
   end
   return highest
 end

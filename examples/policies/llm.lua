@@ -87,29 +87,39 @@ end
 -- back) count as this minute, so a clock change never lowers the floor.
 local function held_floor(c, s, now, arrivals)
   local minute = math.floor(now / 60)
-  local peaks = {}
-  local function keep(at, v)
-    local last = peaks[#peaks]
-    if last and last[1] == at then
-      last[2] = math.max(last[2], v)
-    else
-      peaks[#peaks + 1] = { at, v }
+  -- in place: this runs every tick
+  local peaks = s.peaks or {}
+  local n = 0
+  for i = 1, #peaks do
+    local p = peaks[i]
+    p[1] = math.min(p[1], minute)
+    if p[1] > minute - c.HELD_MINUTES then
+      local last = peaks[n]
+      if n > 0 and last[1] == p[1] then
+        last[2] = math.max(last[2], p[2])
+      else
+        n = n + 1
+        peaks[n] = p
+      end
     end
   end
-  for _, p in ipairs(s.peaks or {}) do
-    local at = math.min(p[1], minute)
-    if at > minute - c.HELD_MINUTES then
-      keep(at, p[2])
-    end
+  for i = #peaks, n + 1, -1 do
+    peaks[i] = nil
   end
   local read = arrivals ~= nil and math.abs(arrivals) < math.huge -- false for NaN too
   if read then
-    keep(minute, arrivals)
+    local last = peaks[n]
+    if n > 0 and last[1] == minute then
+      last[2] = math.max(last[2], arrivals)
+    else
+      n = n + 1
+      peaks[n] = { minute, arrivals }
+    end
   end
   s.peaks = peaks
   local highest = 0
-  for _, p in ipairs(peaks) do
-    highest = math.max(highest, p[2])
+  for i = 1, n do
+    highest = math.max(highest, peaks[i][2])
   end
   local floor = math.ceil(c.HELD * highest / c.SERVER_RPS - 1e-9)
   if floor <= 0 then

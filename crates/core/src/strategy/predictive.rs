@@ -262,6 +262,9 @@ pub struct PredictiveMemory {
     ready_secs: VecDeque<f64>,
     pending: Option<PendingReady>,
     last_current: Option<u32>,
+    /// When `last_current` was read: the tick that raised the count.
+    #[serde(default)]
+    last_at: Option<Timestamp>,
     /// The open step: sum, count and highest reading so far (not saved).
     #[serde(skip)]
     open: (f64, u32, f64),
@@ -379,9 +382,18 @@ impl PredictiveMemory {
             && obs.ready < obs.current
             && self.pending.is_none()
         {
-            self.pending = Some(PendingReady { since: obs.now, to: obs.current });
+            // The count went up after the previous reading: at that tick's
+            // scale action, as a rule, so time it from there (timed from this
+            // tick, it came out up to an interval short). A reading older
+            // than two intervals (restored after a restart) dates nothing.
+            let since = match self.last_at {
+                Some(at) if at <= obs.now && obs.now.since(at) <= obs.interval * 2 => at,
+                _ => obs.now,
+            };
+            self.pending = Some(PendingReady { since, to: obs.current });
         }
         self.last_current = Some(obs.current);
+        self.last_at = Some(obs.now);
     }
 
     /// The forecast for `now + lead`, from the closed steps, with its horizon
@@ -510,7 +522,8 @@ mod tests {
     fn lead_time_is_measured_from_scale_up_to_ready() {
         let c = cfg(60, &[]);
         let mut mem = PredictiveMemory::default();
-        // at t=100 the count goes 2 → 5; ready reaches 5 at t=280 (180 s); again at t=1000, 120 s
+        // the tick at t=90 scales 2 → 5 (seen from t=100); ready reaches 5 at
+        // t=280 (190 s); again from t=990, ready at t=1120 (130 s)
         let counts = |t: i64| match t {
             ..100 => (2, 2),
             100..280 => (5, 2),
@@ -519,10 +532,39 @@ mod tests {
             _ => (8, 8),
         };
         run(&c, &mut mem, 1500, 10, |_| 50.0, counts);
-        assert_eq!(mem.ready_secs.iter().copied().collect::<Vec<_>>(), vec![180.0, 120.0]);
-        assert_eq!(mem.lead_time(), Some(Duration::from_secs(180)), "the upper median: the cautious one");
+        assert_eq!(mem.ready_secs.iter().copied().collect::<Vec<_>>(), vec![190.0, 130.0]);
+        assert_eq!(mem.lead_time(), Some(Duration::from_secs(190)), "the upper median: the cautious one");
         let (r, rec) = run(&c, &mut mem, 60, 10, |_| 50.0, |_| (8, 8));
         assert!(rec.unwrap().lead_measured, "{}", r.reason);
+    }
+
+    #[test]
+    fn a_count_raised_across_a_restart_is_timed_from_when_it_was_seen() {
+        let c = cfg(60, &[]);
+        let series = BTreeMap::from([("rps".to_string(), Series::new())]);
+        let tick = |mem: &mut PredictiveMemory, t: i64, current: u32, ready: u32| {
+            let obs = Observation {
+                now: Timestamp::from_secs(1_000_000_000 + t),
+                interval: Duration::from_secs(10),
+                current,
+                ready,
+                min: 0,
+                max: 1000,
+                series: &series,
+            };
+            mem.observe(&c, &obs);
+        };
+        let mut mem = PredictiveMemory::default();
+        tick(&mut mem, 0, 2, 2);
+        // saved, and restored an hour later, when the count has gone up
+        let mut mem: PredictiveMemory = serde_json::from_str(&serde_json::to_string(&mem).unwrap()).unwrap();
+        tick(&mut mem, 3600, 5, 2);
+        tick(&mut mem, 3700, 5, 5);
+        assert_eq!(mem.ready_secs.iter().copied().collect::<Vec<_>>(), vec![100.0], "not the hour offline");
+        // a clock set back dates nothing either
+        tick(&mut mem, 3600, 8, 5);
+        tick(&mut mem, 3650, 8, 8);
+        assert_eq!(mem.ready_secs.iter().copied().collect::<Vec<_>>(), vec![100.0, 50.0]);
     }
 
     #[test]
