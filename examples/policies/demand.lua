@@ -89,6 +89,7 @@ local SETTLE = math.ceil(INITIAL_MARGIN / (STEP * (1 - QUANTILE)) - 1e-9) -- mar
 local MIN_SCORES = 360 -- rule scores before the held rule may be chosen
 local DECAY = 0.9999 -- weight an older score keeps at each new one (half in about 19 h of 10 s ticks)
 local RULES = { "trend", "held" }
+local peaks = require("peaks")
 
 -- Adds one scored look-ahead to a rule's record: the replicas of arrivals
 -- it would have missed and what it would have paid, older scores fading.
@@ -169,54 +170,12 @@ local function paid_for(s, now, trend, held)
   return { trend = trend, held = held }
 end
 
--- Folds, in place, `peaks` (a list of { minute, highest reading }, oldest
--- first) to the last `minutes` minutes, with `v` (unless nil) added to this
--- minute's. Minutes ahead of the clock (one set back) count as this minute.
--- In place because it runs every tick: a new table per kept minute was most
--- of the script's time on long traces.
-local function fold_peaks(peaks, minute, minutes, v)
-  local n = 0
-  for i = 1, #peaks do
-    local p = peaks[i]
-    p[1] = math.min(p[1], minute)
-    if p[1] > minute - minutes then
-      local last = peaks[n]
-      if n > 0 and last[1] == p[1] then
-        last[2] = math.max(last[2], p[2])
-      else
-        n = n + 1
-        peaks[n] = p
-      end
-    end
-  end
-  for i = #peaks, n + 1, -1 do
-    peaks[i] = nil
-  end
-  -- merged into this minute's entry when there is one: a new table at every
-  -- tick cost a tenth of the time on long traces
-  if v ~= nil then
-    local last = peaks[n]
-    if n > 0 and last[1] == minute then
-      last[2] = math.max(last[2], v)
-    else
-      peaks[n + 1] = { minute, v }
-    end
-  end
-  return peaks
-end
-
 -- The highest arrivals of the last HELD_MINUTES minutes, this reading
--- included: the highest reading of each minute is kept in s.peaks. Minutes
--- ahead of the clock (one set back) count as this minute: a clock change
--- never lowers what is held.
+-- included: the highest reading of each minute is kept in s.peaks (see
+-- require("peaks"); a clock set back never lowers what is held).
 local function highest_arrivals(s, now, rps)
-  local peaks = fold_peaks(s.peaks or {}, math.floor(now / 60), HELD_MINUTES, rps)
-  s.peaks = peaks
-  local highest = rps
-  for _, p in ipairs(peaks) do
-    highest = math.max(highest, p[2])
-  end
-  return highest
+  s.peaks = s.peaks or {}
+  return peaks.keep(s.peaks, now, HELD_MINUTES, rps) or rps
 end
 
 -- Whether the held rule has earned its place: scored long enough, no more

@@ -44,6 +44,7 @@ local DEFAULTS = {
   HELD_MINUTES = 30, -- how long a burst's arrivals are held
 }
 local FORECAST = "ahead" -- the predictive check whose forecast is read
+local peaks = require("peaks")
 
 -- The settings: DEFAULTS, with the check's params over them. A param that is
 -- not a number in its range stops the check with an error naming it.
@@ -78,57 +79,17 @@ local function for_forecast(ctx)
   return f.replicas, (", %d for the forecast (%s, in %.0fs)"):format(f.replicas, f.model, f.lead)
 end
 
--- Folds, in place, `peaks` (a list of { minute, highest reading }, oldest
--- first) to the last `minutes` minutes, with `v` (unless nil) added to this
--- minute's. Minutes ahead of the clock (one set back) count as this minute.
--- In place because it runs every tick: a new table per kept minute was most
--- of the script's time on long traces.
-local function fold_peaks(peaks, minute, minutes, v)
-  local n = 0
-  for i = 1, #peaks do
-    local p = peaks[i]
-    p[1] = math.min(p[1], minute)
-    if p[1] > minute - minutes then
-      local last = peaks[n]
-      if n > 0 and last[1] == p[1] then
-        last[2] = math.max(last[2], p[2])
-      else
-        n = n + 1
-        peaks[n] = p
-      end
-    end
-  end
-  for i = #peaks, n + 1, -1 do
-    peaks[i] = nil
-  end
-  -- merged into this minute's entry when there is one: a new table at every
-  -- tick cost a tenth of the time on long traces
-  if v ~= nil then
-    local last = peaks[n]
-    if n > 0 and last[1] == minute then
-      last[2] = math.max(last[2], v)
-    else
-      peaks[n + 1] = { minute, v }
-    end
-  end
-  return peaks
-end
-
 -- The held floor, and why: HELD × the highest arrivals of the last
 -- HELD_MINUTES minutes (this reading included) ÷ SERVER_RPS. The highest
--- reading of each minute is kept in s.peaks, at most HELD_MINUTES of them.
+-- reading of each minute is kept in s.peaks (require("peaks")).
 -- A reading that is no number (failed, NaN, infinite) adds nothing, but the
 -- minutes kept still hold the floor: a gateway that stops answering for a
 -- minute does not let the fleet go. Minutes ahead of the clock (one set
 -- back) count as this minute, so a clock change never lowers the floor.
 local function held_floor(c, s, now, arrivals)
   local read = arrivals ~= nil and math.abs(arrivals) < math.huge -- false for NaN too
-  local peaks = fold_peaks(s.peaks or {}, math.floor(now / 60), c.HELD_MINUTES, read and arrivals or nil)
-  s.peaks = peaks
-  local highest = 0
-  for _, p in ipairs(peaks) do
-    highest = math.max(highest, p[2])
-  end
+  s.peaks = s.peaks or {}
+  local highest = math.max(0, peaks.keep(s.peaks, now, c.HELD_MINUTES, arrivals) or 0)
   local floor = math.ceil(c.HELD * highest / c.SERVER_RPS - 1e-9)
   if floor <= 0 then
     return 0, ""

@@ -29,6 +29,8 @@ const STEP: u32 = 1_000;
 pub const BUDGET_EXCEEDED: &str = "instruction budget exceeded";
 
 const PRELUDE: &str = include_str!("prelude.lua");
+/// `require("peaks")`: per-minute peaks kept in a policy's state.
+const PEAKS: &str = include_str!("peaks.lua");
 /// Most bytes one `print` writes to the log.
 const MAX_PRINT: usize = 4096;
 
@@ -101,6 +103,8 @@ impl Sandbox {
             let now = lua.create_function(move |_, ()| Ok(clock.now().as_millis() as f64 / 1000.0))?;
             let preload = lua.create_table()?;
             preload.set("json", crate::json::module(&lua, limits.memory_bytes)?)?;
+            let peaks: Table = lua.load(PEAKS).set_name("=moontide-peaks").set_mode(ChunkMode::Text).call(())?;
+            preload.set("peaks", peaks)?;
             let print = lua.create_function(|_, args: mlua::Variadic<Value>| {
                 let mut line = String::new();
                 for (i, v) in args.iter().enumerate() {
