@@ -83,6 +83,43 @@ pub struct OpenWindows<'a> {
     pub next: Option<Timestamp>,
 }
 
+/// What is wrong with a cron expression croner refused, in the user's terms:
+/// the field at fault, as written (croner's own message names the field
+/// rewritten, `mon-fry` as `1-FRY`), with what that field takes.
+fn explain(expr: &str, err: croner::errors::CronError) -> String {
+    const FIVE: [(&str, &str); 5] = [
+        ("minute", "0-59"),
+        ("hour", "0-23"),
+        ("day-of-month", "1-31, L, W"),
+        ("month", "1-12 or JAN-DEC"),
+        ("day-of-week", "0-7 or SUN-SAT (0 and 7 are Sunday), L, #"),
+    ];
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    let names: Vec<(&str, &str)> = match fields.len() {
+        5 => FIVE.to_vec(),
+        6 => [("second", "0-59")].into_iter().chain(FIVE).collect(),
+        7 => [("second", "0-59")].into_iter().chain(FIVE).chain([("year", "1-4999")]).collect(),
+        1 if expr.trim_start().starts_with('@') => return err.to_string(),
+        n => {
+            return format!(
+                "it has {n} field(s); give 5 (minute hour day-of-month month day-of-week), \
+                 6 (a second first) or 7 (and a year last)"
+            );
+        }
+    };
+    // each field alone, the others `*`: the first that croner refuses is the culprit
+    for (i, (field, (name, takes))) in fields.iter().zip(&names).enumerate() {
+        let alone: Vec<&str> = (0..fields.len()).map(|j| if j == i { *field } else { "*" }).collect();
+        if let Err(e) = croner::Cron::from_str(&alone.join(" ")) {
+            return format!(
+                "field {} ({name}) `{field}` is not valid: it takes {takes}, with `*`, `,`, `-` and `/` (croner: {e})",
+                i + 1
+            );
+        }
+    }
+    err.to_string()
+}
+
 impl Schedule {
     fn zone(&self) -> Result<chrono_tz::Tz, String> {
         chrono_tz::Tz::from_str(&self.timezone).map_err(|_| {
@@ -102,7 +139,9 @@ impl Schedule {
         for (i, w) in self.windows.iter().enumerate() {
             let at = format!("windows[{i}]");
             match croner::Cron::from_str(&w.cron) {
-                Err(e) => errs.push(format!("{at}.cron: `{}` is not a cron expression: {e}", w.cron)),
+                Err(e) => {
+                    errs.push(format!("{at}.cron: `{}` is not a cron expression: {}", w.cron, explain(&w.cron, e)))
+                }
                 // a window that can never open (Feb 31, a year gone by) is a mistake, and
                 // each tick would search for its next opening in vain
                 Ok(cron) if cron.find_next_occurrence(&Utc::now(), false).is_err() => {
@@ -309,5 +348,20 @@ mod tests {
             assert!(errs.iter().any(|e| e.contains("never matches")), "{never}: {errs:?}");
         }
         assert!(schedule("America/New_York", &[("*/15 9-17 * * 1-5", 1, Some(2), None)]).validate().is_empty());
+    }
+
+    #[test]
+    fn a_bad_cron_expression_names_its_field_as_written() {
+        let err = |cron: &str| schedule("UTC", &[(cron, 60, Some(2), None)]).validate().join("\n");
+        let e = err("0 8 * * mon-fry");
+        assert!(e.contains("field 5 (day-of-week) `mon-fry` is not valid: it takes 0-7 or SUN-SAT"), "{e}");
+        let e = err("61 8 * * *");
+        assert!(e.contains("field 1 (minute) `61`"), "{e}");
+        let e = err("0 0 8 * * * 99999");
+        assert!(e.contains("field 7 (year) `99999`"), "{e}");
+        let e = err("0 8 * *");
+        assert!(e.contains("it has 4 field(s); give 5"), "{e}");
+        assert!(err("@hourly").is_empty(), "nicknames pass through");
+        assert!(!err("@fortnightly").is_empty());
     }
 }
