@@ -273,6 +273,9 @@ fn lua_test_and_check_report_through_exit_codes() {
     let (code, _, err) = check(&["--param", "why=five"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("--param `why=five`: `five` is not a TOML value (a string needs quotes"), "{err}");
+    let (code, _, err) = check(&["--param", "per=5\nwhy = \"hidden\""]);
+    assert_eq!(code, Some(2), "a second line is not dropped unseen");
+    assert!(err.contains("holds more than one value"), "{err}");
     let (code, _, err) = check(&["--param", "=5"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("the name is empty"), "{err}");

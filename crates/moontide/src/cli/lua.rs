@@ -158,6 +158,10 @@ fn parse_param(p: &str) -> Result<(String, serde_json::Value), String> {
     }
     let table: toml::Table = toml::from_str(&format!("v = {}", value.trim()))
         .map_err(|_| format!("`{}` is not a TOML value (a string needs quotes: 'mode=\"fast\"')", value.trim()))?;
+    if table.len() > 1 {
+        // `1\nother = 2`: the lines after the first would be dropped unseen
+        return Err(format!("`{}` holds more than one value: give one, on one line", value.trim()));
+    }
     let v = table.get("v").cloned().ok_or("no value after `=`")?;
     if matches!(v, toml::Value::Datetime(_)) {
         return Err("a date is not a value a policy can read: quote it as a string".into());
