@@ -7,7 +7,7 @@
 //! |---|---|---|---|
 //! | `queue_depth` | `vllm:num_requests_waiting` | `tgi_queue_size` | sum |
 //! | `running` | `vllm:num_requests_running` | `tgi_batch_current_size` | sum |
-//! | `kv_cache` | `vllm:kv_cache_usage_perc` (V1) or `vllm:gpu_cache_usage_perc` (V0), 0–1 | none | mean |
+//! | `kv_cache` | `vllm:kv_cache_usage_perc` or, in older releases, `vllm:gpu_cache_usage_perc`, 0–1 | none | mean |
 //! | `tokens_per_second` | rate of `vllm:generation_tokens_total` | rate of `tgi_request_generated_tokens_sum` | sum |
 //! | `prompt_tokens_per_second` | rate of `vllm:prompt_tokens_total` | rate of `tgi_request_input_length_sum` | sum |
 //!

@@ -6,7 +6,9 @@ use crate::contract::{Kit, check};
 use crate::servers::{NodeExporter, Silent};
 use moontide::sources::{Source, SourceConfig};
 
-/// A vLLM server's /metrics, in the shape vLLM's V1 engine writes (values made up).
+/// A vLLM server's /metrics, in the shape vLLM's V1 engine writes (values
+/// made up), its KV-cache gauge under the older name that newer releases
+/// replace with `vllm:kv_cache_usage_perc`.
 fn vllm(waiting: u32, running: u32, kv: f64) -> String {
     format!(
         r#"# HELP vllm:num_requests_running Number of requests in model execution batches.
@@ -165,12 +167,14 @@ async fn the_vllm_preset_names_queue_running_kv_cache_and_token_rates() {
     // each scrape of either server has generated 500 more tokens than the last
     let served = |n: usize| vllm(4, 2, 0.25).replace("91544.0", &format!("{}.0", 1000 + 500 * n));
     let a = TestServer::start(move |_, n| text(200, &served(n))).await;
-    let b = TestServer::start(|_, _| text(200, &vllm(3, 8, 0.75))).await;
+    // b is a newer vLLM: the KV-cache gauge under its new name
+    let newer = vllm(3, 8, 0.75).replace("vllm:gpu_cache_usage_perc", "vllm:kv_cache_usage_perc");
+    let b = TestServer::start(move |_, _| text(200, &newer)).await;
     let urls = format!("urls = [\"{}\", \"{}\"]", a.url("/metrics"), b.url("/metrics"));
     let s = source(&format!("type = \"scrape\"\npreset = \"vllm\"\n{urls}"));
     assert_eq!(read(&s, "queue_depth").await.unwrap().value, 7.0);
     assert_eq!(read(&s, "running").await.unwrap().value, 10.0);
-    assert_eq!(read(&s, "kv_cache").await.unwrap().value, 0.5, "the mean over replicas");
+    assert_eq!(read(&s, "kv_cache").await.unwrap().value, 0.5, "the mean over replicas, under either name");
     let first = read(&s, "tokens_per_second").await.unwrap_err();
     assert!(first.contains("needs a second scrape"), "{first}");
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
