@@ -56,7 +56,8 @@ pub struct UrlMapping {
     #[serde(default)]
     pub action: Option<Action>,
     /// Answer with this source's reading (an `http_json` source's document; a
-    /// `host` source's `{"cpu", "memory", "net_rx", "net_tx"}`).
+    /// `host` source's `{"cpu", "memory", "net_rx", "net_tx"}`; a `push`
+    /// source's values pushed within its `max_age`).
     #[serde(default)]
     pub source: Option<String>,
 }
@@ -99,7 +100,7 @@ impl ScriptConfig {
                     None => errs.push(format!("urls.\"{url}\": no source named `{s}`")),
                     Some(c) if c.has_document() => {}
                     Some(c) => errs.push(format!(
-                        "urls.\"{url}\": source `{s}` is a `{}` source; script URLs map to http_json and host sources",
+                        "urls.\"{url}\": source `{s}` is a `{}` source; script URLs map to http_json, host and push sources",
                         c.kind()
                     )),
                 },
@@ -154,6 +155,8 @@ struct Host {
     sources: BTreeMap<String, Arc<Source>>,
     client: reqwest::Client,
     sleeper: Arc<dyn Sleeper>,
+    /// Its `wake` cuts a sleep short: a push to a fleet at zero, an operator's change.
+    control: Arc<crate::engine::control::Control>,
     clock: Arc<dyn Clock>,
     last_action: Arc<std::sync::Mutex<Option<moontide_core::Timestamp>>>,
     gate: Arc<Gate>,
@@ -199,7 +202,13 @@ fn throttled() -> HttpResponse {
 
 impl ScriptHost for Host {
     fn sleep(&self, d: Duration) -> BoxFuture<()> {
-        self.sleeper.sleep(d)
+        let (sleep, control) = (self.sleeper.sleep(d), self.control.clone());
+        Box::pin(async move {
+            tokio::select! {
+                _ = sleep => {}
+                _ = control.wake.notified() => {}
+            }
+        })
     }
 
     fn http(&self, req: HttpRequest) -> BoxFuture<Result<HttpResponse, HttpError>> {
@@ -260,7 +269,7 @@ impl ScriptHost for Host {
                 }
                 Some(UrlMapping { source: Some(name), .. }) => {
                     let source = sources.get(&name).ok_or_else(|| HttpError::Failed(format!("no source `{name}`")))?;
-                    let body = source.document().await.map_err(HttpError::Failed)?;
+                    let body = source.document(clock.now()).await.map_err(HttpError::Failed)?;
                     Ok(HttpResponse {
                         status: 200,
                         headers: vec![("content-type".into(), "application/json".into())],
@@ -352,7 +361,10 @@ pub struct ScriptRun {
 pub async fn drive(run: ScriptRun, stop: watch::Receiver<bool>) {
     let ScriptRun { field, config, runtime, sources, clock, sleeper } = run;
     let gate = Arc::new(Gate::default());
-    let policy = runtime.lock().await.name().to_string();
+    let (policy, control) = {
+        let rt = runtime.lock().await;
+        (rt.name().to_string(), rt.control())
+    };
     let urls = config.urls.iter().filter_map(|(k, v)| Some((normalize(k)?, v.clone()))).collect();
     let client = crate::http::client_without_redirects(SCRIPT_HTTP_TIMEOUT).unwrap_or_default();
     let host: Arc<dyn ScriptHost> = Arc::new(Host {
@@ -363,6 +375,7 @@ pub async fn drive(run: ScriptRun, stop: watch::Receiver<bool>) {
         sources,
         client,
         sleeper: sleeper.clone(),
+        control,
         clock: clock.clone(),
         last_action: Arc::default(),
         gate: gate.clone(),

@@ -10,7 +10,7 @@ use common::{TestServer, json, text};
 use moontide::config::Config;
 use moontide::engine::{Engine, VirtualTime};
 use moontide::store::Store;
-use moontide_core::{Decision, GuardKind, ManualClock, Outcome, Timestamp};
+use moontide_core::{Clock, Decision, GuardKind, ManualClock, Outcome, Timestamp};
 use serde_json::json as j;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -310,7 +310,7 @@ async fn a_changed_script_is_swapped_in_only_when_it_compiles() {
         let mut rx = rx.resubscribe();
         async move { tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.unwrap().unwrap() }
     };
-    let first = next(&mut rx).await;
+    let first = next_decision(&mut rx).await;
     assert_eq!(first.outcome, Outcome::Scaled { from: 1, to: 2 }, "{}", first.reason);
 
     let waiting = next(&mut rx);
@@ -361,4 +361,83 @@ end
         assert!(!matches!(d.outcome, Outcome::Scaled { .. }), "a paused policy scaled: {d:?}");
     }
     assert!(cloud.seen().is_empty(), "the platform was called while paused");
+}
+
+async fn next_decision(rx: &mut tokio::sync::broadcast::Receiver<Decision>) -> Decision {
+    tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.expect("a decision within 30 s").unwrap()
+}
+
+/// A guide-style loop behind a gateway: the gateway pushes its pending
+/// requests to a `push` source, the script reads them from a mapped URL and
+/// sleeps an hour between rounds. With the fleet at zero, the first push
+/// cuts that sleep short, and the first request's wait is a round, not an
+/// hour. (Real sleeps: only the wake can end this one within the test.)
+#[tokio::test]
+async fn a_push_to_a_fleet_at_zero_wakes_a_sleeping_script() {
+    let cloud = TestServer::start(|_, _| text(200, "ok")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "gw-s3cret").unwrap();
+    let config = format!(
+        r#"
+[sources.gateway]
+type = "push"
+token_file = "{token}"
+
+[targets.cloud]
+type = "webhook"
+url = "{cloud}"
+initial = 0
+
+[policies.p]
+target = "cloud"
+min = 0
+max = 5
+
+[policies.p.script]
+allow_hosts = []
+urls = {{ "http://gateway.test/pending" = {{ source = "gateway" }}, "http://provider.test/up" = {{ action = "scale_up" }}, "http://provider.test/down" = {{ action = "scale_down" }} }}
+source = '''
+local http = require("socket.http")
+local json = require("json")
+while true do
+  local seen = json.decode(http.request("http://gateway.test/pending"))
+  if (seen.pending or 0) > 0 then
+    http.request("http://provider.test/up")
+  else
+    http.request("http://provider.test/down")
+  end
+  require("socket").sleep(3600)
+end
+'''
+"#,
+        token = token.display(),
+        cloud = cloud.url("/scale?replicas={count}"),
+    );
+    let path = dir.path().join("moontide.toml");
+    std::fs::write(&path, config).unwrap();
+    let clock = clock_at(9_900_000);
+    let engine = Engine::build(
+        &Config::load(&path).unwrap(),
+        Store::open(&dir.path().join("state")).unwrap(),
+        clock.clone(),
+        false,
+    )
+    .unwrap();
+    let gateway = engine.push_sources()["gateway"].clone();
+    let mut rx = engine.subscribe();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let runner = tokio::spawn(engine.run(stopped));
+    // the first round: nothing pending, the fleet stays at zero
+    let first = next_decision(&mut rx).await;
+    assert_eq!((first.current, first.outcome.change()), (0, None), "{first:?}");
+    // the gateway pushes a waiting request a few seconds later
+    clock.advance(Duration::from_secs(5));
+    gateway.accept(Some("gw-s3cret"), br#"{"pending": 1}"#, clock.now()).unwrap();
+    let woken = next_decision(&mut rx).await;
+    assert_eq!(woken.outcome.change(), Some((0, 1)), "{woken:?}");
+    assert!(woken.reason.contains("scale-up"), "{}", woken.reason);
+    assert_eq!(cloud.seen().len(), 1, "one call to the platform");
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), runner).await.unwrap().unwrap();
 }

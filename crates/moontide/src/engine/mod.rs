@@ -13,6 +13,7 @@ pub use tick::PolicyRuntime;
 use crate::config::Config;
 use crate::script::ScriptConfig;
 use crate::sources::Source;
+use crate::sources::push::Push;
 use crate::store::Store;
 use crate::targets::Target;
 use moontide_core::{Clock, Decision, ManualClock, Timestamp};
@@ -129,16 +130,31 @@ impl Engine {
             let breaker = Arc::new(breaker::Breaker::new(&policy.target, config.breaker.clone()));
             let mut rt = PolicyRuntime::new(policy, target, &sources, store.clone(), clock.clone(), decisions.clone())?;
             rt.share(breaker, ledger.clone());
-            if script.is_none() {
-                // load pushed to a fleet at zero is a first request waiting: tick now, not at the next interval
-                for (push, names) in rt.push_sources() {
-                    let (control, clock) = (rt.control(), clock.clone());
-                    push.on_push(Box::new(move |pushed| {
-                        if pushed.iter().any(|(k, v)| *v > 0.0 && names.contains(k)) {
-                            control.wake_if_at_zero(clock.now());
+            // load pushed to a fleet at zero is a first request waiting: tick now, not at the
+            // next interval (a script-mode loop is woken from its sleep)
+            let pushes: Vec<(Arc<Push>, Option<Vec<String>>)> = match &script {
+                None => rt.push_sources().into_iter().map(|(push, names)| (push, Some(names))).collect(),
+                // a script reads the whole document: any name pushed counts
+                Some(sc) => {
+                    let mut mapped: Vec<(Arc<Push>, Option<Vec<String>>)> = Vec::new();
+                    for m in sc.urls.values() {
+                        if let Some(Source::Push(p)) =
+                            m.source.as_ref().and_then(|n| sources.get(n)).map(|s| s.as_ref())
+                            && !mapped.iter().any(|(q, _)| Arc::ptr_eq(q, p))
+                        {
+                            mapped.push((p.clone(), None));
                         }
-                    }));
+                    }
+                    mapped
                 }
+            };
+            for (push, names) in pushes {
+                let (control, clock) = (rt.control(), clock.clone());
+                push.on_push(Box::new(move |pushed| {
+                    if pushed.iter().any(|(k, v)| *v > 0.0 && names.as_ref().is_none_or(|n| n.contains(k))) {
+                        control.wake_if_at_zero(clock.now());
+                    }
+                }));
             }
             match script {
                 Some(config) => scripts.push(ScriptPolicy {

@@ -58,7 +58,7 @@ impl SourceConfig {
 
     /// Whether the source has a whole document a script-mode URL can map to.
     pub fn has_document(&self) -> bool {
-        matches!(self, SourceConfig::HttpJson(_) | SourceConfig::Host(_))
+        matches!(self, SourceConfig::HttpJson(_) | SourceConfig::Host(_) | SourceConfig::Push(_))
     }
 
     /// Checks a query for this source; the error says what a valid one looks like.
@@ -199,11 +199,13 @@ impl Source {
         }
     }
 
-    /// The source's whole reading as JSON, for script-mode requests mapped to
-    /// it: an `http_json` source's document, a `host` source's four metrics.
-    pub async fn document(&self) -> Result<serde_json::Value, String> {
+    /// The source's whole reading as JSON at `now`, for script-mode requests
+    /// mapped to it: an `http_json` source's document, a `host` source's four
+    /// metrics, a `push` source's values pushed within its `max_age`.
+    pub async fn document(&self, now: moontide_core::Timestamp) -> Result<serde_json::Value, String> {
         match self {
             Source::HttpJson(s) => s.document().await,
+            Source::Push(s) => Ok(s.document(now)),
             Source::Host(s) => {
                 let names = ["cpu", "memory", "net_rx", "net_tx"].map(String::from);
                 let values = s.read(&names).await;
@@ -213,7 +215,7 @@ impl Source {
                 }
                 Ok(serde_json::Value::Object(doc))
             }
-            _ => Err("only http_json and host sources have a document to map a script URL to".into()),
+            _ => Err("only http_json, host and push sources have a document to map a script URL to".into()),
         }
     }
 

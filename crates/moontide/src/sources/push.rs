@@ -155,6 +155,19 @@ impl Push {
         Ok(taken.len())
     }
 
+    /// The values pushed within `max_age` of `now`, as one JSON object of
+    /// names and numbers: what a script-mode URL mapped to this source
+    /// returns. A value older than that is left out, so a script reads it as
+    /// missing rather than acting on what a gateway said long ago.
+    pub fn document(&self, now: Timestamp) -> serde_json::Value {
+        let values = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = values
+            .iter()
+            .filter(|(_, (_, at))| now.since(*at) <= self.max_age)
+            .map(|(k, (v, _))| (k.clone(), serde_json::json!(v)));
+        serde_json::Value::Object(fresh.collect())
+    }
+
     /// The latest value of each query, stamped with when it was pushed.
     pub fn read(&self, queries: &[String]) -> Vec<QueryResult> {
         let values = self.values.lock().unwrap_or_else(|p| p.into_inner());
@@ -214,5 +227,17 @@ mod tests {
             assert_eq!(p.accept(token, body, Timestamp::from_secs(1)), Err(Refused::Unauthorized), "{token:?}");
         }
         assert!(p.read(&["pending".into()])[0].is_err(), "a refused push leaves nothing behind");
+    }
+
+    #[test]
+    fn the_document_holds_the_values_pushed_within_max_age() {
+        let p = push();
+        assert_eq!(p.document(Timestamp::from_secs(0)), serde_json::json!({}));
+        p.accept(Some("tok"), br#"{"pending": 4, "inflight": 2}"#, Timestamp::from_secs(100)).unwrap();
+        p.accept(Some("tok"), br#"{"pending": 7}"#, Timestamp::from_secs(150)).unwrap();
+        assert_eq!(p.document(Timestamp::from_secs(160)), serde_json::json!({"pending": 7.0, "inflight": 2.0}));
+        // 60 s later `inflight` is stale (max_age 60 s) and left out; `pending` is not yet
+        assert_eq!(p.document(Timestamp::from_secs(200)), serde_json::json!({"pending": 7.0}));
+        assert_eq!(p.document(Timestamp::from_secs(211)), serde_json::json!({}));
     }
 }
