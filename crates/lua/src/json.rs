@@ -8,7 +8,7 @@
 //! `ctx.state`). Functions, userdata and threads cannot be written.
 //! JSON → Lua: `null` becomes `nil`.
 
-use mlua::{Lua, LuaSerdeExt, LuaString, Table, Value};
+use mlua::{Lua, LuaSerdeExt, Table, Value};
 use serde_json::{Map, Value as Json};
 
 /// Deepest nesting written.
@@ -122,7 +122,20 @@ pub fn module(lua: &Lua, max_bytes: usize) -> mlua::Result<Table> {
     )?;
     t.set(
         "decode",
-        lua.create_function(|lua, s: LuaString| {
+        lua.create_function(|lua, v: Value| {
+            // a failed request's nil is the usual mistake: say so in the script's words
+            let s = match v {
+                Value::String(s) => s,
+                Value::Integer(_) | Value::Number(_) => lua
+                    .coerce_string(v)?
+                    .ok_or_else(|| mlua::Error::runtime("json.decode: the number cannot be read as text"))?,
+                other => {
+                    return Err(mlua::Error::runtime(format!(
+                        "json.decode: expected a string of JSON, got {}",
+                        other.type_name()
+                    )));
+                }
+            };
             let j: Json =
                 serde_json::from_slice(&s.as_bytes()).map_err(|e| mlua::Error::runtime(format!("json.decode: {e}")))?;
             to_lua(lua, &j)

@@ -53,7 +53,15 @@ impl LuaError {
 /// A Lua error in one line: the message with file:line, without the traceback.
 pub fn describe(e: &mlua::Error, limits: &Limits) -> String {
     match e {
-        mlua::Error::CallbackError { cause, .. } => describe(cause, limits),
+        mlua::Error::CallbackError { cause, traceback } => {
+            // A Rust function's error (json.decode's, a bad argument's) names
+            // no line: take the script's line from the traceback.
+            let inner = describe(cause, limits);
+            match script_frame(traceback) {
+                Some(at) if !has_position(&inner) => format!("{at}: {inner}"),
+                _ => inner,
+            }
+        }
         mlua::Error::WithContext { context, cause } => format!("{context}: {}", describe(cause, limits)),
         mlua::Error::SyntaxError { message, .. } => format!("syntax error: {}", first_line(message)),
         mlua::Error::MemoryError(m) => {
@@ -67,6 +75,23 @@ pub fn describe(e: &mlua::Error, limits: &Limits) -> String {
         mlua::Error::RuntimeError(m) => first_line(m).to_string(),
         other => first_line(&other.to_string()).to_string(),
     }
+}
+
+/// The first frame of a traceback in a script's own code, as `file:line`
+/// (frames in C and in Moontide's built-in chunks are skipped).
+fn script_frame(traceback: &str) -> Option<&str> {
+    traceback.lines().map(str::trim).filter(|l| !l.starts_with("[C]") && !l.starts_with("moontide-")).find_map(|l| {
+        let (at, _) = l.split_once(": in ")?;
+        has_position(&format!("{at}: ")).then_some(at)
+    })
+}
+
+/// Whether a message starts with `file:line: `.
+fn has_position(message: &str) -> bool {
+    message
+        .split_once(": ")
+        .and_then(|(at, _)| at.rsplit_once(':'))
+        .is_some_and(|(file, line)| !file.is_empty() && !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn first_line(s: &str) -> &str {

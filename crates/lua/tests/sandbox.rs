@@ -166,6 +166,29 @@ fn unbounded_library_calls_are_refused() {
     assert_eq!((rec.desired, rec.error), (Some(1), None), "{}", rec.reason);
 }
 
+/// An error raised by one of Moontide's Rust functions (json.decode of bad
+/// input, a wrong argument) names the script's line, as Lua's own errors do.
+#[test]
+fn errors_of_built_in_functions_name_the_scripts_line() {
+    let json = "local json = require('json')\n";
+    let cases = [
+        ("json.decode of nil", "json.decode(nil)", "json.decode: expected a string of JSON, got nil"),
+        ("json.decode of a number", "assert(json.decode(5) == 5) json.decode({})", "got table"),
+        ("json.decode of bad text", "json.decode('{')", "json.decode: EOF while parsing"),
+        ("json.encode of a function", "json.encode(decide)", "json.encode"),
+    ];
+    for (what, body, want) in cases {
+        let src = format!("{json}function decide(ctx)\n  local x = 1\n  {body}\n  return 1\nend");
+        let rec = run(&mut load(&src, Limits::default()).unwrap());
+        let err = rec.error.unwrap_or_else(|| panic!("{what}: no error"));
+        assert!(err.contains("test.lua:4: ") && err.contains(want), "{what}: {err}");
+    }
+    // a Lua error keeps its own position, not a second one
+    let rec = run(&mut load("function decide(ctx)\n  error('mine')\nend", Limits::default()).unwrap());
+    let err = rec.error.unwrap();
+    assert!(err.ends_with("test.lua:2: mine") && err.matches("test.lua").count() == 1, "{err}");
+}
+
 #[test]
 fn print_is_bounded_and_g_is_the_scripts_own() {
     let src = "function decide(ctx) for i = 1, 100 do print(string.rep('x', 100000)) end _G.mine = 1 return rawget(_G, 'mine') end";

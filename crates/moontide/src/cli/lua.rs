@@ -13,7 +13,7 @@ use std::time::Duration;
 /// `moontide lua ...`
 #[derive(Subcommand, Debug)]
 pub enum LuaCommand {
-    /// Compile a policy, check that it defines decide(ctx), and with --metric run it once (--script: a loop script, syntax only).
+    /// Compile a policy, check that it defines decide(ctx), and with --metric run it once (--script: a whole-loop script, run with --answer/--rounds).
     Check(CheckArgs),
     /// Run the test_* functions of Lua test files; exit 1 if any fails.
     Test(TestArgs),
@@ -33,9 +33,15 @@ pub struct CheckArgs {
     /// The current replica count for that run.
     #[arg(long, default_value_t = 1)]
     pub current: u32,
-    /// The file is a script-mode loop (no decide): check its syntax only, without running it.
+    /// The file is a script-mode loop (no decide): compile it; with --answer or --rounds, also run it.
     #[arg(long, conflicts_with = "metrics")]
     pub script: bool,
+    /// With --script: answer the script's requests to URL with 200 and BODY (repeatable); other requests get nil and a message.
+    #[arg(long = "answer", num_args = 2, value_names = ["URL", "BODY"], requires = "script")]
+    pub answers: Vec<String>,
+    /// With --script: run the loop until its Nth socket.sleep, on a virtual clock (default 3 when --answer is given).
+    #[arg(long, value_name = "N", requires = "script", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub rounds: Option<u32>,
 }
 
 /// Arguments of `moontide lua test`.
@@ -47,8 +53,11 @@ pub struct TestArgs {
 }
 
 /// Runs a `lua` subcommand.
-pub fn run(cmd: LuaCommand) -> ExitCode {
+pub async fn run(cmd: LuaCommand) -> ExitCode {
     match cmd {
+        LuaCommand::Check(a) if a.script && (a.rounds.is_some() || !a.answers.is_empty()) => {
+            super::script_check::run(&a.file, &a.answers, a.rounds.unwrap_or(3)).await
+        }
         LuaCommand::Check(a) => check(a),
         LuaCommand::Test(a) => test(a),
     }
@@ -58,7 +67,10 @@ fn check(a: CheckArgs) -> ExitCode {
     if a.script {
         return match moontide_lua::script::check_syntax(&Origin::File(a.file.clone())) {
             Ok(()) => {
-                println!("{}: ok (script mode: compiles; not run)", a.file.display());
+                println!(
+                    "{}: ok (script mode: compiles; not run: give --answer or --rounds to run it)",
+                    a.file.display()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -2,6 +2,7 @@
 
 mod history;
 mod lua;
+mod script_check;
 mod simulate;
 mod status;
 mod token;
@@ -131,7 +132,7 @@ async fn dispatch(cmd: Command) -> ExitCode {
         Command::Validate { file } => validate(&file),
         Command::Run { config, state_dir, dry_run, once } => run(&config, state_dir, dry_run, once).await,
         Command::History(args) => history::run(args),
-        Command::Lua(cmd) => lua::run(cmd),
+        Command::Lua(cmd) => lua::run(cmd).await,
         Command::Simulate(args) => simulate::run_cmd(args),
         Command::SimulateLlm(args) => simulate::llm::run_cmd(args),
         Command::Demo(args) => crate::demo::run(args).await,
