@@ -76,6 +76,23 @@ fn a_policy_and_the_baselines_are_scored_on_a_trace() {
     assert!((static_peak["cost_replica_hours"].as_f64().unwrap() - 6.0).abs() < 1e-9, "{static_peak}");
 }
 
+/// `--step` applies to a plain-values trace without `--format values`, and
+/// to a CSV it is refused, not ignored.
+#[test]
+fn the_step_applies_to_a_guessed_trace_and_is_refused_for_a_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("v.txt");
+    std::fs::write(&values, "1\n2\n3\n").unwrap();
+    let (code, out, err) = moontide(&["simulate", "--trace", values.to_str().unwrap(), "--step", "5s"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("3 steps of 5 s"), "{out}");
+    let csv = dir.path().join("c.csv");
+    std::fs::write(&csv, "minute,requests\n0,60\n60,120\n").unwrap();
+    let (code, _, err) = moontide(&["simulate", "--trace", csv.to_str().unwrap(), "--step", "5s"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("c.csv: a step is for plain values"), "{err}");
+}
+
 #[test]
 fn bad_input_exits_2_naming_the_problem() {
     let dir = tempfile::tempdir().unwrap();
@@ -90,6 +107,8 @@ fn bad_input_exits_2_naming_the_problem() {
         (vec!["--capacity", "0"], "capacity"),
         (vec!["--slo", "10ms"], "SLO must be longer than the service time"),
         (vec!["--speed=-1"], "--speed must be a positive number"),
+        (vec!["--step", "0s"], "the step must be longer than 0s"),
+        (vec!["--count-column", "n"], "time and count columns are for CSV traces"),
     ] {
         let mut all = vec!["simulate", "--trace", t];
         all.extend(args);

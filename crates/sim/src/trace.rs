@@ -77,6 +77,60 @@ pub enum Format {
     },
 }
 
+/// Layout settings given for a trace (a command's flags, a suite's keys),
+/// each optional: they refine what [`Format::Auto`] guesses or override an
+/// explicit format's defaults, and one that does not fit the layout is an
+/// error rather than ignored.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Layout {
+    /// The time each plain value covers.
+    pub step: Option<Duration>,
+    /// The time (or arrival time) column of a CSV.
+    pub time: Option<String>,
+    /// The count column of a rate CSV.
+    pub count: Option<String>,
+}
+
+impl Format {
+    /// This format with `layout`'s settings applied; `Auto` is first resolved
+    /// from `text`.
+    pub fn with_layout(&self, text: &str, layout: &Layout) -> Result<Format, String> {
+        let base = match self {
+            Format::Auto => detect(text),
+            f => f.clone(),
+        };
+        let step_misfit =
+            || "a step is for plain values, and this trace is a CSV: its rows carry their own times".to_string();
+        Ok(match base {
+            Format::Auto => unreachable!("detect gives a concrete format"),
+            Format::Values { step } => {
+                if layout.time.is_some() || layout.count.is_some() {
+                    return Err("time and count columns are for CSV traces, and this trace is plain values".into());
+                }
+                Format::Values { step: layout.step.unwrap_or(step) }
+            }
+            Format::RateCsv { time, count } => {
+                if layout.step.is_some() {
+                    return Err(step_misfit());
+                }
+                Format::RateCsv {
+                    time: layout.time.clone().unwrap_or(time),
+                    count: layout.count.clone().unwrap_or(count),
+                }
+            }
+            Format::Requests { time, input, output } => {
+                if layout.step.is_some() {
+                    return Err(step_misfit());
+                }
+                if layout.count.is_some() {
+                    return Err("a count column is for rate CSVs, and this trace has a row per request".into());
+                }
+                Format::Requests { time: layout.time.clone().unwrap_or(time), input, output }
+            }
+        })
+    }
+}
+
 /// A stretch of a timed series with no rows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Gap {
@@ -133,6 +187,14 @@ impl Trace {
     pub fn load(path: &Path, format: &Format) -> Result<Trace, TraceError> {
         let text = read_text(path)?;
         Trace::parse(path, &text, format)
+    }
+
+    /// Reads `path` in `format` refined by `layout` (see [`Format::with_layout`]).
+    pub fn load_with(path: &Path, format: &Format, layout: &Layout) -> Result<Trace, TraceError> {
+        let text = read_text(path)?;
+        let format =
+            format.with_layout(&text, layout).map_err(|message| TraceError::File { path: path.into(), message })?;
+        Trace::parse(path, &text, &format)
     }
 
     /// Parses trace text; `path` names it in errors.
@@ -262,18 +324,54 @@ fn table(path: &Path, text: &str) -> Result<Table, TraceError> {
         .map(str::to_string)
         .collect();
     let mut rows = Vec::new();
+    // csv's own line count misses CRLF line endings: lines are counted here
+    // from each record's byte offset instead, in one pass
+    let mut lines = LineCounter::new(text);
     for r in reader.records() {
         let r = r.map_err(|e| {
-            let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
+            let line = e.position().map(|p| lines.line_at(p.byte())).unwrap_or(0);
             TraceError::Line { path: path.into(), line, message: e.to_string() }
         })?;
-        let line = r.position().map(|p| p.line() as usize).unwrap_or(0);
+        let line = r.position().map(|p| lines.line_at(p.byte())).unwrap_or(0);
         rows.push((line, r));
     }
     if rows.is_empty() {
         return Err(TraceError::File { path: path.into(), message: "the trace has a header and no rows".into() });
     }
     Ok(Table { headers, rows })
+}
+
+/// Line numbers (from 1) of byte offsets asked for in increasing order.
+struct LineCounter<'a> {
+    text: &'a [u8],
+    at: usize,
+    line: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a str) -> Self {
+        LineCounter { text: text.as_bytes(), at: 0, line: 1 }
+    }
+
+    fn line_at(&mut self, byte: u64) -> usize {
+        let mut byte = (byte as usize).min(self.text.len());
+        // a record's position may be where the reader started looking for it:
+        // the \n of a CRLF before it, or comment lines (`#`) it skipped
+        while let Some(&b) = self.text.get(byte) {
+            match b {
+                b'\r' | b'\n' => byte += 1,
+                b'#' => byte += self.text[byte..].iter().position(|&c| c == b'\n').unwrap_or(self.text.len() - byte),
+                _ => break,
+            }
+        }
+        if byte < self.at {
+            // not in order: count from the start
+            (self.at, self.line) = (0, 1);
+        }
+        self.line += self.text[self.at..byte].iter().filter(|&&b| b == b'\n').count();
+        self.at = byte;
+        self.line
+    }
 }
 
 fn column(path: &Path, headers: &[String], name: &str) -> Result<usize, TraceError> {

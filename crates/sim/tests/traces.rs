@@ -101,6 +101,11 @@ fn broken_traces_name_file_and_line() {
         ),
         ("tokens.csv", "t,in,out\n2020-01-01 00:00:01,5,many\n", Format::Auto, ":2: `many` is not a token count"),
         ("zero.txt", "1\n", Format::Values { step: Duration::ZERO }, "the step must be longer than 0s"),
+        // CRLF line endings (the Azure traces have them) and comment lines count as lines
+        ("crlf.csv", "t,n\r\n0,1\r\n60,2\r\n120,x\r\n", Format::Auto, ":4: `x` is not a number"),
+        ("crlf-tok.csv", "t,in,out\r\n1,5,6\r\n2,5,6\r\n3,5,lots\r\n", Format::Auto, ":4: `lots` is not a token count"),
+        ("comment.csv", "# a note\nt,n\n0,1\n# more\n60,y\n", Format::Auto, ":5: `y` is not a number"),
+        ("quoted.csv", "t,n\n0,\"1\n\"\n60,z\n", Format::Auto, ":4: `z` is not a number"),
     ];
     for (name, text, format, want) in cases {
         let (_d, p) = write(name, text);
@@ -143,4 +148,45 @@ fn times_in_every_shape_the_traces_use() {
     assert_eq!(parse_time("2023-11-16 18:17:03.9799600"), Ok(1_700_158_623.979_96));
     assert_eq!(parse_time("1700000000.5"), Ok(1_700_000_000.5));
     assert!(parse_time("noon").is_err());
+}
+
+/// Layout settings refine the guess (a step for plain values, columns for a
+/// CSV whose columns are not in the usual order) and are refused where they
+/// do not fit, instead of being ignored.
+#[test]
+fn layout_settings_refine_the_guess_or_are_refused() {
+    use moontide_sim::trace::Layout;
+    let five = Layout { step: Some(Duration::from_secs(5)), ..Layout::default() };
+    let (_d, values) = write("v.txt", "10\n20\n");
+    let r = rate(Trace::load_with(&values, &Format::Auto, &five).unwrap());
+    assert_eq!((r.step, r.rates), (Duration::from_secs(5), vec![Some(2.0), Some(4.0)]));
+    let r = rate(Trace::load_with(&values, &Format::Auto, &Layout::default()).unwrap());
+    assert_eq!(r.step, Duration::from_secs(1), "1 s unless told");
+
+    let (_d, swapped) = write("swapped.csv", "requests,minute\n60,2020-01-01T00:00:00Z\n120,2020-01-01T00:01:00Z\n");
+    let columns = Layout { time: Some("minute".into()), count: Some("requests".into()), ..Layout::default() };
+    let r = rate(Trace::load_with(&swapped, &Format::Auto, &columns).unwrap());
+    assert_eq!((r.step, r.rates), (Duration::from_secs(60), vec![Some(1.0), Some(2.0)]));
+    let err = Trace::load(&swapped, &Format::Auto).unwrap_err().to_string();
+    assert!(
+        err.contains(":2: `2020-01-01T00:00:00Z` is not a number"),
+        "without the columns the guess fails at the line: {err}"
+    );
+
+    let (_d, requests) = write("req.csv", "t,in,out\n1,5,6\n2,5,6\n");
+    let misfits = [
+        (&swapped, five.clone(), "a step is for plain values"),
+        (&requests, five.clone(), "a step is for plain values"),
+        (&values, Layout { time: Some("t".into()), ..Layout::default() }, "this trace is plain values"),
+        (&requests, Layout { count: Some("in".into()), ..Layout::default() }, "a row per request"),
+    ];
+    for (path, layout, want) in misfits {
+        let err = Trace::load_with(path, &Format::Auto, &layout).unwrap_err().to_string();
+        assert!(err.starts_with(&path.display().to_string()) && err.contains(want), "{layout:?}: {err}");
+    }
+    // an explicit format takes them the same way
+    let r = rate(Trace::load_with(&values, &Format::Values { step: Duration::from_secs(1) }, &five).unwrap());
+    assert_eq!(r.step, Duration::from_secs(5));
+    let csv = Format::RateCsv { time: "0".into(), count: "1".into() };
+    assert!(Trace::load_with(&swapped, &csv, &five).is_err());
 }

@@ -13,7 +13,7 @@ use moontide_sim::kpa::{Kpa, KpaConfig};
 use moontide_sim::policy::{PolicyScaler, SimMetric, hpa};
 use moontide_sim::run::{Autoscaler, Load, Options, Run, run};
 use moontide_sim::service::Model;
-use moontide_sim::trace::{Format, Trace};
+use moontide_sim::trace::{Format, Layout, Trace};
 use output::{Row, Style};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -51,13 +51,13 @@ pub struct SimulateArgs {
     /// The trace's layout.
     #[arg(long, value_enum, default_value_t = TraceFormat::Auto)]
     pub format: TraceFormat,
-    /// For --format values: the time each value covers.
-    #[arg(long, value_parser = duration, default_value = "1s")]
-    pub step: Duration,
-    /// For CSV traces: the time column (name or 0-based index; default: the first).
+    /// For plain values: the time each value covers (default 1s); refused for a CSV.
+    #[arg(long, value_parser = duration)]
+    pub step: Option<Duration>,
+    /// For CSV traces: the time column (name or 0-based index; default: the first); refused for plain values.
     #[arg(long)]
     pub time_column: Option<String>,
-    /// For rate CSVs: the count column (default: the second).
+    /// For rate CSVs: the count column (default: the second); refused for other layouts.
     #[arg(long)]
     pub count_column: Option<String>,
     /// A config holding a policy under test (repeatable: one policy from each; without it, only the
@@ -286,16 +286,12 @@ fn simulate(a: &SimulateArgs, trace_path: &Path, label: String, settings: String
     }
     let format = match a.format {
         TraceFormat::Auto => Format::Auto,
-        TraceFormat::Values => Format::Values { step: a.step },
-        TraceFormat::RateCsv => Format::RateCsv {
-            time: a.time_column.clone().unwrap_or_else(|| "0".into()),
-            count: a.count_column.clone().unwrap_or_else(|| "1".into()),
-        },
-        TraceFormat::Requests => {
-            Format::Requests { time: a.time_column.clone().unwrap_or_else(|| "0".into()), input: None, output: None }
-        }
+        TraceFormat::Values => Format::Values { step: Duration::from_secs(1) },
+        TraceFormat::RateCsv => Format::RateCsv { time: "0".into(), count: "1".into() },
+        TraceFormat::Requests => Format::Requests { time: "0".into(), input: None, output: None },
     };
-    let trace = Trace::load(trace_path, &format).map_err(|e| e.to_string())?;
+    let layout = Layout { step: a.step, time: a.time_column.clone(), count: a.count_column.clone() };
+    let trace = Trace::load_with(trace_path, &format, &layout).map_err(|e| e.to_string())?;
     let mut series = trace.rates(Duration::from_secs(1));
     for r in series.rates.iter_mut().flatten() {
         *r *= a.scale;

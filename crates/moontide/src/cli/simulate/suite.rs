@@ -56,21 +56,10 @@ impl Settings {
         macro_rules! set {
             ($($field:ident),*) => { $( if let Some(v) = &self.$field { a.$field = v.clone(); } )* };
         }
-        set!(
-            format,
-            step,
-            capacity,
-            startup,
-            drain,
-            service_time,
-            slo,
-            scale,
-            speed,
-            scrape_delay,
-            noise,
-            seed,
-            hpa_target
-        );
+        set!(format, capacity, startup, drain, service_time, slo, scale, speed, scrape_delay, noise, seed, hpa_target);
+        if self.step.is_some() {
+            a.step = self.step;
+        }
         if self.time_column.is_some() {
             a.time_column = self.time_column.clone();
         }
