@@ -349,6 +349,29 @@ fn an_llm_trace_is_replayed_against_the_llm_model_from_zero() {
     let (code, _, err) = moontide(&["simulate-llm", "--trace", llm]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("error:"), "{err}");
+
+    // a config of several policies: pick one with --policy, as `simulate` does
+    let two = dir.path().join("two.toml");
+    let text = std::fs::read_to_string(llm).unwrap().replace("policies/", &format!("{}/policies/", examples()));
+    // a second policy on a second target (a target takes one policy)
+    let target = &text[text.find("[targets.gpus]").unwrap()..text.find("[policies.llm]").unwrap()];
+    let other = text.replace("[policies.llm", "[policies.other").replace("target = \"gpus\"", "target = \"gpus2\"");
+    let other = &other[other.find("[policies.other").unwrap()..];
+    std::fs::write(&two, format!("{text}\n{}\n{other}", target.replace("[targets.gpus]", "[targets.gpus2]"))).unwrap();
+    let base = ["simulate-llm", "--trace", trace.to_str().unwrap(), "--config", two.to_str().unwrap(), "--dt", "1s"];
+    let (code, _, err) = moontide(&base);
+    assert_eq!(code, 2);
+    assert!(err.contains("two.toml: several policies (llm, other): pick one with --policy"), "{err}");
+    let (code, out, err) = moontide(&[&base[..], &["--policy", "other"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("| other (moontide)") && !out.contains("| llm (moontide)"), "{out}");
+    let (code, _, err) = moontide(&[&base[..], &["--policy", "nosuch"]].concat());
+    assert_eq!(code, 2);
+    assert!(err.contains("two.toml: no policy `nosuch` (policies: llm, other)"), "{err}");
+}
+
+fn examples() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples").to_string()
 }
 
 #[test]

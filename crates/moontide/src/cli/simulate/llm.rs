@@ -42,6 +42,9 @@ pub struct LlmArgs {
     /// Config files whose policy is tested (repeatable).
     #[arg(long, short)]
     pub config: Vec<PathBuf>,
+    /// The policy under test in each config (default: the config's only policy).
+    #[arg(long, short)]
+    pub policy: Option<String>,
     /// Bind a policy metric to a simulated one (NAME=METRIC: running, queue, kv_cache,
     /// tokens_per_second, ready, rps, served, or cpu, which is the KV-cache use in %), when its name
     /// does not say.
@@ -168,9 +171,9 @@ pub fn run_cmd(a: LlmArgs) -> ExitCode {
     let mut used = BTreeSet::new();
     let mut scalers: Vec<Box<dyn Autoscaler>> = Vec::new();
     for path in &a.config {
-        match policy_scaler(path, None, &binds, SimMetric::LLM, trace.start, &mut used) {
+        match policy_scaler(path, a.policy.as_deref(), &binds, SimMetric::LLM, trace.start, &mut used) {
             Ok(s) => scalers.push(Box::new(s)),
-            Err(e) => return bad(format!("{}: {e}", path.display())),
+            Err(e) => return bad(e),
         }
     }
     if let Err(e) = unused_binds(&binds, &used) {

@@ -415,18 +415,29 @@ pub(super) fn policy_scaler(
     start: f64,
     used: &mut BTreeSet<String>,
 ) -> Result<PolicyScaler, String> {
+    // the config's own problems name the file and line already
     let config = Config::load(path).map_err(|e| e.problems().join("\n"))?;
+    policy_in(&config, name, binds, offered, start, used).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn policy_in(
+    config: &Config,
+    name: Option<&str>,
+    binds: &BTreeMap<String, SimMetric>,
+    offered: &[SimMetric],
+    start: f64,
+    used: &mut BTreeSet<String>,
+) -> Result<PolicyScaler, String> {
     let names = || config.policies.iter().map(|p| p.spec.name.as_str()).collect::<Vec<_>>().join(", ");
     let policy: &Policy = match name {
         Some(n) => config
             .policies
             .iter()
             .find(|p| p.spec.name == n)
-            .ok_or_else(|| format!("no policy `{n}` in {} (policies: {})", path.display(), names()))?,
+            .ok_or_else(|| format!("no policy `{n}` (policies: {})", names()))?,
         None if config.policies.len() == 1 => &config.policies[0],
-        None => {
-            return Err(format!("{} has several policies ({}): pick one with --policy", path.display(), names()));
-        }
+        None if config.policies.is_empty() => return Err("no policies".into()),
+        None => return Err(format!("several policies ({}): pick one with --policy", names())),
     };
     if policy.script.is_some() {
         return Err(format!(
