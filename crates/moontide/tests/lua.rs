@@ -418,4 +418,10 @@ end"#;
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("`params.name`: a date or time cannot be passed to Lua"), "{err}");
+    assert_eq!(err.lines().count(), 1, "the script itself is sound: {err}");
+    // a broken script beside the bad value is reported too, not hidden by it
+    std::fs::write(dir.path().join("policy.lua"), "function decide(ctx)\n  return )\nend").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_moontide")).arg("validate").arg(&path).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("`params.name`: a date or time") && err.contains("policy.lua:2:"), "{err}");
 }

@@ -14,6 +14,7 @@ use crate::script::ScriptConfig;
 use crate::sources::SourceConfig;
 use crate::targets::TargetConfig;
 use moontide_core::duration;
+use moontide_core::strategy::LuaCheck;
 use moontide_core::{BehaviourConfig, Budget, PolicySpec, StrategyConfig};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -321,7 +322,24 @@ fn validate(path: &Path, raw: RawConfig, p: &mut Problems<'_>) -> Config {
                 if let Some(file) = &lua.file {
                     lua.file = Some(base.join(file).to_string_lossy().into_owned());
                 }
-                if no_problems && let Err(e) = crate::lua::check_loads(&field, lua) {
+                // a bad setting beside a sound script still leaves the script to
+                // compile, with the settings it has problems with left at their defaults
+                let loadable = if no_problems {
+                    Some(lua.clone())
+                } else if lua.file.is_some() != lua.source.is_some() {
+                    Some(LuaCheck {
+                        params: BTreeMap::new(),
+                        instruction_budget: None,
+                        memory_mb: None,
+                        deadline: None,
+                        ..lua.clone()
+                    })
+                } else {
+                    None
+                };
+                if let Some(l) = loadable
+                    && let Err(e) = crate::lua::check_loads(&field, &l)
+                {
                     p.add(c.span(), field.clone(), e);
                 }
             }
