@@ -107,6 +107,7 @@ fn bad_input_exits_2_naming_the_problem() {
         (vec!["--capacity", "0"], "capacity"),
         (vec!["--slo", "10ms"], "SLO must be longer than the service time"),
         (vec!["--speed=-1"], "--speed must be a positive number"),
+        (vec!["--speed", "-1"], "--speed must be a positive number"),
         (vec!["--step", "0s"], "the step must be longer than 0s"),
         (vec!["--count-column", "n"], "time and count columns are for CSV traces"),
     ] {
@@ -203,7 +204,13 @@ fn a_sweep_scores_every_trace_with_every_setting() {
 
     let (code, _, err) = moontide(&["simulate", "--trace", t1, "--trace", t2]);
     assert_eq!(code, 2);
-    assert!(err.contains("need --sweep"), "{err}");
+    assert!(err.contains("several --trace values are a sweep: add --sweep"), "{err}");
+    let (code, _, err) = moontide(&["simulate", "--trace", t1, "--set", "capacity=10,20"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--set gives values to sweep: add --sweep"), "{err}");
+    let (code, _, err) = moontide(&["simulate"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--trace") && err.contains("--suite"), "either is what it needs: {err}");
     let (code, _, err) = moontide(&["simulate", "--sweep", "--trace", t1, "--set", "colour=red"]);
     assert_eq!(code, 2);
     assert!(err.contains("`colour` is not a setting to sweep"), "{err}");
@@ -349,6 +356,19 @@ fn an_llm_trace_is_replayed_against_the_llm_model_from_zero() {
     let (code, _, err) = moontide(&["simulate-llm", "--trace", llm]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("error:"), "{err}");
+
+    // the model's flags are checked by name
+    let t = trace.to_str().unwrap();
+    for (flag, want) in [
+        (["--kv-tokens", "0"], "'--kv-tokens <KV_TOKENS>'"),
+        (["--prefill-tps", "-5"], "'--prefill-tps <PREFILL_TPS>': must be a positive number"),
+        (["--ttft-slo", "0s"], "'--ttft-slo <TTFT_SLO>': must be longer than 0s"),
+        (["--itl-slo", "10ms"], "--itl-slo 10ms is shorter than --itl 25ms"),
+    ] {
+        let (code, _, err) = moontide(&[&["simulate-llm", "--trace", t][..], &flag[..]].concat());
+        assert_eq!(code, 2, "{flag:?}");
+        assert!(err.contains(want), "{flag:?}: {err}");
+    }
 
     // a config of several policies: pick one with --policy, as `simulate` does
     let two = dir.path().join("two.toml");

@@ -21,6 +21,7 @@ pub enum LuaCommand {
 
 /// Arguments of `moontide lua check`.
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct CheckArgs {
     /// The policy file.
     pub file: PathBuf,
@@ -148,8 +149,11 @@ fn check(a: CheckArgs) -> ExitCode {
     let (rec, _) = strategy.decide(&obs);
     match rec.error {
         Some(e) => {
-            // the message names the file and line already
-            eprintln!("error: {e}");
+            // the message names the file and line already; here the metrics
+            // a policy "declares" are the --metric readings
+            let hint =
+                if e.contains("no metric named") { "\n(the metrics are the --metric NAME=VALUE given)" } else { "" };
+            eprintln!("error: {e}{hint}");
             ExitCode::from(super::EXIT_BAD_INPUT)
         }
         None => {

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 /// Arguments of `moontide simulate-llm`.
 #[derive(Args, Debug, Clone)]
+#[command(allow_negative_numbers = true)]
 pub struct LlmArgs {
     /// A request trace: CSV with an arrival time, prompt tokens and output tokens per row.
     #[arg(long)]
@@ -51,22 +52,22 @@ pub struct LlmArgs {
     #[arg(long = "bind", value_name = "NAME=METRIC")]
     pub bind: Vec<String>,
     /// Prompt tokens per second one replica prefills.
-    #[arg(long, default_value_t = 20_000.0)]
+    #[arg(long, value_parser = positive, default_value_t = 20_000.0)]
     pub prefill_tps: f64,
     /// Most generated tokens per second one replica decodes.
-    #[arg(long, default_value_t = 1_500.0)]
+    #[arg(long, value_parser = positive, default_value_t = 1_500.0)]
     pub decode_tps: f64,
     /// Seconds per token for a request decoding alone.
-    #[arg(long, value_parser = duration, default_value = "25ms")]
+    #[arg(long, value_parser = nonzero_duration, default_value = "25ms")]
     pub itl: Duration,
     /// KV-cache tokens per replica.
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), default_value_t = 200_000)]
     pub kv_tokens: u64,
     /// Time for a new replica to serve (loading the model).
     #[arg(long, value_parser = duration, default_value = "3m")]
     pub startup: Duration,
     /// Time-to-first-token objective.
-    #[arg(long, value_parser = duration, default_value = "2s")]
+    #[arg(long, value_parser = nonzero_duration, default_value = "2s")]
     pub ttft_slo: Duration,
     /// Mean inter-token latency objective.
     #[arg(long, value_parser = duration, default_value = "100ms")]
@@ -120,6 +121,20 @@ fn hpa_running(max: u32, start: f64) -> PolicyScaler {
     PolicyScaler::new("HPA (16 running/replica)", spec, vec![("running".into(), SimMetric::Running)], Vec::new(), clock)
 }
 
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err("must be a positive number".into()),
+    }
+}
+
+fn nonzero_duration(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        d if d.is_zero() => Err("must be longer than 0s".into()),
+        d => Ok(d),
+    }
+}
+
 /// Runs `simulate-llm`.
 pub fn run_cmd(a: LlmArgs) -> ExitCode {
     let model = LlmModel {
@@ -131,6 +146,14 @@ pub fn run_cmd(a: LlmArgs) -> ExitCode {
         ttft_slo: a.ttft_slo.as_secs_f64(),
         itl_slo: a.itl_slo.as_secs_f64(),
     };
+    if a.itl_slo < a.itl {
+        return bad(format!(
+            "--itl-slo {} is shorter than --itl {}, the time a token takes with nothing else running: no request could meet it",
+            moontide_core::duration::format(a.itl_slo),
+            moontide_core::duration::format(a.itl)
+        ));
+    }
+    // the flags are checked above; this catches what a new field might add
     let problems = model.validate();
     if !problems.is_empty() {
         return bad(problems.join("; "));

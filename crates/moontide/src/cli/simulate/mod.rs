@@ -41,9 +41,10 @@ pub(super) fn duration(s: &str) -> Result<Duration, String> {
 
 /// Arguments of `moontide simulate`.
 #[derive(Args, Debug, Clone)]
+#[command(allow_negative_numbers = true, group(clap::ArgGroup::new("input").required(true).args(["trace", "suite"])))]
 pub struct SimulateArgs {
     /// The trace to replay (.gz is read compressed); several with --sweep.
-    #[arg(long, required_unless_present = "suite")]
+    #[arg(long)]
     pub trace: Vec<PathBuf>,
     /// Run the traces listed in a suite file, each with its own settings (see BENCHMARKS.md).
     #[arg(long, value_name = "FILE.toml", conflicts_with_all = ["trace", "sweep"])]
@@ -153,8 +154,11 @@ pub fn run_cmd(a: SimulateArgs) -> ExitCode {
         output::warn_problems(&rows);
         return ExitCode::SUCCESS;
     }
-    if a.trace.len() > 1 || !a.set.is_empty() {
-        return bad("several --trace values and --set need --sweep");
+    if !a.set.is_empty() {
+        return bad("--set gives values to sweep: add --sweep");
+    }
+    if a.trace.len() > 1 {
+        return bad("several --trace values are a sweep: add --sweep (or give one trace)");
     }
     // a report that cannot be written fails now, not after the simulation
     if let Some(dir) =
@@ -396,6 +400,9 @@ pub(super) fn parse_binds(bind: &[String], offered: &[SimMetric]) -> Result<BTre
 /// leave the metric guessed.
 pub(super) fn unused_binds(binds: &BTreeMap<String, SimMetric>, used: &BTreeSet<String>) -> Result<(), String> {
     match binds.keys().find(|k| !used.contains(*k)) {
+        Some(k) if used.is_empty() => {
+            Err(format!("--bind {k}=...: no policy under test has metrics to bind (give one with --config)"))
+        }
         Some(k) => Err(format!(
             "--bind {k}=...: no policy under test has a metric `{k}` (theirs: {})",
             used.iter().cloned().collect::<Vec<_>>().join(", ")
