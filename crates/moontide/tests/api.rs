@@ -226,6 +226,15 @@ async fn bad_requests_get_a_4xx_that_says_what_is_wrong() {
             "at most 7 days",
         ),
         ("POST", "/api/v1/policies/web/dry-run", Some(r#"{"enabled": "yes"}"#), 400, "malformed JSON body"),
+        ("POST", "/api/v1/policies/web/dry-run", None, 400, "missing field `enabled`"),
+        ("POST", "/api/v1/policies/web/dry-run", Some("{}"), 400, "missing field `enabled`"),
+        (
+            "POST",
+            "/api/v1/policies/web/override",
+            Some(r#"{"replicas": 3, "for": "0s", "reason": "x"}"#),
+            400,
+            "for: the hold would end at",
+        ),
         ("GET", "/api/v1/policies/web/decisions?limit=0", None, 400, "limit"),
         ("GET", "/api/v1/policies/web/decisions?outcome=won", None, 400, "not one of hold, scaled"),
         ("GET", "/api/v1/policies/web/decisions?since=yesterday", None, 400, "not an RFC 3339 time"),
@@ -315,6 +324,17 @@ async fn what_operators_set_outlives_a_restart() {
     assert_eq!(st.hold.as_ref().map(|h| (h.replicas, h.reason.as_str())), Some((3, "launch day")));
     assert_eq!(st.dry_run, Some(true));
     assert!(control.dry_run());
+    drop(engine);
+
+    // `run --dry-run` wins over an operator's "off" saved from before
+    let store = moontide::store::Store::open(&dir.path().join("state")).unwrap();
+    let off = moontide::engine::control::OperatorState { dry_run: Some(false), ..Default::default() };
+    off.save(&store, "web", moontide_core::Timestamp::from_secs(1_700_000_000)).unwrap();
+    let engine =
+        moontide::engine::Engine::build(&config, store, Arc::new(moontide::engine::SystemClock), true).unwrap();
+    let control = &engine.controls()[0];
+    assert_eq!(control.operator().dry_run, Some(false));
+    assert!(control.dry_run(), "--dry-run keeps the policy in dry-run");
 }
 
 #[tokio::test]

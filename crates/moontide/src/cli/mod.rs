@@ -234,9 +234,19 @@ async fn run(path: &Path, state_dir: Option<PathBuf>, dry_run: bool, once: bool)
     }
     tracing::info!(config = %path.display(), state_dir = %dir.display(), policies = config.policies.len(), "moontide running");
     if once {
-        engine.tick_all().await;
+        let decisions = engine.tick_all().await;
         engine.shutdown().await;
-        return ExitCode::SUCCESS;
+        // a tick that could not act (the target refused, or its count could not be read) fails the run
+        let failed: Vec<&moontide_core::Decision> = decisions
+            .iter()
+            .filter(|d| {
+                matches!(d.outcome, moontide_core::Outcome::Failed { .. } | moontide_core::Outcome::Skipped { .. })
+            })
+            .collect();
+        for d in &failed {
+            eprintln!("error: policy {}: {}", d.policy, d.reason);
+        }
+        return if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }
     let addr = match config.server.addr() {
         Ok(a) => a,

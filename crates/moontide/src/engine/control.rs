@@ -90,6 +90,8 @@ pub struct Control {
     pub max: u32,
     /// Dry-run as the config says.
     pub config_dry_run: bool,
+    /// Set by `run --dry-run`: dry-run whatever operators set.
+    forced_dry_run: std::sync::atomic::AtomicBool,
     state: Mutex<ControlState>,
     /// Wakes the policy's task for an immediate tick.
     pub wake: Notify,
@@ -105,6 +107,7 @@ impl Control {
             min,
             max,
             config_dry_run,
+            forced_dry_run: Default::default(),
             state: Mutex::new(ControlState::default()),
             wake: Notify::new(),
         }
@@ -156,7 +159,17 @@ impl Control {
 
     /// Whether dry-run is on now.
     pub fn dry_run(&self) -> bool {
-        self.operator().dry_run.unwrap_or(self.config_dry_run)
+        self.dry_run_forced() || self.operator().dry_run.unwrap_or(self.config_dry_run)
+    }
+
+    /// Keeps the policy in dry-run whatever operators set or had set (`run --dry-run`).
+    pub fn force_dry_run(&self) {
+        self.forced_dry_run.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether `run --dry-run` keeps the policy in dry-run.
+    pub fn dry_run_forced(&self) -> bool {
+        self.forced_dry_run.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Applies a pause or a held count to a decision the guards produced
@@ -170,16 +183,23 @@ impl Control {
                     guard: GuardKind::Operator,
                     before: d.desired,
                     after: d.desired,
-                    note: format!("{}'s hold at {} ended at {}", h.by, h.replicas, h.until),
+                    note: format!("{}'s hold at {} ended at {}", h.by, h.replicas, wall(h.until)),
                 });
             } else {
+                // a hold set before the bounds changed stays within the new ones
+                let n = h.replicas.clamp(self.min, self.max.max(self.min));
+                let within = if n == h.replicas {
+                    String::new()
+                } else {
+                    format!(" (as {n}: the bounds are {}..={} now)", self.min, self.max)
+                };
                 d.guards.push(GuardEffect {
                     guard: GuardKind::Operator,
                     before: d.desired,
-                    after: h.replicas,
-                    note: format!("held at {} by {} until {}: {}", h.replicas, h.by, h.until, h.reason),
+                    after: n,
+                    note: format!("held at {}{within} by {} until {}: {}", h.replicas, h.by, wall(h.until), h.reason),
                 });
-                d.desired = h.replicas;
+                d.desired = n;
             }
         }
         if let Some(p) = &st.operator.paused {
@@ -187,11 +207,17 @@ impl Control {
                 guard: GuardKind::Operator,
                 before: d.desired,
                 after: d.current,
-                note: format!("paused by {} since {}: {}", p.by, p.since, p.reason),
+                note: format!("paused by {} since {}: {}", p.by, wall(p.since), p.reason),
             });
             d.desired = d.current;
         }
     }
+}
+
+/// A time as operators read it: RFC 3339, UTC, to the second.
+pub fn wall(t: Timestamp) -> String {
+    let ms = u64::try_from(t.as_millis()).unwrap_or(0);
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
 #[cfg(test)]
@@ -227,6 +253,31 @@ mod tests {
         c.apply(&mut d, Timestamp::from_secs(60));
         assert_eq!(d.desired, 3);
         assert!(d.guards[0].note.contains("paused by alice"));
+    }
+
+    #[test]
+    fn a_hold_set_before_the_bounds_narrowed_stays_within_them() {
+        // saved at 7 under max 10; the config now says max 5 (a reload builds a new control)
+        let c = Control::new("p", "t", Duration::from_secs(10), 1, 5, false);
+        let until = Timestamp::from_secs(1_800_000_000);
+        c.update(|s| s.operator.hold = Some(Hold { replicas: 7, until, by: "bob".into(), reason: "launch".into() }));
+        let mut d = decision(3, 4);
+        c.apply(&mut d, Timestamp::from_secs(1_700_000_000));
+        assert_eq!(d.desired, 5);
+        let note = &d.guards[0].note;
+        assert!(
+            note.contains("held at 7 (as 5: the bounds are 1..=5 now) by bob until 2027-01-15T08:00:00Z"),
+            "{note}"
+        );
+    }
+
+    #[test]
+    fn run_dry_run_outweighs_an_operators_off() {
+        let c = Control::new("p", "t", Duration::from_secs(10), 1, 5, false);
+        c.restore(OperatorState { dry_run: Some(false), ..Default::default() }, Timestamp::from_secs(0));
+        assert!(!c.dry_run());
+        c.force_dry_run();
+        assert!(c.dry_run());
     }
 
     #[test]

@@ -129,6 +129,10 @@ impl Engine {
             let field = format!("policies.{}.script", policy.spec.name);
             let breaker = Arc::new(breaker::Breaker::new(&policy.target, config.breaker.clone()));
             let mut rt = PolicyRuntime::new(policy, target, &sources, store.clone(), clock.clone(), decisions.clone())?;
+            if force_dry_run {
+                // an operator's "dry-run off", now or saved from before, does not undo --dry-run
+                rt.control().force_dry_run();
+            }
             rt.share(breaker, ledger.clone());
             // load pushed to a fleet at zero is a first request waiting: tick now, not at the
             // next interval (a script-mode loop is woken from its sleep)

@@ -10,7 +10,7 @@
 
 use super::auth::{Caller, Identity, Role, identify};
 use super::{ApiState, Live, ReloadRequest, State, error};
-use crate::engine::control::{Control, Hold, Pause};
+use crate::engine::control::{Control, Hold, Pause, wall};
 use crate::store::{AuditEntry, Query};
 use axum::body::Bytes;
 use axum::extract::{Path, Query as Params, State as Shared};
@@ -176,7 +176,7 @@ fn view(c: &Control) -> Value {
         "last_decision": last.map(|d| json!({"at": d.at, "outcome": d.outcome.kind(), "reason": d.reason})),
         "next_tick": st.next_tick,
         "paused": st.operator.paused,
-        "dry_run": st.operator.dry_run.unwrap_or(c.config_dry_run),
+        "dry_run": c.dry_run_forced() || st.operator.dry_run.unwrap_or(c.config_dry_run),
         "hold": st.operator.hold,
         "error": last.and_then(outcome_error),
     })
@@ -314,7 +314,14 @@ struct OverrideBody {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DryRunBody {
+    /// Required: true, false, or null for the config's setting (an empty
+    /// body must not quietly mean "as configured").
+    #[serde(deserialize_with = "nullable")]
     enabled: Option<bool>,
+}
+
+fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    Option::deserialize(d)
 }
 
 /// Runs an operator's change: authorize, parse, apply, audit.
@@ -447,14 +454,15 @@ async fn set_override(
             _ => return Err(bad("give either `until` (an RFC 3339 time) or `for` (a duration like \"30m\")".into())),
         };
         if until <= now {
-            return Err(bad(format!("until: {until} is not in the future")));
+            let field = if b.until.is_some() { "until" } else { "for" };
+            return Err(bad(format!("{field}: the hold would end at {}, which is not in the future", wall(until))));
         }
         if until.since(now) > HOLD_MAX {
             return Err(bad("a hold lasts at most 7 days".into()));
         }
         let hold = Hold { replicas: b.replicas, until, by: caller.name.clone(), reason: reason.clone() };
         c.update(|s| s.operator.hold = Some(hold));
-        Ok(format!("hold at {} until {until}: {reason}", b.replicas))
+        Ok(format!("hold at {} until {}: {reason}", b.replicas, wall(until)))
     })
     .await
 }
@@ -484,6 +492,12 @@ async fn dry_run(
 ) -> Response {
     change(&state, &name, &method, &uri, &headers, |_, c, _| {
         let b: DryRunBody = body(&bytes)?;
+        if c.dry_run_forced() && b.enabled != Some(true) {
+            return Err(error(
+                StatusCode::CONFLICT,
+                "this daemon runs with --dry-run: every policy stays in dry-run until it is started without it",
+            ));
+        }
         c.update(|s| s.operator.dry_run = b.enabled);
         Ok(match b.enabled {
             Some(true) => "dry-run on".into(),
