@@ -178,8 +178,13 @@ async fn every_endpoint_answers_401_403_or_200_as_the_token_allows() {
 #[tokio::test]
 async fn bad_requests_get_a_4xx_that_says_what_is_wrong() {
     let r = Running::start().await;
+    let huge = format!("{{\"reason\": \"{}\"}}", "x".repeat(70 * 1024));
     for (m, p, b, code, words) in [
         ("GET", "/api/v1/policies/nope", None, 404, "no policy named `nope` (policies: web)"),
+        // what axum answers itself is JSON too
+        ("GET", "/api/v1/nowhere", None, 404, "no such path: the API's paths are listed in /api/v1/openapi.json"),
+        ("DELETE", "/api/v1/policies", None, 405, "method not allowed here"),
+        ("POST", "/api/v1/policies/web/pause", Some(huge.as_str()), 413, "over the limit of 64 KiB"),
         ("POST", "/api/v1/policies/nope/pause", Some("{}"), 404, "no policy named `nope`"),
         ("POST", "/api/v1/policies/web/pause", Some("{\"reason\": "), 400, "malformed JSON body"),
         ("POST", "/api/v1/policies/web/pause", Some("{\"why\": \"x\"}"), 400, "unknown field `why`"),
@@ -239,6 +244,9 @@ async fn bad_requests_get_a_4xx_that_says_what_is_wrong() {
         ("GET", "/api/v1/policies/web/decisions?outcome=won", None, 400, "not one of hold, scaled"),
         ("GET", "/api/v1/policies/web/decisions?since=yesterday", None, 400, "not an RFC 3339 time"),
         ("GET", "/api/v1/policies/web/decisions?colour=red", None, 400, "unknown parameter `colour`"),
+        ("GET", "/api/v1/audit?limit=abc", None, 400, "limit: `abc` is not a number from 1 to"),
+        ("GET", "/api/v1/audit?colour=red", None, 400, "unknown parameter `colour` (limit)"),
+        ("GET", "/api/v1/events?foo=1", None, 400, "unknown parameter `foo` (policy)"),
     ] {
         let (got, v) = r.call(m, p, Some(OPERATOR), b).await;
         assert_eq!(got, code, "{m} {p} {b:?}: {v}");
@@ -413,6 +421,10 @@ async fn status_and_explain_print_what_the_api_says() {
     let (code, out, err) = moontide(&["status", "--url", &r.base, "--token", VIEWER]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("web") && out.contains("running") && out.contains("hold at 2"), "{out}");
+    // the address as the daemon logs it, with /api/v1
+    let (code, again, err) = moontide(&["status", "--url", &format!("{}/api/v1/", r.base), "--token", VIEWER]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(again.contains("hold at 2"), "{again}");
     let (code, out, err) = moontide(&["explain", "web", "--url", &r.base, "--token", VIEWER]);
     assert_eq!(code, Some(0), "{err}");
     for part in ["readings", "cpu", "checks", "target_tracking", "outcome: hold at 2"] {

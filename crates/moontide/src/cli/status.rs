@@ -88,7 +88,10 @@ async fn get(a: &ApiArgs, path: &str) -> Result<Value, (ExitCode, String)> {
         }
     };
     let client = client(a)?;
-    let url = format!("{}{path}", a.url.trim_end_matches('/'));
+    // the daemon logs its API as http://HOST:PORT/api/v1: take that as well as the bare address
+    let base = a.url.trim_end_matches('/');
+    let base = base.strip_suffix("/api/v1").unwrap_or(base);
+    let url = format!("{base}{path}");
     let resp = client.get(&url).bearer_auth(token).send().await.map_err(|e| {
         (
             ExitCode::FAILURE,

@@ -74,12 +74,7 @@ fn authorize(
     uri: &Uri,
     need: Role,
 ) -> Result<Caller, Response> {
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
+    let bearer = super::auth::bearer(headers);
     let identity = match bearer {
         Some(b) => identify(&live.tokens, b, std::time::SystemTime::now()),
         None => Identity::Unknown,
@@ -519,6 +514,9 @@ async fn events(
         Ok(x) => x,
         Err(r) => return r,
     };
+    if let Err(r) = only_params(&params, &["policy"]) {
+        return r;
+    }
     let only = params.get("policy").cloned();
     if let Some(p) = &only
         && let Err(r) = control(&live, p)
@@ -543,6 +541,14 @@ async fn events(
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }
 
+/// A 400 naming the first parameter not in `known`.
+fn only_params(params: &BTreeMap<String, String>, known: &[&str]) -> Result<(), Response> {
+    match params.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(error(StatusCode::BAD_REQUEST, format!("unknown parameter `{k}` ({})", known.join(", ")))),
+        None => Ok(()),
+    }
+}
+
 async fn audit(
     Shared(state): Shared<Arc<State>>,
     Params(params): Params<BTreeMap<String, String>>,
@@ -554,7 +560,16 @@ async fn audit(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let limit = params.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100).clamp(1, PAGE_MAX);
+    if let Err(r) = only_params(&params, &["limit"]) {
+        return r;
+    }
+    let limit = match params.get("limit").map(|v| (v, v.parse::<usize>())) {
+        None => 100,
+        Some((_, Ok(n))) if (1..=PAGE_MAX).contains(&n) => n,
+        Some((v, _)) => {
+            return error(StatusCode::BAD_REQUEST, format!("limit: `{v}` is not a number from 1 to {PAGE_MAX}"));
+        }
+    };
     match api.store.audit_log(limit) {
         Ok(entries) => axum::Json(json!({ "entries": entries })).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

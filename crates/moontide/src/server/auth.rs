@@ -76,6 +76,15 @@ impl TokenConfig {
     }
 }
 
+/// The token of an `Authorization: Bearer TOKEN` header (the scheme's case
+/// does not matter, as HTTP says), or None.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?.trim_start();
+    let (scheme, token) = v.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// The hex SHA-256 of a token.
 pub fn hash(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
@@ -143,6 +152,22 @@ pub fn identify(tokens: &[TokenConfig], bearer: &str, now: std::time::SystemTime
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case() {
+        let with = |v: &str| {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert(axum::http::header::AUTHORIZATION, v.parse().unwrap());
+            super::bearer(&h).map(str::to_string)
+        };
+        assert_eq!(with("Bearer abc").as_deref(), Some("abc"));
+        assert_eq!(with("bearer abc").as_deref(), Some("abc"));
+        assert_eq!(with("BEARER   abc ").as_deref(), Some("abc"));
+        assert_eq!(with("Basic abc"), None);
+        assert_eq!(with("Bearer "), None);
+        assert_eq!(with("Bearerabc"), None);
+        assert_eq!(super::bearer(&axum::http::HeaderMap::new()), None);
+    }
+
     use super::*;
 
     #[test]

@@ -147,7 +147,39 @@ pub fn router(state: Arc<State>) -> axum::Router {
         .merge(api::routes())
         .route("/push/{source}", axum::routing::post(push::receive))
         .layer(axum::extract::DefaultBodyLimit::max(push::BODY_LIMIT))
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
+}
+
+/// Errors axum answers itself (no route, a wrong method, a body over the
+/// limit) come as plain text or empty: they are sent as JSON
+/// `{"error": "..."}` like the API's own.
+async fn json_errors(resp: axum::response::Response) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    let status = resp.status();
+    let json = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let allow = resp.headers().get(header::ALLOW).cloned();
+    let message = match status {
+        StatusCode::NOT_FOUND => "no such path: the API's paths are listed in /api/v1/openapi.json".to_string(),
+        StatusCode::METHOD_NOT_ALLOWED => match allow.as_ref().and_then(|a| a.to_str().ok()) {
+            Some(a) => format!("method not allowed here (allowed: {a})"),
+            None => "method not allowed here: /api/v1/openapi.json lists each path's methods".to_string(),
+        },
+        StatusCode::PAYLOAD_TOO_LARGE => format!("the body is over the limit of {} KiB", push::BODY_LIMIT / 1024),
+        _ => {
+            let text = axum::body::to_bytes(resp.into_body(), push::BODY_LIMIT).await.unwrap_or_default();
+            let text = String::from_utf8_lossy(&text).trim().to_string();
+            if text.is_empty() { status.canonical_reason().unwrap_or("error").to_string() } else { text }
+        }
+    };
+    let mut out = error(status, message);
+    if let Some(a) = allow {
+        out.headers_mut().insert(header::ALLOW, a);
+    }
+    out
 }
 
 /// Binds `addr` and serves (over TLS when `tls` is given) until `shutdown`

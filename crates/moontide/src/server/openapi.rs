@@ -91,7 +91,7 @@ pub const DOCUMENT: &str = r##"{
     },
     "/api/v1/policies/{name}/dry-run": {
       "post": { "summary": "Turn dry-run on or off, or back to the config with null (operator).", "parameters": [{ "$ref": "#/components/parameters/name" }],
-        "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "properties": { "enabled": { "type": "boolean", "nullable": true } } } } } },
+        "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["enabled"], "properties": { "enabled": { "type": "boolean", "nullable": true, "description": "Under `run --dry-run` only true is taken (409 otherwise)." } } } } } },
         "responses": { "200": { "$ref": "#/components/responses/PolicyChanged" }, "400": { "$ref": "#/components/responses/BadRequest" }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "404": { "$ref": "#/components/responses/NotFound" }, "409": { "$ref": "#/components/responses/Conflict" }, "503": { "$ref": "#/components/responses/Unavailable" } } }
     },
     "/api/v1/events": {
@@ -101,6 +101,18 @@ pub const DOCUMENT: &str = r##"{
     "/api/v1/audit": {
       "get": { "summary": "The audit log, newest first: who (token name) did or tried what (operator).", "parameters": [{ "name": "limit", "in": "query", "schema": { "type": "integer", "default": 100 } }],
         "responses": { "200": { "description": "Entries.", "content": { "application/json": { "schema": { "type": "object" } } } }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" } } }
+    },
+    "/api/v1/openapi.json": {
+      "get": { "summary": "This document (no token needed).", "security": [],
+        "responses": { "200": { "description": "The OpenAPI 3 document.", "content": { "application/json": { "schema": { "type": "object" } } } } } }
+    },
+    "/api/v1/reload": {
+      "post": { "summary": "Re-read the config file: checked and built first; a bad one is refused and the running config stays (operator).",
+        "responses": { "200": { "description": "Reloaded.", "content": { "application/json": { "schema": { "type": "object" } } } }, "401": { "$ref": "#/components/responses/Unauthorized" }, "403": { "$ref": "#/components/responses/Forbidden" }, "422": { "description": "The new config has problems; they are listed and the running config stays.", "content": { "application/json": { "schema": { "type": "object" } } } } } }
+    },
+    "/metrics": {
+      "get": { "summary": "Moontide's own metrics, in the OpenMetrics text format Prometheus scrapes (viewer).",
+        "responses": { "200": { "description": "Metrics.", "content": { "application/openmetrics-text": { "schema": { "type": "string" } } } }, "401": { "$ref": "#/components/responses/Unauthorized" } } }
     },
     "/push/{source}": {
       "post": { "summary": "Values for a `push` source, with that source's own token.", "security": [], "parameters": [{ "name": "source", "in": "path", "required": true, "schema": { "type": "string" } }],
@@ -116,7 +128,22 @@ mod tests {
     fn the_document_is_json_and_names_every_route() {
         let v: serde_json::Value = serde_json::from_str(super::DOCUMENT).unwrap();
         let paths = v["paths"].as_object().unwrap();
-        for p in ["/api/v1/policies", "/api/v1/policies/{name}/override", "/api/v1/events", "/push/{source}"] {
+        // every route of api::routes() and the push endpoint
+        for p in [
+            "/api/v1/openapi.json",
+            "/api/v1/policies",
+            "/api/v1/policies/{name}",
+            "/api/v1/policies/{name}/decisions",
+            "/api/v1/policies/{name}/pause",
+            "/api/v1/policies/{name}/resume",
+            "/api/v1/policies/{name}/override",
+            "/api/v1/policies/{name}/dry-run",
+            "/api/v1/events",
+            "/api/v1/audit",
+            "/api/v1/reload",
+            "/metrics",
+            "/push/{source}",
+        ] {
             assert!(paths.contains_key(p), "{p}");
         }
     }

@@ -21,11 +21,7 @@ pub(super) async fn receive(
     let Some(push) = state.live().pushes.get(&source).cloned() else {
         return error(StatusCode::NOT_FOUND, format!("no push source named `{source}`"));
     };
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+    let token = super::auth::bearer(&headers);
     let now = Timestamp::from_millis(
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0),
     );
