@@ -152,6 +152,33 @@ impl Problems<'_> {
     }
 }
 
+/// Where `key` is set at or after byte `from`: its `key = ...` line, or its
+/// `[server.key]` / `[[server.key]]` table.
+fn key_line(text: &str, from: usize, key: &str) -> Option<usize> {
+    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return None;
+    }
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let here = at;
+        at += line.len();
+        if here < from {
+            continue;
+        }
+        let l = line.trim_start();
+        if l.starts_with('[') && !l.trim_start_matches('[').starts_with("server") {
+            // past the server's tables
+            return None;
+        }
+        let set = l.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='));
+        let table = l.trim_start_matches('[').trim_end().trim_end_matches(']') == format!("server.{key}");
+        if set || (l.starts_with('[') && table) {
+            return Some(here + line.len() - l.len());
+        }
+    }
+    None
+}
+
 fn names<T>(map: &BTreeMap<String, T>) -> String {
     if map.is_empty() { "none declared".into() } else { map.keys().cloned().collect::<Vec<_>>().join(", ") }
 }
@@ -184,7 +211,15 @@ fn validate(path: &Path, raw: RawConfig, p: &mut Problems<'_>) -> Config {
     }
     if let Some(server) = &raw.server {
         for e in server.get_ref().validate() {
-            p.add(server.span(), "server", e);
+            // "listen: ..." points at the `listen` line, not the [server] header
+            let (span, field, message) = match e.split_once(": ").and_then(|(k, m)| {
+                let at = key_line(p.text, server.span().start, k.split('.').next().unwrap_or(k))?;
+                Some((at..at, format!("server.{k}"), m.to_string()))
+            }) {
+                Some(located) => located,
+                None => (server.span(), "server".to_string(), e),
+            };
+            p.add(span, field, message);
         }
     }
     if let Some(b) = &raw.breaker {
