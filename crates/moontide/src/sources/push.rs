@@ -141,9 +141,17 @@ impl Push {
             taken.push((k.clone(), n));
         }
         let mut values = self.values.lock().unwrap_or_else(|p| p.into_inner());
-        let new_names = taken.iter().filter(|(k, _)| !values.contains_key(k)).count();
-        if values.len() + new_names > MAX_NAMES {
-            return Err(Refused::BadBody(format!("a push source holds at most {MAX_NAMES} names")));
+        let new_names =
+            |values: &BTreeMap<String, (f64, Timestamp)>| taken.iter().filter(|(k, _)| !values.contains_key(k)).count();
+        if values.len() + new_names(&values) > MAX_NAMES {
+            // make room: names not pushed within max_age are stale already
+            values.retain(|_, (_, at)| now.since(*at) <= self.max_age);
+            if values.len() + new_names(&values) > MAX_NAMES {
+                return Err(Refused::BadBody(format!(
+                    "a push source holds at most {MAX_NAMES} names pushed within its max_age ({})",
+                    moontide_core::duration::format(self.max_age)
+                )));
+            }
         }
         for (k, v) in &taken {
             values.insert(k.clone(), (*v, now));
@@ -217,6 +225,30 @@ mod tests {
             }
         }
         assert_eq!(p.read(&["pending".into()])[0].as_ref().unwrap().value, 12.0);
+    }
+
+    #[test]
+    fn names_past_max_age_make_room_for_new_ones() {
+        let p = push();
+        let body = |from: usize| {
+            let names: Vec<String> = (from..from + MAX_NAMES / 2).map(|i| format!("\"q{i}\": 1")).collect();
+            format!("{{{}}}", names.join(", ")).into_bytes()
+        };
+        let t0 = Timestamp::from_secs(1_000);
+        assert_eq!(p.accept(Some("tok"), &body(0), t0), Ok(MAX_NAMES / 2));
+        assert_eq!(p.accept(Some("tok"), &body(MAX_NAMES / 2), t0.plus(Duration::from_secs(30))), Ok(MAX_NAMES / 2));
+        // full, and every name fresh: a new one is refused, what is held stays
+        let fresh = t0.plus(Duration::from_secs(45));
+        match p.accept(Some("tok"), br#"{"late": 1}"#, fresh) {
+            Err(Refused::BadBody(e)) => assert!(e.contains("at most 1000 names pushed within its max_age (1m)"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(p.read(&["q0".into()])[0].is_ok());
+        // once the first half is past max_age, it makes room
+        let later = t0.plus(Duration::from_secs(61));
+        assert_eq!(p.accept(Some("tok"), br#"{"late": 1}"#, later), Ok(1));
+        assert!(p.read(&["q0".into()])[0].as_ref().unwrap_err().contains("nothing pushed yet"));
+        assert!(p.read(&["q999".into(), "late".into()]).iter().all(Result::is_ok));
     }
 
     #[test]
