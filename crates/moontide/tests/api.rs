@@ -254,6 +254,13 @@ async fn bad_requests_get_a_4xx_that_says_what_is_wrong() {
     }
     let (_, v) = r.call("GET", "/api/v1/policies/web", Some(VIEWER), None).await;
     assert!(v["paused"].is_null() && v["hold"].is_null(), "no bad request changed anything: {v}");
+    // a refused change is audited with what the caller was told
+    let (_, v) = r.call("GET", "/api/v1/audit", Some(OPERATOR), None).await;
+    let audited = v["entries"].as_array().unwrap().iter().any(|e| {
+        e["status"] == 400
+            && e["detail"].as_str().unwrap_or("").contains("refused: reason: say why, in 1 to 500 characters")
+    });
+    assert!(audited, "{v}");
     r.stop().await;
 }
 

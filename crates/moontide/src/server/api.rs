@@ -51,7 +51,14 @@ fn api(state: &State) -> Result<&ApiState, Response> {
     state.api.as_ref().ok_or_else(|| error(StatusCode::NOT_FOUND, "no API here"))
 }
 
-fn record(api: &ApiState, who: &str, method: &Method, uri: &Uri, status: StatusCode, detail: impl Into<String>) {
+pub(super) fn record(
+    api: &ApiState,
+    who: &str,
+    method: &Method,
+    uri: &Uri,
+    status: StatusCode,
+    detail: impl Into<String>,
+) {
     let entry = AuditEntry {
         at: api.clock.now(),
         who: who.to_string(),
@@ -384,8 +391,15 @@ async fn change(
             axum::Json(v).into_response()
         }
         Err(r) => {
-            record(api, &caller.name, method, uri, r.status(), "refused: bad request");
-            r
+            // the audit line says why, as the caller was told
+            let (parts, body) = r.into_parts();
+            let bytes = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+            let why = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_string))
+                .unwrap_or_else(|| "bad request".into());
+            record(api, &caller.name, method, uri, parts.status, format!("refused: {why}"));
+            Response::from_parts(parts, axum::body::Body::from(bytes))
         }
     }
 }

@@ -62,7 +62,14 @@ async fn the_server_takes_pushes_whole_and_refuses_the_rest() {
         pushes: BTreeMap::from([("gateway".to_string(), push.clone())]),
         ..Default::default()
     };
-    let state = moontide::server::State::new(live, None);
+    let store = moontide::store::Store::open(&dir.path().join("state")).unwrap();
+    let api = moontide::server::ApiState {
+        store: store.clone(),
+        decisions: tokio::sync::broadcast::channel(16).0,
+        clock: Arc::new(moontide::engine::SystemClock),
+        reload: None,
+    };
+    let state = moontide::server::State::new(live, Some(api));
     let (addr, server) = moontide::server::start("127.0.0.1:0".parse().unwrap(), state, None, stopped).await.unwrap();
     let url = format!("http://{addr}/push/gateway");
 
@@ -85,6 +92,20 @@ async fn the_server_takes_pushes_whole_and_refuses_the_rest() {
     let got = push.read(&["pending".into()]).remove(0).unwrap();
     assert_eq!(got.value, 42.0);
     assert!(got.measured_at.is_some(), "a pushed value carries when it came");
+
+    // every refusal is in the audit log with why; the accepted push is not
+    let log = store.audit_log(100).unwrap();
+    let line = |e: &moontide::store::AuditEntry| format!("{} {} {} {}", e.who, e.action, e.status, e.detail);
+    let lines: Vec<String> = log.iter().map(line).collect();
+    let has = |want: &str| lines.iter().filter(|l| l.contains(want)).count();
+    assert_eq!(has("- POST /push/gateway 401 refused: missing or wrong bearer token"), 2, "{lines:#?}");
+    assert_eq!(has("- POST /push/nope 404 refused: no push source named `nope`"), 1, "{lines:#?}");
+    assert_eq!(
+        has("push:gateway POST /push/gateway 400 refused: `inflight` is \"many\", not a number"),
+        1,
+        "{lines:#?}"
+    );
+    assert_eq!(has(" 200 "), 0, "{lines:#?}");
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(10), server).await.unwrap().unwrap();
 }
