@@ -162,6 +162,30 @@ fn field_at(text: &str, offset: usize) -> String {
     }
 }
 
+/// On a line that is an inline table in an array (`  { name = "a", role = "x" },`):
+/// the array's key and the key whose value is at `offset`, like `tokens.role`.
+fn inline_key(text: &str, line_begin: usize, offset: usize) -> String {
+    let before = &text[line_begin..offset];
+    let inner = before
+        .rsplit_once('=')
+        .map(|(k, _)| k.rsplit(['{', ',']).next().unwrap_or("").trim().to_string())
+        .filter(|k| !k.is_empty());
+    // the array: the nearest line above that opens one (`tokens = [`), within this table
+    let array = text[..line_begin]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with('['))
+        .find_map(|l| l.split_once('=').filter(|(_, v)| v.trim_start().starts_with('[')).map(|(k, _)| k.trim()))
+        .unwrap_or("");
+    match (array.is_empty(), inner) {
+        (false, Some(k)) => format!("{array}.{k}"),
+        (false, None) => array.to_string(),
+        (true, Some(k)) => k,
+        (true, None) => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,29 +218,5 @@ mod tests {
         let at = refine(text, header..header + 3, "unknown field `z`");
         assert_eq!(field_at(text, at), "b.z");
         assert_eq!(refine(text, header..header + 3, "unknown field `nowhere`"), header);
-    }
-}
-
-/// On a line that is an inline table in an array (`  { name = "a", role = "x" },`):
-/// the array's key and the key whose value is at `offset`, like `tokens.role`.
-fn inline_key(text: &str, line_begin: usize, offset: usize) -> String {
-    let before = &text[line_begin..offset];
-    let inner = before
-        .rsplit_once('=')
-        .map(|(k, _)| k.rsplit(['{', ',']).next().unwrap_or("").trim().to_string())
-        .filter(|k| !k.is_empty());
-    // the array: the nearest line above that opens one (`tokens = [`), within this table
-    let array = text[..line_begin]
-        .lines()
-        .rev()
-        .map(str::trim)
-        .take_while(|l| !l.starts_with('['))
-        .find_map(|l| l.split_once('=').filter(|(_, v)| v.trim_start().starts_with('[')).map(|(k, _)| k.trim()))
-        .unwrap_or("");
-    match (array.is_empty(), inner) {
-        (false, Some(k)) => format!("{array}.{k}"),
-        (false, None) => array.to_string(),
-        (true, Some(k)) => k,
-        (true, None) => String::new(),
     }
 }
