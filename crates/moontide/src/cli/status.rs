@@ -188,7 +188,7 @@ pub async fn status(a: ApiArgs) -> ExitCode {
                 "    held at {} by {} until {} ({}): {}",
                 h["replicas"],
                 h["by"].as_str().unwrap_or("?"),
-                Timestamp::from_millis(h["until"].as_i64().unwrap_or(0)),
+                crate::engine::control::wall(Timestamp::from_millis(h["until"].as_i64().unwrap_or(0))),
                 when(h["until"].as_i64(), now),
                 h["reason"].as_str().unwrap_or("")
             );
