@@ -80,7 +80,9 @@ pub fn describe(e: &mlua::Error, limits: &Limits) -> String {
 /// The first frame of a traceback in a script's own code, as `file:line`
 /// (frames in C and in Moontide's built-in chunks are skipped).
 fn script_frame(traceback: &str) -> Option<&str> {
-    traceback.lines().map(str::trim).filter(|l| !l.starts_with("[C]") && !l.starts_with("moontide-")).find_map(|l| {
+    const BUILT_IN: [&str; 4] = ["moontide-ctx:", "moontide-expect:", "moontide-peaks:", "moontide-prelude:"];
+    let ours = |l: &str| l.starts_with("[C]") || BUILT_IN.iter().any(|b| l.starts_with(b));
+    traceback.lines().map(str::trim).filter(|l| !ours(l)).find_map(|l| {
         let (at, _) = l.split_once(": in ")?;
         has_position(&format!("{at}: ")).then_some(at)
     })

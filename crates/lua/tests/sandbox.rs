@@ -183,6 +183,14 @@ fn errors_of_built_in_functions_name_the_scripts_line() {
         let err = rec.error.unwrap_or_else(|| panic!("{what}: no error"));
         assert!(err.contains("test.lua:4: ") && err.contains(want), "{what}: {err}");
     }
+    // a file of the user's own whose name starts like Moontide's built-in chunks keeps its line
+    let origin = Origin::Inline {
+        name: "moontide-scale.lua".into(),
+        source: format!("{json}function decide(ctx)\n  return json.decode(nil)\nend"),
+    };
+    let mut s = LuaStrategy::load(origin, Limits::default(), Duration::from_secs(600), clock()).unwrap();
+    let err = run(&mut s).error.unwrap();
+    assert!(err.contains("moontide-scale.lua:3: json.decode"), "{err}");
     // a Lua error keeps its own position, not a second one
     let rec = run(&mut load("function decide(ctx)\n  error('mine')\nend", Limits::default()).unwrap());
     let err = rec.error.unwrap();

@@ -85,6 +85,20 @@ fn a_failing_or_endless_loop_is_reported_with_its_line() {
     assert_eq!(code, Some(2));
     assert!(err.contains("busy.lua:3") && err.contains("1000 requests without a socket.sleep"), "{err}");
 
+    // also when it catches that error and goes on
+    let caught = dir.path().join("caught.lua");
+    std::fs::write(
+        &caught,
+        "local http = require('socket.http')\nwhile true do\n  pcall(http.request, 'http://x.internal/')\nend\n",
+    )
+    .unwrap();
+    let (code, _, err) = check(&caught, &["--rounds", "1"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("1000 requests without a socket.sleep") && err.contains("caught the error and went on"),
+        "{err}"
+    );
+
     // a script that returns is not an error: Moontide starts it again
     let once = dir.path().join("once.lua");
     std::fs::write(&once, "require('socket').sleep(5)\n").unwrap();

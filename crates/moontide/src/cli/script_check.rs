@@ -46,6 +46,7 @@ pub async fn run(file: &Path, answers: &[String], rounds: u32) -> ExitCode {
         asked: AtomicU32::new(0),
         in_round: AtomicU32::new(0),
         done: Arc::new(Notify::new()),
+        runaway: Default::default(),
         used: Mutex::new(Vec::new()),
     });
     let script = match Script::load(&Origin::File(file.to_path_buf()), Limits::default(), clock, host.clone()) {
@@ -82,6 +83,10 @@ pub async fn run(file: &Path, answers: &[String], rounds: u32) -> ExitCode {
         println!("note: the script never asked for {u} (--answer unused)");
     }
     match ended {
+        None if host.runaway.load(Ordering::SeqCst) => {
+            eprintln!("error: {}: {} (it caught the error and went on)\n({summary})", file.display(), runaway());
+            ExitCode::from(super::EXIT_BAD_INPUT)
+        }
         None => {
             println!("{}: ok ({summary})", file.display());
             ExitCode::SUCCESS
@@ -98,6 +103,10 @@ pub async fn run(file: &Path, answers: &[String], rounds: u32) -> ExitCode {
     }
 }
 
+fn runaway() -> String {
+    format!("{MAX_REQUESTS_PER_ROUND} requests without a socket.sleep: a loop must sleep between rounds")
+}
+
 /// The check's host: a virtual clock, canned answers, a transcript on stdout.
 struct DryRun {
     clock: Arc<ManualClock>,
@@ -108,8 +117,11 @@ struct DryRun {
     slept: AtomicU32,
     asked: AtomicU32,
     in_round: AtomicU32,
-    /// Notified at the last round's sleep.
+    /// Notified at the last round's sleep, or when the script goes on
+    /// requesting past the bound.
     done: Arc<Notify>,
+    /// Set when the script went on past the bound.
+    runaway: std::sync::atomic::AtomicBool,
     /// Answers the script asked for.
     used: Mutex<Vec<String>>,
 }
@@ -140,10 +152,15 @@ impl ScriptHost for DryRun {
 
     fn http(&self, req: HttpRequest) -> BoxFuture<Result<HttpResponse, HttpError>> {
         self.asked.fetch_add(1, Ordering::SeqCst);
-        if self.in_round.fetch_add(1, Ordering::SeqCst) + 1 > MAX_REQUESTS_PER_ROUND {
-            return Box::pin(std::future::ready(Err(HttpError::Refused(format!(
-                "{MAX_REQUESTS_PER_ROUND} requests without a socket.sleep: a loop must sleep between rounds"
-            )))));
+        let n = self.in_round.fetch_add(1, Ordering::SeqCst) + 1;
+        if n > MAX_REQUESTS_PER_ROUND + 1 {
+            // the script caught the error (pcall) and went on: end the run here
+            self.runaway.store(true, Ordering::SeqCst);
+            self.done.notify_one();
+            return Box::pin(std::future::pending());
+        }
+        if n > MAX_REQUESTS_PER_ROUND {
+            return Box::pin(std::future::ready(Err(HttpError::Refused(runaway()))));
         }
         let sent = match &req.body {
             Some(b) => format!(" with a {}-byte body", b.len()),

@@ -165,11 +165,19 @@ fn field_at(text: &str, offset: usize) -> String {
 /// On a line that is an inline table in an array (`  { name = "a", role = "x" },`):
 /// the array's key and the key whose value is at `offset`, like `tokens.role`.
 fn inline_key(text: &str, line_begin: usize, offset: usize) -> String {
+    // the error points at a key (an unknown field) or at a value (after its `=`)
+    let after = &text[offset..];
+    let word = after.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')).next().unwrap_or("");
+    let at_key = !word.is_empty() && after[word.len()..].trim_start().starts_with('=');
     let before = &text[line_begin..offset];
-    let inner = before
-        .rsplit_once('=')
-        .map(|(k, _)| k.rsplit(['{', ',']).next().unwrap_or("").trim().to_string())
-        .filter(|k| !k.is_empty());
+    let inner = if at_key {
+        Some(word.to_string())
+    } else {
+        before
+            .rsplit_once('=')
+            .map(|(k, _)| k.rsplit(['{', ',']).next().unwrap_or("").trim().to_string())
+            .filter(|k| !k.is_empty())
+    };
     // the array: the nearest line above that opens one (`tokens = [`), within this table
     let array = text[..line_begin]
         .lines()

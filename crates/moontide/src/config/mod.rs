@@ -213,7 +213,14 @@ fn validate(path: &Path, raw: RawConfig, p: &mut Problems<'_>) -> Config {
         for e in server.get_ref().validate() {
             // "listen: ..." points at the `listen` line, not the [server] header
             let (span, field, message) = match e.split_once(": ").and_then(|(k, m)| {
-                let at = key_line(p.text, server.span().start, k.split('.').next().unwrap_or(k))?;
+                let (key, entry) = k.split_once('.').unwrap_or((k, ""));
+                let mut at = key_line(p.text, server.span().start, key)?;
+                // `tokens.NAME`: the line of that entry's name, when it can be found
+                if !entry.is_empty()
+                    && let Some(i) = p.text[at..].find(&format!("\"{entry}\""))
+                {
+                    at = p.text[..at + i].rfind('\n').map_or(0, |n| n + 1);
+                }
                 Some((at..at, format!("server.{k}"), m.to_string()))
             }) {
                 Some(located) => located,

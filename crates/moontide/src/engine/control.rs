@@ -216,8 +216,14 @@ impl Control {
 
 /// A time as operators read it: RFC 3339, UTC, to the second.
 pub fn wall(t: Timestamp) -> String {
-    let ms = u64::try_from(t.as_millis()).unwrap_or(0);
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+    // RFC 3339 holds years 0000 to 9999; the rest (a bad reply, a clock far off) as Unix seconds
+    const LAST: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+    match u64::try_from(t.as_millis()) {
+        Ok(ms) if t.as_millis() <= LAST => {
+            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+        }
+        _ => format!("{t} (Unix seconds)"),
+    }
 }
 
 #[cfg(test)]
@@ -269,6 +275,13 @@ mod tests {
             note.contains("held at 7 (as 5: the bounds are 1..=5 now) by bob until 2027-01-15T08:00:00Z"),
             "{note}"
         );
+    }
+
+    #[test]
+    fn wall_times_are_rfc_3339_within_its_years() {
+        assert_eq!(wall(Timestamp::from_secs(1_800_000_000)), "2027-01-15T08:00:00Z");
+        assert_eq!(wall(Timestamp::from_secs(-5)), "-5.000 (Unix seconds)");
+        assert_eq!(wall(Timestamp::from_millis(9_000_000_000_000_000)), "9000000000000.000 (Unix seconds)");
     }
 
     #[test]

@@ -121,12 +121,14 @@ pub struct State {
     pub live: std::sync::RwLock<Live>,
     /// The API (absent: only pushes are served).
     pub api: Option<ApiState>,
+    /// Refused pushes audited lately, by source and status (see `push::receive`).
+    push_refusals: std::sync::Mutex<push::Refusals>,
 }
 
 impl State {
     /// A server state.
     pub fn new(live: Live, api: Option<ApiState>) -> Arc<State> {
-        Arc::new(State { live: std::sync::RwLock::new(live), api })
+        Arc::new(State { live: std::sync::RwLock::new(live), api, push_refusals: Default::default() })
     }
 
     /// A copy of the live part.
