@@ -175,40 +175,19 @@ checks = {{ wake = {{ strategy = "target_tracking", targets = [{{ metric = "pend
 /// naming the policy, and 0 when every tick went through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_once_exits_1_when_an_action_fails() {
-    let metrics = TestServer::start(|_, _| json(200, j!({"cpu": 100}))).await;
+    let metrics = TestServer::start(|_, _| json(200, j!({"cpuUsage": 100}))).await;
     let refusing = TestServer::start(|_, _| text(400, "no capacity in this zone")).await;
     let accepting = TestServer::start(|_, _| text(200, "ok")).await;
-    let dir = tempfile::tempdir().unwrap();
     let run = |scale: String| {
-        let config = format!(
-            r#"
-[sources.app]
-type = "http_json"
-url = "{}"
-
-[targets.cloud]
-type = "webhook"
-url = "{scale}"
-initial = 2
-
-[policies.web]
-target = "cloud"
-interval = "10s"
-min = 1
-max = 10
-metrics = {{ cpu = {{ source = "app", query = "/cpu" }} }}
-checks = {{ cpu = {{ strategy = "target_tracking", targets = [{{ metric = "cpu", target = 50 }}] }} }}
-"#,
-            metrics.url("/m")
-        );
-        let path = dir.path().join("moontide.toml");
-        std::fs::write(&path, config).unwrap();
-        let state = tempfile::tempdir().unwrap();
+        let checks =
+            r#"checks = { cpu = { strategy = "target_tracking", targets = [{ metric = "cpu", target = 50 }] } }"#;
+        let (dir, path) = common::config_file(&common::web_config(&metrics.url("/m"), &scale, checks));
+        let state = dir.path().join("state");
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_moontide"))
             .args(["run", "--once", "--config"])
             .arg(&path)
             .arg("--state-dir")
-            .arg(state.path())
+            .arg(&state)
             .output()
             .unwrap();
         (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())

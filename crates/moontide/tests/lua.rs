@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestServer, json, text};
+use common::{TestServer, json, text, web_config as config};
 use moontide::config::Config;
 use moontide::engine::{Engine, SystemClock};
 use moontide::store::Store;
@@ -13,29 +13,6 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
-
-fn config(metrics: &str, scale: &str, checks: &str) -> String {
-    format!(
-        r#"
-[sources.app]
-type = "http_json"
-url = "{metrics}"
-
-[targets.cloud]
-type = "webhook"
-url = "{scale}"
-initial = 2
-
-[policies.web]
-target = "cloud"
-interval = "10s"
-min = 1
-max = 10
-metrics = {{ cpu = {{ source = "app", query = "/cpuUsage" }} }}
-{checks}
-"#
-    )
-}
 
 fn engine(path: &Path, state: &Path, clock: &Arc<ManualClock>) -> Engine {
     Engine::build(&Config::load(path).unwrap(), Store::open(state).unwrap(), clock.clone(), false).unwrap()

@@ -105,6 +105,32 @@ pub fn text(status: u16, body: &str) -> Response {
     (StatusCode::from_u16(status).unwrap(), body.to_string()).into_response()
 }
 
+/// A config of one policy `web` on a webhook target `cloud` (starting at 2)
+/// reading `cpu` from an http_json source at `metrics` (`/cpuUsage`), ticking
+/// every 10 s between 1 and 10 replicas, with `checks` (TOML) after it.
+pub fn web_config(metrics: &str, scale: &str, checks: &str) -> String {
+    format!(
+        r#"
+[sources.app]
+type = "http_json"
+url = "{metrics}"
+
+[targets.cloud]
+type = "webhook"
+url = "{scale}"
+initial = 2
+
+[policies.web]
+target = "cloud"
+interval = "10s"
+min = 1
+max = 10
+metrics = {{ cpu = {{ source = "app", query = "/cpuUsage" }} }}
+{checks}
+"#
+    )
+}
+
 /// Writes `text` as a config file in a new temp dir; returns (dir, path).
 pub fn config_file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
