@@ -1,9 +1,10 @@
 //! `moontide history`: recorded decisions, newest first.
 
 use crate::config::Config;
+use crate::engine::control::wall;
 use crate::store::{Query, Store};
 use clap::Args;
-use moontide_core::{Decision, Timestamp};
+use moontide_core::Decision;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -94,30 +95,17 @@ pub fn run(args: HistoryArgs) -> ExitCode {
 
 /// One readable line: time, policy, outcome, counts, reason.
 pub fn line(d: &Decision) -> String {
-    format!(
-        "{}  {:<12} {:<8} {:>3} → {:<3} {}",
-        clock_time(d.at),
-        d.policy,
-        d.outcome.kind(),
-        d.current,
-        d.desired,
-        d.reason
-    )
-}
-
-/// RFC 3339 time in UTC, to the second (`2026-11-18T10:26:40Z`).
-pub fn clock_time(t: Timestamp) -> String {
-    let ms = t.as_millis().max(0) as u64;
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
+    format!("{}  {:<12} {:<8} {:>3} → {:<3} {}", wall(d.at), d.policy, d.outcome.kind(), d.current, d.desired, d.reason)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use moontide_core::Timestamp;
 
     #[test]
     fn formats_utc_times() {
-        assert_eq!(clock_time(Timestamp::from_secs(0)), "1970-01-01T00:00:00Z");
-        assert_eq!(clock_time(Timestamp::from_millis(1_795_000_000_999)), "2026-11-18T11:06:40Z");
+        assert_eq!(wall(Timestamp::from_secs(0)), "1970-01-01T00:00:00Z");
+        assert_eq!(wall(Timestamp::from_millis(1_795_000_000_999)), "2026-11-18T11:06:40Z");
     }
 }

@@ -56,23 +56,22 @@ pub async fn run(file: &Path, answers: &[String], rounds: u32) -> ExitCode {
             return ExitCode::from(super::EXIT_BAD_INPUT);
         }
     };
+    let plural = |n: u32| if n == 1 { "" } else { "s" };
     println!(
-        "{}: {} round{} on a virtual clock; requests are answered here, nothing is sent",
+        "{}: {rounds} round{} on a virtual clock; requests are answered here, nothing is sent",
         file.display(),
-        rounds,
-        if rounds == 1 { "" } else { "s" }
+        plural(rounds)
     );
     let done = host.done.clone();
     let ended = tokio::select! {
         r = script.run() => Some(r),
         _ = done.notified() => None,
     };
+    let (ran, asked) = (host.slept.load(Ordering::SeqCst).min(rounds), host.asked.load(Ordering::SeqCst));
     let summary = format!(
-        "{} round{}, {} request{}, {} of script time",
-        host.slept.load(Ordering::SeqCst).min(rounds),
-        if host.slept.load(Ordering::SeqCst).min(rounds) == 1 { "" } else { "s" },
-        host.asked.load(Ordering::SeqCst),
-        if host.asked.load(Ordering::SeqCst) == 1 { "" } else { "s" },
+        "{ran} round{}, {asked} request{}, {} of script time",
+        plural(ran),
+        plural(asked),
         humantime::format_duration(host.elapsed()),
     );
     let unused: Vec<String> = {

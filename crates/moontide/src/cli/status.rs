@@ -1,6 +1,7 @@
 //! `moontide status` and `moontide explain POLICY`: what a running Moontide
 //! is doing and why, read from its API with a token.
 
+use crate::engine::control::wall;
 use clap::Args;
 use moontide_core::{Decision, Outcome, Timestamp};
 use serde_json::Value;
@@ -188,7 +189,7 @@ pub async fn status(a: ApiArgs) -> ExitCode {
                 "    held at {} by {} until {} ({}): {}",
                 h["replicas"],
                 h["by"].as_str().unwrap_or("?"),
-                crate::engine::control::wall(Timestamp::from_millis(h["until"].as_i64().unwrap_or(0))),
+                wall(Timestamp::from_millis(h["until"].as_i64().unwrap_or(0))),
                 when(h["until"].as_i64(), now),
                 h["reason"].as_str().unwrap_or("")
             );
@@ -246,7 +247,7 @@ pub async fn explain(a: ExplainArgs) -> ExitCode {
 
 /// A decision as a person reads it: what was seen, what each check wanted, what the guards did, what happened.
 pub fn render(d: &Decision) -> String {
-    let at = super::history::clock_time(d.at);
+    let at = wall(d.at);
     let mut out = format!("{} at {at}: {} replicas ({} ready)\n", d.policy, d.current, d.ready);
     if !d.inputs.is_empty() {
         out.push_str("\nreadings\n");

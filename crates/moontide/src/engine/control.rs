@@ -214,7 +214,8 @@ impl Control {
     }
 }
 
-/// A time as operators read it: RFC 3339, UTC, to the second.
+/// A time as people read it (decision history, operator notes): RFC 3339,
+/// UTC, to the second (`2026-11-18T10:26:40Z`).
 pub fn wall(t: Timestamp) -> String {
     // RFC 3339 holds years 0000 to 9999; the rest (a bad reply, a clock far off) as Unix seconds
     const LAST: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z

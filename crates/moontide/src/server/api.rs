@@ -178,7 +178,7 @@ fn view(c: &Control) -> Value {
         "last_decision": last.map(|d| json!({"at": d.at, "outcome": d.outcome.kind(), "reason": d.reason})),
         "next_tick": st.next_tick,
         "paused": st.operator.paused,
-        "dry_run": c.dry_run_forced() || st.operator.dry_run.unwrap_or(c.config_dry_run),
+        "dry_run": c.dry_run(),
         "hold": st.operator.hold,
         "error": last.and_then(outcome_error),
     })
@@ -268,14 +268,9 @@ async fn decisions(
                 }
                 q.outcome = Some(v.clone());
             }
-            "limit" => match v.parse::<usize>() {
-                Ok(n) if (1..=PAGE_MAX).contains(&n) => q.limit = n,
-                _ => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        format!("limit: `{v}` is not a number from 1 to {PAGE_MAX}"),
-                    );
-                }
+            "limit" => match limit_param(v) {
+                Ok(n) => q.limit = n,
+                Err(r) => return r,
             },
             other => {
                 return error(
@@ -555,6 +550,14 @@ async fn events(
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }
 
+/// A page size, from 1 to [`PAGE_MAX`].
+fn limit_param(v: &str) -> Result<usize, Response> {
+    match v.parse::<usize>() {
+        Ok(n) if (1..=PAGE_MAX).contains(&n) => Ok(n),
+        _ => Err(error(StatusCode::BAD_REQUEST, format!("limit: `{v}` is not a number from 1 to {PAGE_MAX}"))),
+    }
+}
+
 /// A 400 naming the first parameter not in `known`.
 fn only_params(params: &BTreeMap<String, String>, known: &[&str]) -> Result<(), Response> {
     match params.keys().find(|k| !known.contains(&k.as_str())) {
@@ -577,12 +580,10 @@ async fn audit(
     if let Err(r) = only_params(&params, &["limit"]) {
         return r;
     }
-    let limit = match params.get("limit").map(|v| (v, v.parse::<usize>())) {
+    let limit = match params.get("limit").map(|v| limit_param(v)) {
         None => 100,
-        Some((_, Ok(n))) if (1..=PAGE_MAX).contains(&n) => n,
-        Some((v, _)) => {
-            return error(StatusCode::BAD_REQUEST, format!("limit: `{v}` is not a number from 1 to {PAGE_MAX}"));
-        }
+        Some(Ok(n)) => n,
+        Some(Err(r)) => return r,
     };
     match api.store.audit_log(limit) {
         Ok(entries) => axum::Json(json!({ "entries": entries })).into_response(),

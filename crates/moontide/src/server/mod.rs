@@ -163,13 +163,12 @@ async fn json_errors(resp: axum::response::Response) -> axum::response::Response
     if json || !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
-    let allow = resp.headers().get(header::ALLOW).cloned();
     let message = match status {
         StatusCode::NOT_FOUND => "no such path: the API's paths are listed in /api/v1/openapi.json".to_string(),
-        StatusCode::METHOD_NOT_ALLOWED => match allow.as_ref().and_then(|a| a.to_str().ok()) {
-            Some(a) => format!("method not allowed here (allowed: {a})"),
-            None => "method not allowed here: /api/v1/openapi.json lists each path's methods".to_string(),
-        },
+        // axum sends no Allow header to list them
+        StatusCode::METHOD_NOT_ALLOWED => {
+            "method not allowed here: /api/v1/openapi.json lists each path's methods".to_string()
+        }
         StatusCode::PAYLOAD_TOO_LARGE => format!("the body is over the limit of {} KiB", push::BODY_LIMIT / 1024),
         _ => {
             let text = axum::body::to_bytes(resp.into_body(), push::BODY_LIMIT).await.unwrap_or_default();
@@ -177,11 +176,7 @@ async fn json_errors(resp: axum::response::Response) -> axum::response::Response
             if text.is_empty() { status.canonical_reason().unwrap_or("error").to_string() } else { text }
         }
     };
-    let mut out = error(status, message);
-    if let Some(a) = allow {
-        out.headers_mut().insert(header::ALLOW, a);
-    }
-    out
+    error(status, message)
 }
 
 /// Binds `addr` and serves (over TLS when `tls` is given) until `shutdown`

@@ -1,12 +1,13 @@
 //! `POST /push/{source}`: values for a `push` source.
 
 use super::{State, error};
+use crate::engine::SystemClock;
 use crate::sources::push::Refused;
 use axum::body::Bytes;
 use axum::extract::{Path, State as Shared};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use moontide_core::Timestamp;
+use moontide_core::{Clock, Timestamp};
 use std::sync::Arc;
 
 /// Largest push body.
@@ -20,34 +21,50 @@ pub(super) async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let response = take(&state, &source, &headers, &body);
+    let now = SystemClock.now();
+    let refusal = match take(&state, &source, &headers, &body, now) {
+        Ok(n) => return (StatusCode::OK, axum::Json(serde_json::json!({ "accepted": n }))).into_response(),
+        Err(r) => r,
+    };
     // a refused push goes to the audit log, as a refused API request does, at
     // most once a minute per source and status (a misconfigured gateway pushes
     // every second, and must not crowd out the API's refusals)
-    let status = response.status().as_u16();
-    let now = Timestamp::from_millis(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0),
-    );
+    let status = refusal.status;
     if let Some(api) = &state.api
-        && response.status() != StatusCode::OK
         // every unknown source counts as one: their names are the caller's
         && let Some(more) = state.push_refusals.lock().unwrap_or_else(|p| p.into_inner()).due(
-            if status == 404 { "" } else { &source },
-            status,
+            if status == StatusCode::NOT_FOUND { "" } else { &source },
+            status.as_u16(),
             now,
         )
     {
-        // a bad body came with the source's token: its pusher is named after the source
-        let who = if response.status() == StatusCode::BAD_REQUEST { format!("push:{source}") } else { "-".into() };
-        let why = match response.status() {
-            StatusCode::UNAUTHORIZED => "refused: missing or wrong bearer token".to_string(),
-            StatusCode::NOT_FOUND => format!("refused: no push source named `{source}`"),
-            _ => format!("refused: {}", refusal(&response).unwrap_or("bad body")),
+        let why = match more {
+            0 => format!("refused: {}", refusal.why),
+            n => format!("refused: {} (and {n} more like it in the minute before)", refusal.why),
         };
-        let why = if more > 0 { format!("{why} (and {more} more like it in the minute before)") } else { why };
-        super::api::record(api, &who, &method, &uri, response.status(), why);
+        super::api::record(api, &refusal.who, &method, &uri, status, why);
+    }
+    let mut response = error(status, refusal.why);
+    if status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
     }
     response
+}
+
+/// A refused push: its status, and who sent it (`-` for a caller not known
+/// by a token) and why, for the reply and the audit log.
+struct Refusal {
+    status: StatusCode,
+    who: String,
+    why: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, who: impl Into<String>, why: String) -> Refusal {
+        Refusal { status, who: who.into(), why }
+    }
 }
 
 /// Refused pushes by source and status: when each was last audited, and how
@@ -88,36 +105,20 @@ impl Refusals {
     }
 }
 
-/// The message a refusal carries (set by `take`).
-fn refusal(r: &Response) -> Option<&str> {
-    r.extensions().get::<Why>().map(|w| w.0.as_str())
-}
-
-#[derive(Clone)]
-struct Why(String);
-
-fn take(state: &State, source: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+/// Takes a push: how many values, or why not.
+fn take(state: &State, source: &str, headers: &HeaderMap, body: &[u8], now: Timestamp) -> Result<usize, Refusal> {
     let Some(push) = state.live().pushes.get(source).cloned() else {
-        return error(StatusCode::NOT_FOUND, format!("no push source named `{source}`"));
+        return Err(Refusal::new(StatusCode::NOT_FOUND, "-", format!("no push source named `{source}`")));
     };
     let token = super::auth::bearer(headers);
-    let now = Timestamp::from_millis(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0),
-    );
     match push.accept(token, body, now) {
-        Ok(n) => (StatusCode::OK, axum::Json(serde_json::json!({ "accepted": n }))).into_response(),
+        Ok(n) => Ok(n),
         Err(Refused::Unauthorized) => {
             tracing::warn!(target: "moontide::server", source = %source, "push refused: missing or wrong token");
-            let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-            r.headers_mut()
-                .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
-            r
+            Err(Refusal::new(StatusCode::UNAUTHORIZED, "-", "missing or wrong bearer token".into()))
         }
-        Err(Refused::BadBody(e)) => {
-            let mut r = error(StatusCode::BAD_REQUEST, e.clone());
-            r.extensions_mut().insert(Why(e));
-            r
-        }
+        // a bad body came with the source's token: its pusher is named after the source
+        Err(Refused::BadBody(e)) => Err(Refusal::new(StatusCode::BAD_REQUEST, format!("push:{source}"), e)),
     }
 }
 
