@@ -106,7 +106,13 @@ function decide(ctx)
   local c = settings(ctx)
   local held, why_held = held_floor(c, ctx.state, ctx.now, value(m, "arrivals"))
   if running == nil or kv == nil then
-    return nil, "running or kv unknown"
+    if ctx.current > 0 then
+      -- servers that cannot be read are no reason to remove any: hold (more if the floor asks)
+      return math.max(ctx.current, held), ("running or kv unknown with %d replicas: no scale-down on missing data%s")
+        :format(ctx.current, why_held)
+    end
+    -- no servers to read: nothing runs
+    running, kv = 0, 0
   end
   local ahead, why_ahead = for_forecast(ctx)
   if running == 0 and queue == 0 then

@@ -129,10 +129,24 @@ end
 
 function test_arrivals_are_kept_while_the_servers_metrics_are_unread()
   local p = moontide.policy("llm.lua")
-  local n = p:decide{ now = 1700000400, current = 4, ready = 4,
+  local n, why = p:decide{ now = 1700000400, current = 4, ready = 4,
     metrics = { running = { false }, kv = { false }, queue = { 0 }, arrivals = { 40 } } }
-  expect.is_nil(n)
+  expect.eq(n, 4, "unread servers are no reason to scale down")
+  expect.match(why, "running or kv unknown with 4 replicas: no scale%-down on missing data")
   expect.eq(tick(p, 1, 0), 4)
+end
+
+function test_unread_servers_hold_the_count_and_the_floor_can_raise_it()
+  local p = moontide.policy("llm.lua")
+  -- 2 replicas, servers unread, arrivals of 40 req/s: the held floor (4) is more than the count
+  local n = p:decide{ now = 1700000400, current = 2, ready = 2,
+    metrics = { running = { false }, kv = { false }, queue = { 0 }, arrivals = { 40 } } }
+  expect.eq(n, 4)
+  -- at zero there is no server to read: the gateway's queue decides
+  local q = moontide.policy("llm.lua")
+  local z = q:decide{ now = 1700000400, current = 0, ready = 0,
+    metrics = { running = { false }, kv = { false }, queue = { 0 }, pending = { 0 }, arrivals = { 0 } } }
+  expect.eq(z, 0)
 end
 
 function test_the_state_keeps_one_peak_a_minute_for_thirty_minutes()

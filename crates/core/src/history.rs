@@ -57,7 +57,10 @@ impl PolicyHistory {
             self.usage.pop_front();
         }
         // the on-error fallback counts ticks in which every check failed, not ticks with any error
-        let all_failed = !d.checks.is_empty()
+        // nor ticks whose failure is a reading the sanity check held back
+        let held = d.inputs.iter().any(|i| i.status == crate::series::ReadingStatus::Held);
+        let all_failed = !held
+            && !d.checks.is_empty()
             && d.checks.iter().all(|c| c.recommendation.error.is_some() && c.recommendation.desired.is_none());
         self.error_streak = if all_failed { self.error_streak.saturating_add(1) } else { 0 };
         let cutoff = d.at.minus(self.retention);

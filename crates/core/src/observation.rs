@@ -34,7 +34,7 @@ impl Observation<'_> {
             Some(p) if p.at < self.now.minus(self.interval) => {
                 Err(format!("metric `{metric}` has no reading this tick"))
             }
-            Some(p) => p.value.ok_or_else(|| format!("metric `{metric}` reading failed or is stale")),
+            Some(p) => p.value.ok_or_else(|| format!("metric `{metric}` reading failed, is stale or was held back")),
             None => Err(format!("metric `{metric}` has no reading yet")),
         }
     }

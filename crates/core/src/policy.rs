@@ -99,16 +99,20 @@ pub fn conclude(
     history: &PolicyHistory,
     checks: Vec<CheckOutcome>,
 ) -> Evaluation {
-    conclude_shared(spec, obs, history, checks, None)
+    conclude_shared(spec, obs, history, checks, None, false)
 }
 
 /// [`conclude`], with the ceiling of a budget shared with other policies.
+/// `held` says the sanity check held a reading back this tick: the checks
+/// that read it fail (which blocks scale-down), but that is no reason for
+/// `on_error`'s fallback.
 pub fn conclude_shared(
     spec: &PolicySpec,
     obs: &Observation<'_>,
     history: &PolicyHistory,
     checks: Vec<CheckOutcome>,
     shared: Option<BudgetCap>,
+    held: bool,
 ) -> Evaluation {
     let opinions = checks.iter().filter_map(|c| c.recommendation.desired);
     let mut recommended = opinions.max().unwrap_or(obs.current);
@@ -121,7 +125,8 @@ pub fn conclude_shared(
     let errors: Vec<String> =
         checks.iter().filter_map(|c| c.recommendation.error.as_ref().map(|e| format!("{}: {e}", c.check))).collect();
     let data_error = (!errors.is_empty()).then(|| errors.join("; "));
-    let all_failed = !checks.is_empty()
+    let all_failed = !held
+        && !checks.is_empty()
         && checks.iter().all(|c| c.recommendation.error.is_some() && c.recommendation.desired.is_none());
     let own = spec.behaviour.budget.as_ref().and_then(|b| {
         let spend = Spend { used_replica_hours: history.replica_hours(obs.now), ..Default::default() };

@@ -117,6 +117,33 @@ fn conclude_names_the_failing_check_and_applies_the_fallback_only_when_all_faile
 }
 
 #[test]
+fn a_reading_held_back_blocks_scale_down_but_sets_off_no_fallback() {
+    let s = spec(vec![], quiet(Some(12), 1));
+    let m = Metrics::new();
+    let failed = || check("cpu", Recommendation::failed("metric `cpu` reading failed, is stale or was held back"));
+    let mut h = PolicyHistory::new(secs(600));
+    // held this tick: the only check fails, but the count holds instead of jumping to the fallback
+    let eval = conclude_shared(&s, &m.obs(100, 4), &h, vec![failed()], None, true);
+    assert_eq!(eval.desired, 4, "{:?}", eval.guards);
+    // and a held tick does not count towards the failing streak either
+    let mut d = decision(100, 4, Some(4), vec![failed()], vec![], Outcome::Hold);
+    d.inputs.push(crate::series::Input {
+        metric: "cpu".into(),
+        source: "app".into(),
+        query: "/cpu".into(),
+        at: at(100),
+        value: Some(950.0),
+        status: crate::series::ReadingStatus::Held,
+        error: Some("implausible".into()),
+    });
+    h.note(&d);
+    assert_eq!(h.error_streak(), 0);
+    // not held: the same failure falls back
+    let eval = conclude_shared(&s, &m.obs(110, 4), &h, vec![failed()], None, false);
+    assert_eq!(eval.desired, 12);
+}
+
+#[test]
 fn evaluate_runs_the_real_strategies() {
     let s = spec(vec![("cpu", cpu_tracking(60.0)), ("queue", queue_threshold())], quiet(None, 1));
     // (cpu, queue, current) -> desired

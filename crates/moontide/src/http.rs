@@ -23,10 +23,27 @@ pub fn builder(timeout: Duration) -> reqwest::ClientBuilder {
 }
 
 /// Problems with a URL a config gives for an HTTP endpoint: `FIELD: ...`, or none.
+/// A user name or password in it is refused: the URL shows in errors and decisions.
 pub fn check_url(field: &str, url: &str) -> Option<String> {
+    check_url_credentials(
+        field,
+        url,
+        "them in the settings for credentials (a token or password from an environment variable or a file)",
+    )
+}
+
+/// The same, with `instead` saying which settings take the credentials,
+/// e.g. "a bearer token with token_env or token_file".
+pub fn check_url_credentials(field: &str, url: &str, instead: &str) -> Option<String> {
     match reqwest::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => None,
-        Ok(u) => Some(format!("{field}: scheme `{}` is not http or https", u.scheme())),
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+            Some(format!("{field}: scheme `{}` is not http or https", u.scheme()))
+        }
+        // said without the URL, which holds a password
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+            Some(format!("{field}: leave credentials out of the URL, which errors and decisions show; give {instead}"))
+        }
+        Ok(_) => None,
         Err(e) => Some(format!("{field}: `{url}` is not a valid URL ({e})")),
     }
 }
@@ -52,6 +69,13 @@ mod tests {
         assert_eq!(check_url("url", "http://127.0.0.1:9/x"), None);
         assert!(check_url("url", "ftp://h/").unwrap().contains("url: scheme `ftp` is not http or https"));
         assert!(check_url("address", "nope").unwrap().contains("address: `nope` is not a valid URL"));
+        let users = ["http://moontide:hunter2@127.0.0.1:9/x", "http://moontide@127.0.0.1:9/x", "http://:hunter2@h/"];
+        for with_user in users {
+            let err = check_url_credentials("url", with_user, "token_env or token_file").unwrap();
+            assert!(err.contains("url: leave credentials out of the URL") && err.contains("token_env"), "{err}");
+            assert!(!err.contains("hunter2"), "{err}");
+            assert!(check_url("address", with_user).unwrap().contains("leave credentials out"));
+        }
         let mut h = std::collections::BTreeMap::new();
         h.insert("X-Ok".to_string(), "fine".to_string());
         assert!(check_headers(&h).is_empty());

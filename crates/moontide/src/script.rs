@@ -132,7 +132,7 @@ impl ScriptConfig {
     }
 
     /// Whether `url` may be fetched directly.
-    fn allows(&self, url: &reqwest::Url) -> bool {
+    pub(crate) fn allows(&self, url: &reqwest::Url) -> bool {
         let Some((host, port)) = host_of(url) else { return false };
         self.allow_hosts.iter().any(|a| {
             let a = a.trim().to_ascii_lowercase();
@@ -143,6 +143,58 @@ impl ScriptConfig {
                 _ => a == host,
             }
         })
+    }
+}
+
+/// Where a script's request goes.
+pub(crate) enum Route {
+    /// A mapped action on the policy's target.
+    Action(Action),
+    /// A mapped source's reading.
+    Source(String),
+    /// A host on the allow list: fetched as it is.
+    Fetch(reqwest::Url),
+    /// Anything else: raised in the script as an error, with this message.
+    Refused(String),
+}
+
+/// The mapped URLs of `config`, in the one form used for matching.
+pub(crate) fn mapped_urls(config: &ScriptConfig) -> BTreeMap<String, UrlMapping> {
+    config.urls.iter().filter_map(|(k, v)| Some((normalize(k)?, v.clone()))).collect()
+}
+
+/// Where a request of `policy`'s script to `url` goes (`urls` from [`mapped_urls`]).
+pub(crate) fn route(config: &ScriptConfig, urls: &BTreeMap<String, UrlMapping>, policy: &str, url: &str) -> Route {
+    match normalize(url).and_then(|u| urls.get(&u)) {
+        Some(UrlMapping { action: Some(a), .. }) => return Route::Action(*a),
+        Some(UrlMapping { source: Some(s), .. }) => return Route::Source(s.clone()),
+        _ => {}
+    }
+    match reqwest::Url::parse(url) {
+        Ok(u) if config.allows(&u) => Route::Fetch(u),
+        parsed => {
+            let host = parsed.ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_else(|| url.to_string());
+            Route::Refused(format!(
+                "host {host} is not allowed: add it to policies.{policy}.script.allow_hosts, or map {url} in policies.{policy}.script.urls"
+            ))
+        }
+    }
+}
+
+/// What a script's call to an action URL asks of the policy: one replica more or less.
+pub(crate) fn action_check(action: Action, url: String) -> impl FnOnce(u32) -> CheckOutcome {
+    move |current| {
+        let (n, word) = match action {
+            Action::ScaleUp => (current.saturating_add(1), "scale-up"),
+            Action::ScaleDown => (current.saturating_sub(1), "scale-down"),
+        };
+        CheckOutcome {
+            check: "script".into(),
+            strategy: "lua_script".into(),
+            recommendation: Recommendation::want(n, format!("script called {word} ({url})")),
+            state: None,
+            forecast: None,
+        }
     }
 }
 
@@ -191,7 +243,8 @@ fn stopping() -> HttpResponse {
 /// The shortest time between two actions of one script.
 pub const MIN_ACTION_GAP: Duration = Duration::from_secs(1);
 
-fn throttled() -> HttpResponse {
+/// The answer to an action asked for within [`MIN_ACTION_GAP`] of the last.
+pub(crate) fn throttled() -> HttpResponse {
     let body = serde_json::json!({"outcome": "throttled", "reason": "more than one action a second; try again later"});
     HttpResponse {
         status: 429,
@@ -212,18 +265,16 @@ impl ScriptHost for Host {
     }
 
     fn http(&self, req: HttpRequest) -> BoxFuture<Result<HttpResponse, HttpError>> {
-        let mapping = normalize(&req.url).and_then(|u| self.urls.get(&u).cloned());
+        let route = route(&self.config, &self.urls, &self.policy, &req.url);
         let runtime = self.runtime.clone();
         let sources = self.sources.clone();
         let client = self.client.clone();
-        let policy = self.policy.clone();
         let clock = self.clock.clone();
         let last_action = self.last_action.clone();
         let gate = self.gate.clone();
-        let allowed = reqwest::Url::parse(&req.url).ok().filter(|u| self.config.allows(u));
         Box::pin(async move {
-            match mapping {
-                Some(UrlMapping { action: Some(action), .. }) => {
+            match route {
+                Route::Action(action) => {
                     // A script that calls faster than one action a second gets
                     // 429, as a rate-limited provider would answer.
                     let now = clock.now();
@@ -234,7 +285,6 @@ impl ScriptHost for Host {
                         }
                         *last = Some(now);
                     }
-                    let url = req.url.clone();
                     // taken before looking at `closed`: a stop either sees this action and waits for it, or refuses it
                     let pass = gate.passes.clone().read_owned().await;
                     if gate.closed.load(std::sync::atomic::Ordering::SeqCst) {
@@ -242,32 +292,17 @@ impl ScriptHost for Host {
                     }
                     // The decision runs on its own task: a script stopped or
                     // replaced meanwhile cannot cut an actuation in half.
+                    let check = action_check(action, req.url.clone());
                     let decision = tokio::spawn(async move {
                         let _pass = pass;
-                        runtime
-                            .lock()
-                            .await
-                            .act(move |current| {
-                                let (n, word) = match action {
-                                    Action::ScaleUp => (current.saturating_add(1), "scale-up"),
-                                    Action::ScaleDown => (current.saturating_sub(1), "scale-down"),
-                                };
-                                CheckOutcome {
-                                    check: "script".into(),
-                                    strategy: "lua_script".into(),
-                                    recommendation: Recommendation::want(n, format!("script called {word} ({url})")),
-                                    state: None,
-                                    forecast: None,
-                                }
-                            })
-                            .await
+                        runtime.lock().await.act(check).await
                     });
                     match decision.await {
                         Ok(d) => Ok(decision_response(&d)),
                         Err(e) => Err(HttpError::Failed(format!("the decision failed: {e}"))),
                     }
                 }
-                Some(UrlMapping { source: Some(name), .. }) => {
+                Route::Source(name) => {
                     let source = sources.get(&name).ok_or_else(|| HttpError::Failed(format!("no source `{name}`")))?;
                     let body = source.document(clock.now()).await.map_err(HttpError::Failed)?;
                     Ok(HttpResponse {
@@ -276,19 +311,8 @@ impl ScriptHost for Host {
                         body: body.to_string(),
                     })
                 }
-                _ => match allowed {
-                    Some(url) => fetch(&client, url, req).await,
-                    None => {
-                        let host = reqwest::Url::parse(&req.url)
-                            .ok()
-                            .and_then(|u| u.host_str().map(str::to_string))
-                            .unwrap_or_else(|| req.url.clone());
-                        Err(HttpError::Refused(format!(
-                            "host {host} is not allowed: add it to policies.{policy}.script.allow_hosts, or map {} in policies.{policy}.script.urls",
-                            req.url
-                        )))
-                    }
-                },
+                Route::Fetch(url) => fetch(&client, url, req).await,
+                Route::Refused(why) => Err(HttpError::Refused(why)),
             }
         })
     }
@@ -296,7 +320,7 @@ impl ScriptHost for Host {
 
 /// A mapped action's answer: 200 with the decision for hold, scaled and
 /// dry-run; 502 when the target failed; 503 when the tick was skipped.
-fn decision_response(d: &Decision) -> HttpResponse {
+pub(crate) fn decision_response(d: &Decision) -> HttpResponse {
     let status = match d.outcome {
         Outcome::Failed { .. } => 502,
         Outcome::Skipped { .. } => 503,
@@ -365,7 +389,7 @@ pub async fn drive(run: ScriptRun, stop: watch::Receiver<bool>) {
         let rt = runtime.lock().await;
         (rt.name().to_string(), rt.control())
     };
-    let urls = config.urls.iter().filter_map(|(k, v)| Some((normalize(k)?, v.clone()))).collect();
+    let urls = mapped_urls(&config);
     let client = crate::http::client_without_redirects(SCRIPT_HTTP_TIMEOUT).unwrap_or_default();
     let host: Arc<dyn ScriptHost> = Arc::new(Host {
         policy: policy.clone(),

@@ -109,6 +109,46 @@ pub struct Pending {
     pub key: String,
 }
 
+/// The tables and indexes of a store.
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS decisions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        policy TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        current INTEGER NOT NULL,
+        desired INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        record TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS decisions_policy_at ON decisions (policy, at_ms);
+    CREATE TABLE IF NOT EXISTS check_state (
+        policy TEXT NOT NULL,
+        check_name TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        PRIMARY KEY (policy, check_name)
+    );
+    CREATE TABLE IF NOT EXISTS pending (
+        policy TEXT PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        from_n INTEGER NOT NULL,
+        to_n INTEGER NOT NULL,
+        key TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS controls (
+        policy TEXT PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        state TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_ms INTEGER NOT NULL,
+        who TEXT NOT NULL,
+        action TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        detail TEXT NOT NULL
+    );";
+
 impl Store {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
@@ -117,49 +157,18 @@ impl Store {
         let sql = |source| StoreError::Sql { path: path.clone(), source };
         let conn = Connection::open(&path).map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
-             CREATE TABLE IF NOT EXISTS decisions (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT,
-                 policy TEXT NOT NULL,
-                 at_ms INTEGER NOT NULL,
-                 outcome TEXT NOT NULL,
-                 current INTEGER NOT NULL,
-                 desired INTEGER NOT NULL,
-                 reason TEXT NOT NULL,
-                 record TEXT NOT NULL
-             );
-             CREATE INDEX IF NOT EXISTS decisions_policy_at ON decisions (policy, at_ms);
-             CREATE TABLE IF NOT EXISTS check_state (
-                 policy TEXT NOT NULL,
-                 check_name TEXT NOT NULL,
-                 at_ms INTEGER NOT NULL,
-                 state TEXT NOT NULL,
-                 PRIMARY KEY (policy, check_name)
-             );
-             CREATE TABLE IF NOT EXISTS pending (
-                 policy TEXT PRIMARY KEY,
-                 at_ms INTEGER NOT NULL,
-                 from_n INTEGER NOT NULL,
-                 to_n INTEGER NOT NULL,
-                 key TEXT NOT NULL
-             );
-             CREATE TABLE IF NOT EXISTS controls (
-                 policy TEXT PRIMARY KEY,
-                 at_ms INTEGER NOT NULL,
-                 state TEXT NOT NULL
-             );
-             CREATE TABLE IF NOT EXISTS audit (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT,
-                 at_ms INTEGER NOT NULL,
-                 who TEXT NOT NULL,
-                 action TEXT NOT NULL,
-                 status INTEGER NOT NULL,
-                 detail TEXT NOT NULL
-             );",
-        )
-        .map_err(sql)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;").map_err(sql)?;
+        conn.execute_batch(SCHEMA).map_err(sql)?;
+        Ok(Store { path, conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// A store in memory, gone when the last handle is dropped (for a dry run
+    /// that must not touch the daemon's store).
+    pub fn in_memory() -> Result<Store, StoreError> {
+        let path = PathBuf::from(":memory:");
+        let sql = |source| StoreError::Sql { path: path.clone(), source };
+        let conn = Connection::open_in_memory().map_err(sql)?;
+        conn.execute_batch(SCHEMA).map_err(sql)?;
         Ok(Store { path, conn: Arc::new(Mutex::new(conn)) })
     }
 

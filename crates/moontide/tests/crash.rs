@@ -23,14 +23,19 @@ struct Platform {
     apply_then_hang: AtomicBool,
     /// Hang without applying.
     hang: AtomicBool,
+    /// Hang without applying from the request after this many (0: never).
+    hang_after: AtomicUsize,
     requests: AtomicUsize,
 }
 
 async fn platform(p: Arc<Platform>) -> (String, tokio::sync::oneshot::Sender<()>) {
     async fn scale(State(p): State<Arc<Platform>>, Query(q): Query<HashMap<String, u32>>) -> &'static str {
-        p.requests.fetch_add(1, Ordering::SeqCst);
+        let nth = p.requests.fetch_add(1, Ordering::SeqCst) + 1;
         let n = q["n"];
-        if p.apply_then_hang.load(Ordering::SeqCst) {
+        let after = p.hang_after.load(Ordering::SeqCst);
+        if after > 0 && nth > after {
+            tokio::time::sleep(Duration::from_secs(120)).await;
+        } else if p.apply_then_hang.load(Ordering::SeqCst) {
             p.count.store(n, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_secs(120)).await;
         } else if p.hang.load(Ordering::SeqCst) {
@@ -192,4 +197,58 @@ async fn an_actuation_that_reached_the_platform_is_recorded_after_the_crash() {
 #[tokio::test]
 async fn an_actuation_that_did_not_reach_the_platform_is_recorded_as_cut_short() {
     killed_mid_actuation(false).await;
+}
+
+/// A webhook without a status URL counts for itself: after the kill it must
+/// count from the last count it set (4), not from its `initial` (1), and it
+/// must not pass its own count off as the platform's word.
+#[tokio::test]
+async fn a_target_that_counts_for_itself_resumes_from_its_last_count() {
+    let p = Arc::new(Platform::default());
+    p.count.store(1, Ordering::SeqCst);
+    let (base, stop) = platform(p.clone()).await;
+    // no status URL, no cooldown: 1 → 4 lands, then the next one, from 4, hangs and is killed
+    let text = config(&base)
+        .replace(
+            &format!("status_url = \"{base}/status\"\nstatus_pointer = \"/replicas\"\nready_pointer = \"/ready\"\n"),
+            "initial = 1\n",
+        )
+        .replace("scale_up = { cooldown = \"1h\" }", "scale_up = { cooldown = \"0s\", stabilization = \"0s\" }");
+    assert!(text.contains("initial = 1") && !text.contains("status_url"), "{text}");
+    let (dir, path) = common::config_file(&text);
+    let state = dir.path().join("state");
+
+    p.hang_after.store(1, Ordering::SeqCst);
+    let mut child = start(&path, &state);
+    let st = state.clone();
+    assert!(
+        common::wait_until(Duration::from_secs(30), || Store::open_existing(&st)
+            .ok()
+            .and_then(|s| s.pending("web").ok().flatten())
+            .is_some_and(|p| p.from == 4))
+        .await,
+        "no second actuation from 4 was started"
+    );
+    child.kill().await.unwrap();
+    p.hang_after.store(0, Ordering::SeqCst);
+
+    let mut child = start(&path, &state);
+    let st = state.clone();
+    assert!(
+        common::wait_until(Duration::from_secs(30), || decisions(&st).iter().any(|d| d.reason.contains("reconciled")))
+            .await,
+        "no reconciliation was recorded"
+    );
+    child.kill().await.unwrap();
+    let all = decisions(&state);
+    let r = all.iter().find(|d| d.reason.contains("reconciled")).unwrap();
+    assert_eq!(r.current, 4, "counts from the last count it set, not `initial`: {}", r.reason);
+    match &r.outcome {
+        // (to 5, not 7: the default rate limit allows 4 more than the count 15 s before)
+        Outcome::Failed { from: 4, to, reached: None, error } if *to > 4 => {
+            assert!(error.contains("unknown"), "{error}")
+        }
+        other => panic!("{other:?}: {}", r.reason),
+    }
+    let _ = stop.send(());
 }

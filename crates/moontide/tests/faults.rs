@@ -210,7 +210,8 @@ async fn one_implausible_reading_is_held_back_until_confirmed() {
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_700_000_000)));
     let app = FaultServer::start(clock.clone()).await;
     let cloud = TestServer::start(|_, _| text(200, "ok")).await;
-    let sanity = "sanity = { factor = 10 }";
+    // with a fallback: a held reading fails the check, and that must not set it off
+    let sanity = "sanity = { factor = 10 }\non_error = { fallback = 12 }";
     let text =
         source(&app.url()) + &webhook("cloud", &cloud.url("/scale?n={count}"), 4) + &policy("spiky", "cloud", sanity);
     // a target-tracking check would jump far on a spike; use one on the raw value

@@ -1,13 +1,16 @@
 //! The `process` target with real child processes: grow, shrink,
-//! crash-restart, SIGKILL after the grace period, and no orphans after
-//! shutdown or after `moontide run` gets SIGTERM / SIGINT.
+//! crash-restart, SIGKILL after the grace period, no orphans after
+//! shutdown, after a copy exits or after `moontide run` gets SIGTERM /
+//! SIGINT, and HTTP readiness probes that never go through a proxy.
 
 mod common;
 
 use common::{alive, children_of, wait_until};
+use moontide::store::{Query as StoreQuery, Store};
 use moontide::targets::process::{ProcessConfig, ProcessPool};
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
+use std::path::Path;
 use std::time::Duration;
 
 fn pool_config(command: &[&str]) -> ProcessConfig {
@@ -19,6 +22,22 @@ fn pool_config(command: &[&str]) -> ProcessConfig {
 
 fn pids(pool: &ProcessPool) -> Vec<u32> {
     pool.instances().borrow().iter().filter_map(|i| i.pid).collect()
+}
+
+/// Live processes in the process group `pgid`.
+fn group_members(pgid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    for entry in dir.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        // after the command name: state, ppid, pgrp
+        if rest.split_whitespace().nth(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid) && alive(pid) {
+            out.push(pid);
+        }
+    }
+    out
 }
 
 #[tokio::test]
@@ -176,4 +195,94 @@ async fn a_crash_looping_copy_backs_off() {
     // waits of 0.5 s, 1 s and 2 s come before the third restart
     assert!(started.elapsed() >= Duration::from_millis(3500), "{:?}", started.elapsed());
     pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn what_an_exited_copy_left_in_its_group_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let leader = dir.path().join("pgid");
+    // the copy exits at once, leaving a `sleep` behind in its process group
+    let script = format!("sleep 300 & echo $$ > '{}'; exit 1", leader.display());
+    let mut cfg = pool_config(&["sh", "-c", &script]);
+    cfg.restart = false;
+    let pool = ProcessPool::start("p", cfg);
+    pool.scale(1, "k").await.unwrap();
+    let pgid = || std::fs::read_to_string(&leader).ok().and_then(|s| s.trim().parse::<u32>().ok());
+    assert!(wait_until(Duration::from_secs(10), || pgid().is_some()).await, "the copy never ran");
+    let group = pgid().unwrap();
+    let inst = pool.instances();
+    assert!(
+        wait_until(Duration::from_secs(10), || inst.borrow().is_empty()).await,
+        "the exited copy (not restarted) is still listed: {:?}",
+        inst.borrow()
+    );
+    let emptied = wait_until(Duration::from_secs(5), || group_members(group).is_empty()).await;
+    let left = group_members(group);
+    if !left.is_empty() {
+        let _ = killpg(Pid::from_raw(group as i32), Signal::SIGKILL);
+    }
+    assert!(emptied, "left running in the exited copy's group {group}: {left:?}");
+    pool.shutdown().await;
+}
+
+/// Whether a decision of policy `pool` in the store at `state` saw a ready copy.
+fn saw_ready(state: &Path) -> bool {
+    let Ok(store) = Store::open_existing(state) else { return false };
+    let q = StoreQuery { policy: Some("pool".into()), limit: 100, ..Default::default() };
+    store.list(&q).unwrap_or_default().iter().any(|d| d.ready >= 1)
+}
+
+#[tokio::test]
+async fn http_readiness_probes_do_not_go_through_a_proxy() {
+    let config = r#"
+[server]
+listen = "127.0.0.1:0"
+
+[sources.machine]
+type = "host"
+
+[targets.pool]
+type = "process"
+command = ["python3", "-m", "http.server", "{port}", "--bind", "127.0.0.1"]
+ready = "http"
+grace = "1s"
+
+[policies.pool]
+target = "pool"
+interval = "1s"
+min = 1
+max = 1
+
+[policies.pool.metrics]
+cpu = { source = "machine", query = "cpu" }
+
+[policies.pool.checks.cpu]
+strategy = "threshold"
+conditions = [{ metric = "cpu", upper = 101 }]
+"#;
+    let (dir, path) = common::config_file(config);
+    let state = dir.path().join("state");
+    // a proxy that refuses every connection: a probe sent through it never succeeds
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_moontide"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .arg("--state-dir")
+        .arg(&state)
+        .current_dir(dir.path())
+        .env("HTTP_PROXY", "http://127.0.0.1:1")
+        .env("http_proxy", "http://127.0.0.1:1")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .env_remove("REQUEST_METHOD") // a CGI environment's HTTP_PROXY is ignored
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let ready = wait_until(Duration::from_secs(30), || saw_ready(&state)).await;
+    // stop moontide, and with it the copy, before judging
+    kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
+    assert!(ready, "with HTTP_PROXY set, the copy never counted as ready (moontide: {status})");
+    assert!(status.success(), "{status}");
 }

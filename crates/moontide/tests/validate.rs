@@ -50,6 +50,16 @@ fn a_good_config_validates() {
     assert!(out.contains("ok (1 source(s), 1 target(s), 1 policy)"), "{out}");
 }
 
+#[test]
+fn a_cost_budget_priced_by_each_policy_validates() {
+    // README: max_cost_per_hour "needs a price: here, or each policy's own"
+    let config = GOOD.replace("[sources.app]", "[budget]\nmax_cost_per_hour = 40\n\n[sources.app]")
+        + "\n[policies.web.behaviour]\nbudget = { price_per_replica_hour = 0.8 }\n";
+    let (_dir, path) = common::config_file(&config);
+    let (code, _, err) = moontide(&["validate", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+}
+
 /// One broken config: what is broken, the edit applied to GOOD (from → to),
 /// the line that must be blamed (a substring of it), and the field and words
 /// the message must name.

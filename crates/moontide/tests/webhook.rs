@@ -229,3 +229,29 @@ async fn signed_requests_can_be_verified_and_forgeries_rejected() {
         "t=1700000000,v1=c263f23b006fd5587747661a551282bb85d2a9f2c63872f156f3bb040f224b1f"
     );
 }
+
+#[tokio::test]
+async fn policy_is_the_name_of_the_policy_in_urls_body_and_status_url() {
+    let server = TestServer::start(|s, _| match s.path.as_str() {
+        "/groups/web" => json(200, j!({"replicas": 3})),
+        _ => text(200, "ok"),
+    })
+    .await;
+    let mut c = config(Mode::SetCount);
+    c.url = Some(server.url("/groups/{policy}/scale"));
+    c.body = Some(r#"{"group": "{policy}"}"#.into());
+    c.status_url = Some(server.url("/groups/{policy}"));
+    // the target is `cloud`; the policy driving it, `web`, is what {policy} names
+    let target = moontide::targets::Target::build("cloud", &moontide::targets::TargetConfig::Webhook(c.clone()))
+        .unwrap()
+        .for_policy("web");
+    target.scale(2, 5, "k").await.unwrap();
+    let seen = server.seen_on("/groups/web/scale");
+    assert_eq!(seen.len(), 1, "{:?}", server.seen().iter().map(|s| s.path.clone()).collect::<Vec<_>>());
+    assert_eq!(seen[0].body, r#"{"group": "web"}"#);
+    assert_eq!(target.status().await.unwrap().current, 3, "status_url is filled in too");
+    // a count has no value where the count is read
+    c.status_url = Some(server.url("/groups/{count}"));
+    let errs = c.validate();
+    assert!(errs.iter().any(|e| e.contains("status_url") && e.contains("{count}")), "{errs:?}");
+}

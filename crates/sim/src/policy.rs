@@ -3,7 +3,7 @@
 //! metrics on the simulated clock.
 
 use crate::run::{Autoscaler, View};
-use moontide_core::policy::{conclude, forecasts_of, run_checks};
+use moontide_core::policy::{conclude_shared, forecasts_of, run_checks};
 use moontide_core::sanity::Verdict;
 use moontide_core::strategy::{TargetTracking, TrackedMetric};
 use moontide_core::{
@@ -250,6 +250,7 @@ impl Autoscaler for PolicyScaler {
         let now = Timestamp::from_millis((view.now * 1000.0).round() as i64);
         self.clock.set(now);
         let keep = self.spec.series_retention();
+        let mut held = false;
         for (name, metric) in &self.bindings {
             let mut value = Some(metric.read(view)).filter(|_| view.scraped);
             let Some(s) = self.series.get_mut(name) else { continue };
@@ -259,6 +260,7 @@ impl Autoscaler for PolicyScaler {
             {
                 self.held.insert(name.clone(), v);
                 value = None;
+                held = true;
             }
             s.push(Point { at: now, value }, keep);
         }
@@ -296,8 +298,10 @@ impl Autoscaler for PolicyScaler {
             let at = view.now - self.started.unwrap_or(view.now);
             self.first_failure.get_or_insert_with(|| format!("check `{check}` at {at:.0} s: {error}"));
         }
-        let eval = conclude(&self.spec, &obs, &self.history, checks);
-        let mut d = Decision::from_evaluation(&self.spec.name, &obs, Vec::new(), eval);
+        let eval = conclude_shared(&self.spec, &obs, &self.history, checks, None, held);
+        // the inputs are left out for speed, but for a held one: the fallback's count of failing ticks skips it
+        let inputs = if held { vec![held_input(now)] } else { Vec::new() };
+        let mut d = Decision::from_evaluation(&self.spec.name, &obs, inputs, eval);
         if d.desired != d.current {
             d.outcome = Outcome::Scaled { from: d.current, to: d.desired };
         }
@@ -307,6 +311,20 @@ impl Autoscaler for PolicyScaler {
             self.decisions.push(d);
         }
         desired
+    }
+}
+
+/// The record of a reading the sanity check held back (what the fallback's
+/// count of failing ticks looks for).
+fn held_input(at: Timestamp) -> moontide_core::Input {
+    moontide_core::Input {
+        metric: String::new(),
+        source: "simulator".into(),
+        query: String::new(),
+        at,
+        value: None,
+        status: moontide_core::ReadingStatus::Held,
+        error: None,
     }
 }
 

@@ -194,16 +194,11 @@ fn rate_limit(ctx: &GuardContext<'_>, n: u32) -> (u32, String) {
             select => {
                 let proposals = dir.limits.iter().map(|l| {
                     let cut = ctx.now.minus(l.period);
-                    let added: i64 = ctx
-                        .history
-                        .actions()
-                        .filter(|a| a.at > cut && a.to > a.from)
-                        .map(|a| (a.to - a.from) as i64)
-                        .sum();
-                    let start = cur - added;
+                    let start = period_start(ctx, cut);
                     match (l.pods, l.percent) {
                         (Some(p), _) => start + p as i64,
-                        (_, Some(pc)) => (start as f64 * (1.0 + pc as f64 / 100.0)).ceil() as i64,
+                        // at least one more: a percent of zero replicas would keep a fleet at zero for good
+                        (_, Some(pc)) => ((start as f64 * (1.0 + pc as f64 / 100.0)).ceil() as i64).max(start + 1),
                         _ => i64::MAX,
                     }
                 });
@@ -220,13 +215,7 @@ fn rate_limit(ctx: &GuardContext<'_>, n: u32) -> (u32, String) {
             select => {
                 let proposals = dir.limits.iter().map(|l| {
                     let cut = ctx.now.minus(l.period);
-                    let removed: i64 = ctx
-                        .history
-                        .actions()
-                        .filter(|a| a.at > cut && a.to < a.from)
-                        .map(|a| (a.from - a.to) as i64)
-                        .sum();
-                    let start = cur + removed;
+                    let start = period_start(ctx, cut);
                     match (l.pods, l.percent) {
                         (Some(p), _) => start - p as i64,
                         (_, Some(pc)) => (start as f64 * (1.0 - pc as f64 / 100.0)) as i64,
@@ -243,6 +232,14 @@ fn rate_limit(ctx: &GuardContext<'_>, n: u32) -> (u32, String) {
     } else {
         (n, String::new())
     }
+}
+
+/// The count at the start of a limit's period (after `cut`), as HPA counts
+/// it: the current count less what was added and plus what was removed
+/// since, in either direction.
+fn period_start(ctx: &GuardContext<'_>, cut: Timestamp) -> i64 {
+    let changed: i64 = ctx.history.actions().filter(|a| a.at > cut).map(|a| a.to as i64 - a.from as i64).sum();
+    ctx.current as i64 - changed
 }
 
 /// Cooldowns: up after the last scale-up, down after the last action of either kind.

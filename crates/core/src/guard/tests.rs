@@ -234,7 +234,8 @@ fn rate_limit_scale_up_follows_hpa_policies() {
         ("select min, large", up(both(), Select::Min), 10, 50, 14),
         ("percent rounds up", up(vec![lim(None, Some(10), 60)], Select::Max), 5, 20, 6),
         ("from zero by pods", up(both(), Select::Max), 0, 9, 4),
-        ("from zero by percent only: stuck", up(vec![lim(None, Some(100), 15)], Select::Max), 0, 9, 0),
+        ("from zero by percent only: one at least", up(vec![lim(None, Some(100), 15)], Select::Max), 0, 9, 1),
+        ("from zero, select min: one at least", up(both(), Select::Min), 0, 9, 1),
         ("disabled", up(both(), Select::Disabled), 3, 9, 3),
         ("no limits", up(vec![], Select::Max), 3, 900, 900),
     ];
@@ -263,7 +264,9 @@ fn rate_limit_scale_up_counts_additions_already_made_in_the_period() {
         ("+2 and +2", vec![scaled(50, 4, 6), scaled(70, 6, 8)], 8, 8),
         ("+3 exactly 60 s ago is out", vec![scaled(40, 5, 8)], 8, 12),
         ("+3 59 s ago is in", vec![scaled(41, 5, 8)], 8, 9),
-        ("scale-downs do not give room", vec![scaled(60, 10, 8)], 8, 12),
+        // HPA counts from the period's start: a scale-down in it gives its room back
+        ("a scale-down gives room back", vec![scaled(60, 10, 8)], 8, 14),
+        ("up then down: the start is the first count", vec![scaled(70, 2, 6), scaled(80, 6, 2)], 2, 6),
         ("dry-run and held ticks are not changes", vec![hold(60, 8, 30)], 8, 12),
     ];
     for (name, earlier, current, want) in cases {
@@ -306,7 +309,15 @@ fn rate_limit_scale_down_follows_hpa_policies() {
             3,
             8,
         ),
-        ("scale-ups do not count", down(vec![lim(Some(2), None, 60)], Select::Max), vec![scaled(70, 8, 10)], 10, 3, 8),
+        // HPA: the period started at 8, before the scale-up
+        (
+            "a scale-up counts from 8",
+            down(vec![lim(Some(2), None, 60)], Select::Max),
+            vec![scaled(70, 8, 10)],
+            10,
+            3,
+            6,
+        ),
         (
             "50 % of the count at the period's start",
             down(vec![lim(None, Some(50), 60)], Select::Max),

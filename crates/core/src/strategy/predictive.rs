@@ -80,6 +80,9 @@ pub struct Predictive {
     pub forecast_only: bool,
 }
 
+/// The fewest closed steps a forecast is made from.
+const MIN_STEPS: usize = 8;
+
 impl Predictive {
     fn season_steps(&self) -> Vec<usize> {
         let step = self.step.as_secs_f64().max(1.0);
@@ -145,6 +148,13 @@ impl Predictive {
         }
         if !(self.headroom.is_finite() && (0.0..=5.0).contains(&self.headroom)) {
             errs.push(format!("`headroom` must be between 0 and 5, got {}", self.headroom));
+        }
+        if self.capacity() < MIN_STEPS {
+            errs.push(format!(
+                "`history` holds {} steps of {}: a forecast needs at least {MIN_STEPS}; give a longer `history` or a shorter `step`",
+                self.capacity(),
+                fmt_d(self.step)
+            ));
         }
         if self.capacity() > 200_000 {
             errs.push(format!("`history` of {} steps is too long: use a longer `step`", self.capacity()));
@@ -404,7 +414,7 @@ impl PredictiveMemory {
         let start = self.start?;
         let step_ms = self.step_ms.max(1) as i64;
         let n = self.buckets.len();
-        if n < 8 {
+        if n < MIN_STEPS {
             return None;
         }
         let target_idx = ((now.plus(lead).as_millis() - start.as_millis()).max(0) / step_ms) as usize;
@@ -621,5 +631,10 @@ mod tests {
         let errs = cfg(420, &["1d"]).validate();
         assert!(errs.iter().any(|e| e.contains("`1d` is not a whole number of steps of 7m")), "{errs:?}");
         assert_eq!(cfg(300, &["1d", "1w"]).capacity(), (15 * 86_400) / 300);
+        // 30 minutes of 5-minute steps is 6 steps: it would never forecast
+        let mut tiny = cfg(300, &[]);
+        tiny.history = Some(Duration::from_secs(1800));
+        let errs = tiny.validate();
+        assert!(errs.iter().any(|e| e.contains("`history` holds 6 steps of 5m")), "{errs:?}");
     }
 }

@@ -98,6 +98,7 @@ impl TargetTracking {
     pub fn decide(&self, obs: &Observation<'_>) -> Recommendation {
         let mut best: Option<(u32, String)> = None;
         let mut errors = Vec::new();
+        let mut idle = Vec::new();
         for t in &self.targets {
             let value = match obs.latest(&t.metric) {
                 Ok(v) if v.is_finite() && v >= 0.0 => v,
@@ -113,8 +114,9 @@ impl TargetTracking {
             let (ratio, proposed, how) = match t.aggregate {
                 Aggregate::Average => {
                     if obs.current == 0 {
-                        errors
-                            .push(format!("metric `{}` is a per-replica average and there are no replicas", t.metric));
+                        // nothing to average: no opinion, and not a failed reading (which would
+                        // set off `on_error`'s fallback at every tick of a fleet left at zero)
+                        idle.push(format!("metric `{}` is a per-replica average and there are no replicas", t.metric));
                         continue;
                     }
                     let ratio = value / t.target;
@@ -174,6 +176,7 @@ impl TargetTracking {
                 Recommendation { error: Some(e), ..Recommendation::want(n, why) }
             }
             (_, Some(e)) => Recommendation::failed(e),
+            (None, None) if !idle.is_empty() => Recommendation::none(idle.join("; ")),
             (None, None) => Recommendation::none("no metrics tracked"),
         }
     }

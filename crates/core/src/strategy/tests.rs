@@ -169,14 +169,14 @@ fn threshold_failed_reading_is_an_error_and_never_a_scale_down() {
     let m = Metrics::new().with("cpu", &[(90, Some(10.0)), (100, None)]).one("mem", 100, 10.0);
     let rec = t.decide(&m.obs(100, 5));
     assert_eq!(rec.desired, None, "{rec:?}");
-    assert_eq!(rec.error.as_deref(), Some("metric `cpu` reading failed or is stale"));
+    assert_eq!(rec.error.as_deref(), Some("metric `cpu` reading failed, is stale or was held back"));
     assert!(rec.reason.starts_with("no decision: "), "{}", rec.reason);
 
     // mem is high, cpu fails: scale-up still recommended, with the error attached
     let m = Metrics::new().with("cpu", &[(100, None)]).one("mem", 100, 95.0);
     let rec = t.decide(&m.obs(100, 5));
     assert_eq!(rec.desired, Some(6), "{rec:?}");
-    assert_eq!(rec.error.as_deref(), Some("metric `cpu` reading failed or is stale"));
+    assert_eq!(rec.error.as_deref(), Some("metric `cpu` reading failed, is stale or was held back"));
 
     // other ways of missing data
     let cases: &[(&str, Metrics, &str)] = &[
@@ -362,24 +362,27 @@ fn target_tracking_takes_the_largest_count_of_several_metrics() {
 }
 
 #[test]
-fn target_tracking_average_with_no_replicas_is_an_error() {
+fn target_tracking_average_with_no_replicas_has_no_opinion() {
     let s = tracking(0.1, vec![tracked("cpu", 60.0, Aggregate::Average)]);
     let m = Metrics::new().one("cpu", 100, 0.0);
     let rec = s.decide(&m.obs(100, 0));
-    assert_eq!(rec, Recommendation::failed("metric `cpu` is a per-replica average and there are no replicas"));
+    // not an error: a failed check at every tick would set off on_error's fallback at zero
+    assert_eq!(rec, Recommendation::none("metric `cpu` is a per-replica average and there are no replicas"));
 
-    // with a total metric beside it, scale-from-zero still happens, with the error attached
+    // a total metric beside it decides alone: from zero on load, and staying at zero without it
     let s = tracking(0.1, vec![tracked("cpu", 60.0, Aggregate::Average), tracked("rps", 100.0, Aggregate::Total)]);
     let m = Metrics::new().one("cpu", 100, 0.0).one("rps", 100, 150.0);
     let rec = s.decide(&m.obs(100, 0));
-    assert_eq!(rec.desired, Some(2));
-    assert_eq!(rec.error.as_deref(), Some("metric `cpu` is a per-replica average and there are no replicas"));
+    assert_eq!((rec.desired, rec.error), (Some(2), None));
+    let m = Metrics::new().one("cpu", 100, 0.0).one("rps", 100, 0.0);
+    let rec = s.decide(&m.obs(100, 0));
+    assert_eq!((rec.desired, rec.error), (Some(0), None), "{}", rec.reason);
 }
 
 #[test]
 fn target_tracking_missing_metric_keeps_only_a_scale_up() {
     let s = tracking(0.1, vec![tracked("cpu", 60.0, Aggregate::Average), tracked("mem", 50.0, Aggregate::Average)]);
-    let failed_mem = "metric `mem` reading failed or is stale";
+    let failed_mem = "metric `mem` reading failed, is stale or was held back";
     // (cpu value, desired) with mem failing, at current = 4
     let cases: &[(f64, Option<u32>)] = &[
         (90.0, Some(6)), // up: kept
@@ -400,7 +403,7 @@ fn target_tracking_missing_metric_keeps_only_a_scale_up() {
         (
             "both failed",
             Metrics::new().with("cpu", &[(100, None)]).with("mem", &[(100, None)]),
-            "metric `cpu` reading failed or is stale; metric `mem` reading failed or is stale",
+            "metric `cpu` reading failed, is stale or was held back; metric `mem` reading failed, is stale or was held back",
         ),
         (
             "negative and undeclared",

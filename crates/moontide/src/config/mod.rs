@@ -236,7 +236,8 @@ fn validate(path: &Path, raw: RawConfig, p: &mut Problems<'_>) -> Config {
         }
     }
     if let Some(b) = &raw.budget {
-        for e in b.get_ref().validate("budget", false) {
+        // a price may come from each policy instead: checked per policy below
+        for e in b.get_ref().validate("budget", true) {
             let (field, message) = e.split_once(": ").unwrap_or(("budget", e.as_str()));
             p.add(b.span(), field, message);
         }

@@ -112,8 +112,9 @@ impl Engine {
         }
         let mut targets = BTreeMap::new();
         for (name, c) in &config.targets {
-            if config.policies.iter().any(|p| &p.target == name) {
-                targets.insert(name.clone(), Arc::new(Target::build(name, c)?));
+            // a target has one policy (the config refuses two)
+            if let Some(p) = config.policies.iter().find(|p| &p.target == name) {
+                targets.insert(name.clone(), Arc::new(Target::build(name, c)?.for_policy(&p.spec.name)));
             }
         }
         let ledger = config.budget.clone().map(|b| Arc::new(ledger::Ledger::new(b)));

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
 
-/// Longest wait for a target's status.
+/// Shortest limit on a target's status read (longer where its own timeouts need it).
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(15);
 /// Longest wait for one source's reading, whatever its own timeout.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -343,11 +343,22 @@ impl PolicyRuntime {
         let name = self.policy.spec.name.clone();
         let started = moontide_core::duration::format(now.since(p.at));
         let why = format!("cannot reconcile the actuation {} → {} cut short by a restart", p.from, p.to);
-        let mut d = match tokio::time::timeout(STATUS_TIMEOUT, self.target.status()).await {
+        let mut d = match tokio::time::timeout(self.status_limit(), self.target.status()).await {
             Ok(Ok(st)) => {
                 let mut d = Decision::skipped(&name, now, st.current, st.ready, "");
                 let (from, to) = (p.from, p.to);
-                if st.current == to {
+                if let Some(note) = &st.note {
+                    // Moontide's own count, not the platform's word: it cannot tell
+                    let error = format!(
+                        "cut short by a restart {started} ago; whether it reached {to} is unknown ({note}); counting from {}",
+                        st.current
+                    );
+                    d.outcome = Outcome::Failed { from, to, error, reached: None };
+                    d.reason = format!(
+                        "reconciled after a restart: the actuation {from} → {to} may or may not have completed; the target keeps no count Moontide can read, so it counts from {}, the last count it set",
+                        st.current
+                    );
+                } else if st.current == to {
                     d.outcome = Outcome::Scaled { from, to };
                     d.reason = format!(
                         "reconciled after a restart: the actuation {from} → {to} started {started} ago reached the target (now at {to})"
@@ -385,21 +396,34 @@ impl PolicyRuntime {
         Ok(())
     }
 
+    /// How long a status read may take: the target's own timeouts allow for
+    /// (and a little more, so its own error is the one reported), at least
+    /// [`STATUS_TIMEOUT`].
+    fn status_limit(&self) -> Duration {
+        STATUS_TIMEOUT.max(self.target.status_time() + Duration::from_secs(2))
+    }
+
     /// Restores the target if needed, then reads the time and the target's status.
     async fn begin(&mut self) -> Result<(Timestamp, crate::targets::Status), Decision> {
-        if let Some(p) = self.reconcile.take() {
-            self.reconcile(p).await?;
-        }
+        // restore first: a target that counts for itself (a webhook without a status
+        // URL, a process pool) would otherwise be reconciled against its initial count
         if let Some(n) = self.restore_to.take() {
             self.target.restore(n).await;
         }
+        if let Some(p) = self.reconcile.take() {
+            self.reconcile(p).await?;
+            if let Some(n) = self.restore_to.take() {
+                self.target.restore(n).await;
+            }
+        }
         let now = self.clock.now();
         let name = &self.policy.spec.name;
-        match tokio::time::timeout(STATUS_TIMEOUT, self.target.status()).await {
+        let limit = self.status_limit();
+        match tokio::time::timeout(limit, self.target.status()).await {
             Ok(Ok(s)) => Ok((now, s)),
             Ok(Err(e)) => Err(Decision::skipped(name, now, 0, 0, format!("target status unknown: {e}"))),
             Err(_) => {
-                let why = format!("target status timed out after {}s", STATUS_TIMEOUT.as_secs());
+                let why = format!("target status timed out after {}", moontide_core::duration::format(limit));
                 Err(Decision::skipped(name, now, 0, 0, why))
             }
         }
@@ -419,7 +443,8 @@ impl PolicyRuntime {
         let obs = observation(spec, &self.series, now, &status);
         let price = spec.behaviour.budget.as_ref().and_then(|b| b.price_per_replica_hour);
         let shared = self.ledger.as_ref().and_then(|l| l.cap(&name, price));
-        let eval = conclude_shared(spec, &obs, &self.history, checks, shared);
+        let held = inputs.iter().any(|i| i.status == ReadingStatus::Held);
+        let eval = conclude_shared(spec, &obs, &self.history, checks, shared, held);
         let mut d = Decision::from_evaluation(&name, &obs, inputs, eval);
         self.control.apply(&mut d, now);
         if d.desired != d.current {

@@ -11,9 +11,23 @@ use sysinfo::{CpuRefreshKind, MemoryRefreshKind, Networks, RefreshKind, System};
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostConfig {
-    /// Count only these network interfaces (default: all but loopback).
+    /// Count only these network interfaces (default: all but loopback). One
+    /// the machine lacks fails the network readings (a typo must not read as
+    /// no traffic).
     #[serde(default)]
     pub interfaces: Option<Vec<String>>,
+}
+
+impl HostConfig {
+    /// Problems with the settings.
+    pub fn validate(&self) -> Vec<String> {
+        match &self.interfaces {
+            Some(list) if list.is_empty() => {
+                vec!["interfaces: list at least one, or leave the setting out to count every interface but lo".into()]
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// The queries a `host` source answers.
@@ -47,6 +61,8 @@ struct Sampler {
     networks: Networks,
     last: Option<Instant>,
     values: [f64; 4],
+    /// Why the network values cannot be read: listed interfaces the machine lacks.
+    net_error: Option<String>,
 }
 
 /// A live `host` source. Rates are measured between two reads; the first read
@@ -70,6 +86,7 @@ impl Host {
                 .map_err(|e| format!("cannot read this machine's network counters: {e}"))?,
             last: None,
             values: [0.0; 4],
+            net_error: None,
         };
         Ok(Host { interfaces: config.interfaces.clone(), sampler: Arc::new(Mutex::new(sampler)) })
     }
@@ -83,7 +100,7 @@ impl Host {
             sample(&mut s, interfaces.as_deref())
         })
         .await;
-        let values = match values {
+        let (values, net_error) = match values {
             Ok(v) => v,
             Err(e) => return queries.iter().map(|_| Err(format!("host sampler failed: {e}"))).collect(),
         };
@@ -91,6 +108,9 @@ impl Host {
             .iter()
             .map(|q| {
                 let m = HostMetric::parse(q)?;
+                if let (HostMetric::NetRx | HostMetric::NetTx, Some(e)) = (m, &net_error) {
+                    return Err(e.clone());
+                }
                 let v = match m {
                     HostMetric::Cpu => values[0],
                     HostMetric::Memory => values[1],
@@ -109,11 +129,12 @@ fn refresh(s: &mut Sampler) {
     s.networks.refresh(true);
 }
 
-fn sample(s: &mut Sampler, interfaces: Option<&[String]>) -> [f64; 4] {
+/// The four values, and why the network ones cannot be read (if so).
+fn sample(s: &mut Sampler, interfaces: Option<&[String]>) -> ([f64; 4], Option<String>) {
     let now = Instant::now();
     let elapsed = match s.last {
         // Two readers within a moment share one sample.
-        Some(t) if now.duration_since(t) < Duration::from_millis(100) => return s.values,
+        Some(t) if now.duration_since(t) < Duration::from_millis(100) => return (s.values, s.net_error.clone()),
         Some(t) => now.duration_since(t),
         None => {
             refresh(s);
@@ -139,12 +160,57 @@ fn sample(s: &mut Sampler, interfaces: Option<&[String]>) -> [f64; 4] {
     }
     let secs = elapsed.as_secs_f64().max(0.001);
     s.values = [cpu, memory, rx as f64 / secs, tx as f64 / secs];
-    s.values
+    s.net_error = missing_interfaces(&s.networks, interfaces.unwrap_or_default());
+    (s.values, s.net_error.clone())
+}
+
+/// Which of `listed` this machine lacks, with the interfaces it has, or None when it has them all.
+fn missing_interfaces(networks: &Networks, listed: &[String]) -> Option<String> {
+    let missing: Vec<String> = listed
+        .iter()
+        .filter(|i| !networks.keys().any(|n| n.to_str() == Some(i.as_str())))
+        .map(|i| format!("`{i}`"))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let mut have: Vec<String> = networks.keys().map(|n| n.to_string_lossy().into_owned()).collect();
+    have.sort();
+    let have = if have.is_empty() { "none".to_string() } else { have.join(", ") };
+    Some(format!(
+        "interfaces: this machine has no interface {} (it has {have}); fix `interfaces` or leave it out",
+        missing.join(", ")
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_interface_list_is_refused() {
+        assert!(HostConfig { interfaces: None }.validate().is_empty());
+        assert!(HostConfig { interfaces: Some(vec!["lo".into()]) }.validate().is_empty());
+        let errs = crate::sources::SourceConfig::Host(HostConfig { interfaces: Some(vec![]) }).validate();
+        assert!(errs.len() == 1 && errs[0].contains("interfaces"), "{errs:?}");
+    }
+
+    #[tokio::test]
+    async fn an_interface_the_machine_lacks_fails_the_network_readings() {
+        let q: Vec<String> = ["net_rx", "net_tx", "cpu"].iter().map(|s| s.to_string()).collect();
+        let host = Host::new(&HostConfig { interfaces: Some(vec!["nope0".into()]) }).unwrap();
+        let got = host.read(&q).await;
+        for r in &got[..2] {
+            let err = r.as_ref().unwrap_err();
+            let has = err.split("it has ").nth(1).unwrap_or_default();
+            assert!(err.contains("`nope0`") && has.split([',', ')']).any(|n| n.trim() == "lo"), "{err}");
+        }
+        assert!(got[2].is_ok(), "cpu does not depend on the interfaces: {:?}", got[2]);
+        // one typo among real names fails them too: its traffic must not silently drop out
+        let host = Host::new(&HostConfig { interfaces: Some(vec!["lo".into(), "nope0".into()]) }).unwrap();
+        let err = host.read(&q).await.remove(0).unwrap_err();
+        assert!(err.contains("`nope0`") && !err.contains("`lo`"), "{err}");
+    }
 
     #[test]
     fn query_names_are_checked() {

@@ -44,10 +44,8 @@ impl HttpJsonConfig {
     /// Problems with the settings.
     pub fn validate(&self) -> Vec<String> {
         let mut errs = Vec::new();
-        errs.extend(crate::http::check_url("url", &self.url));
-        if self.timeout.is_zero() {
-            errs.push("timeout must be longer than 0s".into());
-        }
+        errs.extend(crate::http::check_url_credentials("url", &self.url, "a token with token_env or token_file"));
+        errs.extend(super::check_timeout(self.timeout));
         if self.token_env.is_some() && self.token_file.is_some() {
             errs.push("give either token_env or token_file, not both".into());
         }
@@ -58,6 +56,9 @@ impl HttpJsonConfig {
         }
         if self.max_age.is_some() && self.time_pointer.is_none() {
             errs.push("max_age needs time_pointer (where the payload says when it was measured)".into());
+        }
+        if self.max_age.is_some_and(|a| a.is_zero()) {
+            errs.push("max_age must be longer than 0s".into());
         }
         errs.extend(crate::http::check_headers(&self.headers));
         errs
@@ -125,7 +126,7 @@ impl HttpJson {
         if !status.is_success() {
             return Err(format!("HTTP {status} from {}", self.config.url));
         }
-        let body = resp.bytes().await.map_err(|e| describe(&e, self.config.timeout))?;
+        let body = super::read_body(resp, self.config.timeout, &self.config.url).await?;
         serde_json::from_slice(&body).map_err(|e| format!("malformed JSON from {}: {e}", self.config.url))
     }
 }
@@ -186,6 +187,27 @@ mod tests {
         assert!(pick(&doc, "/flag").unwrap_err().contains("not a number"));
         assert!(pick(&doc, "/big").unwrap_err().contains("not a number"));
         assert!(pick(&doc, "/nested").unwrap_err().contains("not a number"));
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let config = |url: &str| HttpJsonConfig {
+            url: url.into(),
+            timeout: Duration::from_secs(5),
+            token_env: None,
+            token_file: None,
+            headers: BTreeMap::new(),
+            time_pointer: Some("/at".into()),
+            max_age: None,
+        };
+        assert!(config("http://127.0.0.1:9/m").validate().is_empty());
+        let errs = config("http://app:hunter2@127.0.0.1:9/m").validate();
+        assert!(errs.len() == 1 && errs[0].contains("token_env or token_file"), "{errs:?}");
+        assert!(!errs[0].contains("hunter2"), "{errs:?}");
+        let errs = HttpJsonConfig { max_age: Some(Duration::ZERO), ..config("http://127.0.0.1:9/m") }.validate();
+        assert_eq!(errs, ["max_age must be longer than 0s"]);
+        let errs = HttpJsonConfig { timeout: Duration::from_secs(31), ..config("http://127.0.0.1:9/m") }.validate();
+        assert!(errs.len() == 1 && errs[0].contains("at most 30s"), "{errs:?}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod scrape;
 use crate::secret::Secret;
 use moontide_core::Timestamp;
 use serde::Deserialize;
+use std::time::Duration;
 
 /// `[sources.NAME]`: one variant per source kind, chosen by `type = "..."`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -80,7 +81,7 @@ impl SourceConfig {
     pub fn validate(&self) -> Vec<String> {
         match self {
             SourceConfig::HttpJson(c) => c.validate(),
-            SourceConfig::Host(_) => Vec::new(),
+            SourceConfig::Host(c) => c.validate(),
             SourceConfig::Prometheus(c) => c.validate(),
             SourceConfig::Scrape(c) => c.validate(),
             SourceConfig::Push(c) => c.validate(),
@@ -107,14 +108,20 @@ pub enum Aggregate {
 }
 
 impl Aggregate {
-    /// Combines `values` (not empty).
-    pub fn apply(self, values: &[f64]) -> f64 {
-        match self {
+    /// Combines `query`'s `values` (not empty). A NaN or ±Inf among them
+    /// fails the reading, whatever the aggregate (`f64::max` and `min` would
+    /// skip a NaN), and so does a sum too large to be finite.
+    pub fn apply(self, query: &str, values: &[f64]) -> Result<f64, String> {
+        if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+            return Err(format!("`{query}` has a series that is {v}, not a usable number"));
+        }
+        let value = match self {
             Aggregate::Sum => values.iter().sum(),
             Aggregate::Avg => values.iter().sum::<f64>() / values.len() as f64,
             Aggregate::Max => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
             Aggregate::Min => values.iter().copied().fold(f64::INFINITY, f64::min),
-        }
+        };
+        if value.is_finite() { Ok(value) } else { Err(format!("`{query}` is {value}, not a usable number")) }
     }
 }
 
@@ -229,6 +236,40 @@ impl Source {
     }
 }
 
+/// Longest `timeout` a source may set: the engine stops waiting for one
+/// source's reading after 30 s whatever the source's own timeout
+/// (`READ_TIMEOUT` in engine/tick.rs; keep the two equal).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Problems with a source's `timeout`: zero, or longer than the engine waits for a reading.
+pub(crate) fn check_timeout(timeout: Duration) -> Option<String> {
+    let fmt = moontide_core::duration::format;
+    if timeout.is_zero() {
+        Some("timeout must be longer than 0s".into())
+    } else if timeout > MAX_TIMEOUT {
+        let (timeout, max) = (fmt(timeout), fmt(MAX_TIMEOUT));
+        Some(format!("timeout: {timeout} is longer than the engine waits for one reading ({max}); give at most {max}"))
+    } else {
+        None
+    }
+}
+
+/// Most bytes read from one HTTP reply's body.
+pub const BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Reads a reply's body in chunks, refusing one larger than [`BODY_LIMIT`]
+/// before holding it: the error names `from` (a URL, or what it is).
+pub(crate) async fn read_body(mut resp: reqwest::Response, timeout: Duration, from: &str) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| http_json::describe(&e, timeout))? {
+        if body.len() + chunk.len() > BODY_LIMIT {
+            return Err(format!("the body from {from} is larger than {} MiB", BODY_LIMIT / (1024 * 1024)));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Sends the bearer token, if any.
 pub(crate) fn with_token(req: reqwest::RequestBuilder, token: Option<&Secret>) -> reqwest::RequestBuilder {
     match token {
@@ -244,9 +285,31 @@ mod tests {
     #[test]
     fn aggregates() {
         let v = [1.0, 4.0, 7.0];
-        assert_eq!(Aggregate::Sum.apply(&v), 12.0);
-        assert_eq!(Aggregate::Avg.apply(&v), 4.0);
-        assert_eq!(Aggregate::Max.apply(&v), 7.0);
-        assert_eq!(Aggregate::Min.apply(&v), 1.0);
+        assert_eq!(Aggregate::Sum.apply("q", &v), Ok(12.0));
+        assert_eq!(Aggregate::Avg.apply("q", &v), Ok(4.0));
+        assert_eq!(Aggregate::Max.apply("q", &v), Ok(7.0));
+        assert_eq!(Aggregate::Min.apply("q", &v), Ok(1.0));
+    }
+
+    #[test]
+    fn a_value_that_is_not_finite_fails_every_aggregate() {
+        // f64::max and f64::min skip a NaN: max(1, NaN, 7) would read 7
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            for agg in [Aggregate::Sum, Aggregate::Avg, Aggregate::Max, Aggregate::Min] {
+                let err = agg.apply("load{job=\"web\"}", &[1.0, bad, 7.0]).unwrap_err();
+                assert!(err.contains("`load{job=\"web\"}`") && err.contains("not a usable number"), "{agg:?}: {err}");
+            }
+        }
+        let err = Aggregate::Sum.apply("big", &[f64::MAX, f64::MAX]).unwrap_err();
+        assert!(err.contains("`big` is inf"), "{err}");
+    }
+
+    #[test]
+    fn timeouts_are_longer_than_zero_and_at_most_what_the_engine_waits() {
+        assert_eq!(check_timeout(Duration::from_secs(5)), None);
+        assert_eq!(check_timeout(MAX_TIMEOUT), None);
+        assert!(check_timeout(Duration::ZERO).unwrap().contains("longer than 0s"));
+        let err = check_timeout(Duration::from_secs(31)).unwrap();
+        assert!(err.contains("31s") && err.contains("at most 30s"), "{err}");
     }
 }

@@ -12,7 +12,10 @@
 //! | `prompt_tokens_per_second` | rate of `vllm:prompt_tokens_total` | rate of `tgi_request_input_length_sum` | sum |
 //!
 //! A rate needs two scrapes: the first reading of one fails ("needs a second
-//! scrape"), and a counter that went down (a restarted server) counts from zero.
+//! scrape"). Each series (endpoint, name, labels) is followed on its own: one
+//! that went down (a restarted replica) counts from zero and leaves the
+//! others' increases as they are, and one not seen before adds nothing until
+//! its second scrape.
 
 use super::Aggregate;
 use serde::Deserialize;

@@ -66,9 +66,7 @@ impl NatsConfig {
         if self.username.is_some() && (self.token_env.is_some() || self.token_file.is_some()) {
             errs.push("give either a token or a user, not both".into());
         }
-        if self.timeout.is_zero() {
-            errs.push("timeout must be longer than 0s".into());
-        }
+        errs.extend(super::check_timeout(self.timeout));
         errs
     }
 }
@@ -206,5 +204,12 @@ mod tests {
         assert_eq!(parse_query("jobs workers total").unwrap().2, Backlog::Total);
         assert!(parse_query("jobs").unwrap_err().contains("not a nats query"));
         assert!(parse_query("jobs workers lots").unwrap_err().contains("not a backlog"));
+    }
+
+    #[test]
+    fn a_timeout_longer_than_the_engine_waits_is_refused() {
+        let c: NatsConfig = toml::from_str("url = \"nats://127.0.0.1:4222\"\ntimeout = \"2m\"").unwrap();
+        let errs = c.validate();
+        assert!(errs.len() == 1 && errs[0].contains("at most 30s"), "{errs:?}");
     }
 }

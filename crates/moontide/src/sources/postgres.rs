@@ -6,6 +6,11 @@
 //! query must return one row whose first column is a number (an integer,
 //! a float, or `numeric` cast with `::float8`). One connection is kept and
 //! reused; a failure drops it and the next reading connects again.
+//!
+//! The connection is plaintext: this build's PostgreSQL client has no TLS.
+//! `sslmode=require`, `verify-ca` and `verify-full` are refused when the
+//! config is loaded (they would fail every reading); `prefer`, libpq's
+//! default, connects without TLS.
 
 use super::{QueryResult, Value};
 use crate::secret::{Secret, SecretRef};
@@ -24,7 +29,8 @@ fn default_timeout() -> Duration {
 #[serde(deny_unknown_fields)]
 pub struct PostgresConfig {
     /// A connection string without a password: `postgres://USER@HOST:PORT/DB`
-    /// or `host=... user=... dbname=...`.
+    /// or `host=... user=... dbname=...`. Plaintext: an `sslmode` that needs
+    /// TLS is refused, as this build has no TLS for PostgreSQL.
     pub url: String,
     /// Environment variable holding the password.
     #[serde(default)]
@@ -41,22 +47,39 @@ impl PostgresConfig {
     /// Problems with the settings.
     pub fn validate(&self) -> Vec<String> {
         let mut errs = Vec::new();
+        let tls = sslmode(&self.url).filter(|m| matches!(*m, "require" | "verify-ca" | "verify-full"));
         match self.url.parse::<tokio_postgres::Config>() {
             Ok(c) if c.get_password().is_some() => errs.push(
                 "url: leave the password out of the connection string; give password_env or password_file".into(),
             ),
             Ok(_) => {}
+            // verify-ca and verify-full do not parse without TLS support: said below
+            Err(_) if tls.is_some() => {}
             // the parser's message can quote the string, password included: say what is wrong without it
             Err(_) => errs.push("url: not a PostgreSQL connection string (postgres://USER@HOST:PORT/DB)".into()),
+        }
+        if let Some(mode) = tls {
+            errs.push(format!(
+                "url: this build has no TLS for postgres, so sslmode={mode} cannot connect; connect with \
+                 sslmode=disable to a local TLS-terminating proxy (stunnel, for one) in front of the server, \
+                 or over a network you trust"
+            ));
         }
         if self.password_env.is_some() && self.password_file.is_some() {
             errs.push("give either password_env or password_file, not both".into());
         }
-        if self.timeout.is_zero() {
-            errs.push("timeout must be longer than 0s".into());
-        }
+        errs.extend(super::check_timeout(self.timeout));
         errs
     }
+}
+
+/// The `sslmode` a connection string sets, as written (`?sslmode=...` in a
+/// URL, `sslmode=...` or `sslmode = '...'` among `key=value` pairs).
+fn sslmode(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("sslmode")?;
+    let rest = rest.trim_start().strip_prefix('=')?.trim_start().trim_start_matches('\'');
+    let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).unwrap_or(rest.len());
+    Some(&rest[..end])
 }
 
 /// A query must be one SQL statement.
@@ -200,5 +223,33 @@ mod tests {
         let errs = c("postgres://moontide:hunter2@127.0.0.1/test").validate();
         assert!(errs[0].contains("leave the password out"), "{errs:?}");
         assert!(!errs[0].contains("hunter2"));
+    }
+
+    #[test]
+    fn an_sslmode_that_needs_tls_is_refused() {
+        let c = |url: &str| PostgresConfig {
+            url: url.into(),
+            password_env: None,
+            password_file: None,
+            timeout: default_timeout(),
+        };
+        // the client is built without TLS: these would validate, then fail at every reading
+        for url in [
+            "postgres://moontide@127.0.0.1:5432/test?sslmode=require",
+            "postgres://moontide@db.internal/test?application_name=x&sslmode=verify-full",
+            "host=127.0.0.1 user=moontide dbname=test sslmode=verify-ca",
+            "host=127.0.0.1 user=moontide dbname=test sslmode = 'require'",
+        ] {
+            let errs = c(url).validate();
+            assert!(errs.len() == 1 && errs[0].contains("no TLS") && errs[0].contains("sslmode="), "{url}: {errs:?}");
+        }
+        // prefer (the default) and disable connect in plaintext
+        for url in ["postgres://moontide@127.0.0.1/test?sslmode=prefer", "host=127.0.0.1 user=x sslmode=disable"] {
+            assert!(c(url).validate().is_empty(), "{url}: {:?}", c(url).validate());
+        }
+        assert_eq!(sslmode("host=h sslmode='verify-full' user=x"), Some("verify-full"));
+        assert_eq!(sslmode("host=h user=x"), None);
+        let long = PostgresConfig { timeout: Duration::from_secs(45), ..c("host=127.0.0.1 user=x") }.validate();
+        assert!(long.len() == 1 && long[0].contains("at most 30s"), "{long:?}");
     }
 }

@@ -56,10 +56,9 @@ impl PrometheusConfig {
     /// Problems with the settings.
     pub fn validate(&self) -> Vec<String> {
         let mut errs = Vec::new();
-        errs.extend(crate::http::check_url("url", &self.url));
-        if self.timeout.is_zero() {
-            errs.push("timeout must be longer than 0s".into());
-        }
+        let instead = "username with password_env or password_file, or a token with token_env or token_file";
+        errs.extend(crate::http::check_url_credentials("url", &self.url, instead));
+        errs.extend(super::check_timeout(self.timeout));
         if self.token_env.is_some() && self.token_file.is_some() {
             errs.push("give either token_env or token_file, not both".into());
         }
@@ -135,7 +134,7 @@ impl Prometheus {
         let value = match (values.len(), self.config.aggregate) {
             (0, _) => return Err(format!("`{query}` matched no series")),
             (1, _) => values[0],
-            (_, Some(agg)) => agg.apply(values),
+            (_, Some(agg)) => agg.apply(query, values)?,
             (n, None) => {
                 return Err(format!(
                     "`{query}` gave {n} series; aggregate them in PromQL (sum(...)) or set `aggregate` on the source"
@@ -179,9 +178,14 @@ impl Prometheus {
             .collect())
     }
 
+    /// One API request. `partial_response=false` asks Thanos (and anything
+    /// like it) to fail rather than leave out a store it cannot reach, and a
+    /// reply that still says it is partial (VictoriaMetrics' `isPartial`) is
+    /// refused: a sum over part of the series would understate the load.
     async fn get(&self, endpoint: &str, params: &[(&str, String)]) -> Result<Data, String> {
         let url = format!("{}/api/v1/{endpoint}", self.config.url.trim_end_matches('/'));
-        let mut req = with_token(self.client.get(&url).query(params), self.token.as_ref());
+        let req = self.client.get(&url).query(params).query(&[("partial_response", "false")]);
+        let mut req = with_token(req, self.token.as_ref());
         if let (Some(user), Some(pw)) = (&self.config.username, &self.password) {
             req = req.basic_auth(user, Some(pw.expose()));
         }
@@ -191,16 +195,28 @@ impl Prometheus {
         let timeout = self.config.timeout;
         let resp = req.send().await.map_err(|e| super::http_json::describe(&e, timeout))?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| super::http_json::describe(&e, timeout))?;
+        let body = super::read_body(resp, timeout, &url).await?;
         let reply: Reply = match serde_json::from_slice(&body) {
             Ok(r) => r,
             Err(_) if !status.is_success() => return Err(format!("HTTP {status} from {url}")),
             Err(e) => return Err(format!("malformed JSON from {url}: {e}")),
         };
+        let warnings = match reply.warnings.as_deref() {
+            None | Some([]) => String::new(),
+            Some(w) => format!(" (warnings: {})", w.join("; ")),
+        };
         match (reply.status.as_str(), reply.data) {
-            ("success", Some(data)) => Ok(data),
+            ("success", Some(_)) if reply.is_partial => {
+                Err(format!("the reply from {url} is partial: some series may be missing{warnings}"))
+            }
+            ("success", Some(data)) => {
+                if !warnings.is_empty() {
+                    tracing::debug!(target: "moontide::prometheus", "{url}:{warnings}");
+                }
+                Ok(data)
+            }
             _ => Err(format!(
-                "Prometheus refused the query (HTTP {status}{}): {}",
+                "Prometheus refused the query (HTTP {status}{}): {}{warnings}",
                 reply.error_type.map(|t| format!(", {t}")).unwrap_or_default(),
                 reply.error.unwrap_or_else(|| "no reason given".into())
             )),
@@ -216,6 +232,12 @@ struct Reply {
     #[serde(rename = "errorType")]
     error_type: Option<String>,
     error: Option<String>,
+    /// VictoriaMetrics: some of the data is missing (a storage node did not answer).
+    #[serde(default, rename = "isPartial")]
+    is_partial: bool,
+    /// Why the answer may be incomplete or wrong (Prometheus, Thanos, Mimir).
+    #[serde(default)]
+    warnings: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -247,6 +269,16 @@ mod tests {
         let err = check_query("sum(rate(x[1m])").unwrap_err();
         assert!(err.contains("is not valid PromQL"), "{err}");
         assert!(check_query(" ").unwrap_err().contains("empty"));
+    }
+
+    #[test]
+    fn credentials_stay_out_of_the_url() {
+        let c: PrometheusConfig = toml::from_str("url = \"http://moontide:hunter2@127.0.0.1:9090\"").unwrap();
+        let errs = c.validate();
+        assert!(errs.len() == 1 && errs[0].contains("password_env") && errs[0].contains("token_env"), "{errs:?}");
+        assert!(!errs[0].contains("hunter2"));
+        let c: PrometheusConfig = toml::from_str("url = \"http://127.0.0.1:9090\"\ntimeout = \"1m\"").unwrap();
+        assert!(c.validate()[0].contains("at most 30s"), "{:?}", c.validate());
     }
 
     #[test]

@@ -48,8 +48,12 @@ impl RabbitmqConfig {
     pub fn validate(&self) -> Vec<String> {
         let mut errs = Vec::new();
         match reqwest::Url::parse(&self.url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            Ok(u) => errs.push(format!("url: scheme `{}` is not http or https (the management API)", u.scheme())),
+            Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                errs.push(format!("url: scheme `{}` is not http or https (the management API)", u.scheme()))
+            }
+            Ok(u) if u.password().is_some() || !u.username().is_empty() => errs
+                .push("url: leave credentials out of the URL; give username and password_env or password_file".into()),
+            Ok(_) => {}
             Err(e) => errs.push(format!("url: `{}` is not a valid URL ({e})", self.url)),
         }
         match (&self.password_env, &self.password_file) {
@@ -57,9 +61,7 @@ impl RabbitmqConfig {
             (Some(_), Some(_)) => errs.push("give either password_env or password_file, not both".into()),
             _ => {}
         }
-        if self.timeout.is_zero() {
-            errs.push("timeout must be longer than 0s".into());
-        }
+        errs.extend(super::check_timeout(self.timeout));
         errs
     }
 }
@@ -154,8 +156,9 @@ impl Rabbitmq {
         if !status.is_success() {
             return Err(format!("HTTP {status} from the management API"));
         }
+        let body = super::read_body(resp, self.config.timeout, "the management API").await?;
         let figures: QueueFigures =
-            resp.json().await.map_err(|e| format!("malformed reply from the management API: {e}"))?;
+            serde_json::from_slice(&body).map_err(|e| format!("malformed reply from the management API: {e}"))?;
         let (ready, unacked) = match (figures.messages_ready, figures.messages_unacknowledged) {
             (Some(r), Some(u)) => (r, u),
             // a queue declared moments ago has no figures until the next statistics round
@@ -186,5 +189,23 @@ mod tests {
         assert!(parse_query("jobs waiting").unwrap_err().contains("not a queue count"));
         assert!(parse_query("").unwrap_err().contains("not a rabbitmq query"));
         assert!(parse_query("a b c").is_err());
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let c = |url: &str| RabbitmqConfig {
+            url: url.into(),
+            vhost: default_vhost(),
+            username: "moontide".into(),
+            password_env: Some("MQ_PASSWORD".into()),
+            password_file: None,
+            timeout: default_timeout(),
+        };
+        assert!(c("http://127.0.0.1:15672").validate().is_empty());
+        let errs = c("http://guest:hunter2@127.0.0.1:15672").validate();
+        assert!(errs.len() == 1 && errs[0].contains("leave credentials out"), "{errs:?}");
+        assert!(!errs[0].contains("hunter2"));
+        let errs = RabbitmqConfig { timeout: Duration::from_secs(60), ..c("http://127.0.0.1:15672") }.validate();
+        assert!(errs.len() == 1 && errs[0].contains("at most 30s"), "{errs:?}");
     }
 }

@@ -3,7 +3,9 @@
 //! (`xpending KEY GROUP`), or a stream's length (`xlen KEY`).
 //!
 //! One connection is kept and reused; a failed command drops it, and the
-//! next reading connects again.
+//! next reading connects again. The connection is plaintext: this build's
+//! Redis client has no TLS, so `rediss://` is refused when the config is
+//! loaded rather than failing at the first reading.
 
 use super::{QueryResult, Value};
 use crate::secret::{Secret, SecretRef};
@@ -20,7 +22,8 @@ fn default_timeout() -> Duration {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://HOST:PORT/DB` (or `rediss://` for TLS), without credentials.
+    /// `redis://HOST:PORT/DB`, without credentials. Plaintext: this build has
+    /// no TLS for Redis, so `rediss://` is refused.
     pub url: String,
     /// ACL user name (with a password).
     #[serde(default)]
@@ -41,8 +44,9 @@ impl RedisConfig {
     pub fn validate(&self) -> Vec<String> {
         let mut errs = Vec::new();
         match reqwest::Url::parse(&self.url) {
-            Ok(u) if !matches!(u.scheme(), "redis" | "rediss") => {
-                errs.push(format!("url: scheme `{}` is not redis or rediss", u.scheme()))
+            Ok(u) if u.scheme() == "rediss" => errs.push(NO_TLS.into()),
+            Ok(u) if u.scheme() != "redis" => {
+                errs.push(format!("url: scheme `{}` is not redis (redis://HOST:PORT/DB)", u.scheme()))
             }
             Ok(u) if u.password().is_some() || !u.username().is_empty() => errs
                 .push("url: leave credentials out of the URL; give username and password_env or password_file".into()),
@@ -55,12 +59,14 @@ impl RedisConfig {
         if self.username.is_some() && self.password_env.is_none() && self.password_file.is_none() {
             errs.push("username needs password_env or password_file".into());
         }
-        if self.timeout.is_zero() {
-            errs.push("timeout must be longer than 0s".into());
-        }
+        errs.extend(super::check_timeout(self.timeout));
         errs
     }
 }
+
+/// Why `rediss://` is refused.
+const NO_TLS: &str = "url: this build has no TLS for redis, so `rediss://` cannot connect; give a redis:// URL \
+    of a local TLS-terminating proxy (stunnel, for one) in front of the server, or reach it over a network you trust";
 
 /// What a query asks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -210,5 +216,21 @@ mod tests {
         assert!(c("redis://127.0.0.1:6379/0").validate().is_empty());
         assert!(c("redis://:pw@127.0.0.1:6379").validate()[0].contains("leave credentials out"));
         assert!(c("http://127.0.0.1:6379").validate()[0].contains("not redis"));
+    }
+
+    #[test]
+    fn tls_and_long_timeouts_are_refused() {
+        let c = |url: &str, timeout: u64| RedisConfig {
+            url: url.into(),
+            username: None,
+            password_env: None,
+            password_file: None,
+            timeout: Duration::from_secs(timeout),
+        };
+        // the client is built without TLS: rediss:// would validate, then fail at every reading
+        let errs = c("rediss://127.0.0.1:6380/0", 5).validate();
+        assert!(errs.len() == 1 && errs[0].contains("no TLS") && errs[0].contains("proxy"), "{errs:?}");
+        let errs = c("redis://127.0.0.1:6379/0", 31).validate();
+        assert!(errs.len() == 1 && errs[0].contains("at most 30s"), "{errs:?}");
     }
 }

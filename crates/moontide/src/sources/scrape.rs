@@ -10,7 +10,9 @@
 //! the load.
 //!
 //! With `preset = "vllm"` or `"tgi"`, a query may also be a name like
-//! `queue_depth` or `tokens_per_second` (see [`super::model_server`]).
+//! `queue_depth` or `tokens_per_second` (see [`super::model_server`]). A
+//! counter read as a rate is followed series by series (endpoint, name and
+//! labels), so one restarted replica resets only its own counter.
 
 use super::model_server::{self, Preset};
 use super::{Aggregate, QueryResult, Value, exposition, with_token};
@@ -19,9 +21,9 @@ use moontide_core::duration::serde_text;
 use promql_parser::label::Matcher;
 use promql_parser::parser::Expr;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn default_timeout() -> Duration {
     Duration::from_secs(5)
@@ -30,9 +32,6 @@ fn default_timeout() -> Duration {
 fn default_aggregate() -> Aggregate {
     Aggregate::Sum
 }
-
-/// Most bytes read from one endpoint.
-const BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// `type = "scrape"`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -67,10 +66,18 @@ impl ScrapeConfig {
         if self.urls.is_empty() {
             errs.push("urls: give at least one endpoint".into());
         }
-        errs.extend(self.urls.iter().filter_map(|u| crate::http::check_url("urls", u)));
-        if self.timeout.is_zero() {
-            errs.push("timeout must be longer than 0s".into());
+        let instead = "a token with token_env or token_file";
+        errs.extend(self.urls.iter().filter_map(|u| crate::http::check_url_credentials("urls", u, instead)));
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        for u in &self.urls {
+            let key = endpoint(u);
+            if seen.contains(&key) {
+                errs.push(format!("urls: `{key}` is listed twice; list each endpoint once (or it counts twice)"));
+            } else {
+                seen.insert(key);
+            }
         }
+        errs.extend(super::check_timeout(self.timeout));
         if self.token_env.is_some() && self.token_file.is_some() {
             errs.push("give either token_env or token_file, not both".into());
         }
@@ -95,6 +102,20 @@ impl ScrapeConfig {
             return Err(format!("`{q}` is a preset name: set preset = \"vllm\" or \"tgi\" on the source"));
         }
         Selector::parse(q).map(|s| (s, self.aggregate, false))
+    }
+}
+
+/// A URL as the endpoint it names, for finding one listed twice: parsed (so
+/// `http://h:80/m` and `http://h/m` are one), without credentials (to show it).
+fn endpoint(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            // an error means the URL cannot have credentials: none to take out
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.into()
+        }
+        Err(_) => url.to_string(),
     }
 }
 
@@ -139,13 +160,20 @@ pub fn check_query(q: &str) -> Result<(), String> {
     Selector::parse(q).map(|_| ())
 }
 
+/// A counter query's last scrape: when, and each matching series' value
+/// (keyed by [`series_key`]).
+struct Counters {
+    at: Instant,
+    series: BTreeMap<String, f64>,
+}
+
 /// A live `scrape` source.
 pub struct Scrape {
     config: ScrapeConfig,
     client: reqwest::Client,
     token: Option<Secret>,
-    /// The last value and time of each counter read as a rate.
-    counters: std::sync::Mutex<BTreeMap<String, (f64, std::time::Instant)>>,
+    /// The last scrape of each query read as a rate.
+    counters: std::sync::Mutex<BTreeMap<String, Counters>>,
 }
 
 impl Scrape {
@@ -161,50 +189,68 @@ impl Scrape {
     /// Scrapes every endpoint once, then answers each query from the samples.
     pub async fn read(&self, queries: &[String]) -> Vec<QueryResult> {
         let bodies = futures_util::future::join_all(self.config.urls.iter().map(|u| self.fetch(u))).await;
-        let mut samples = Vec::new();
+        let mut scraped = Vec::with_capacity(bodies.len());
         for (url, body) in self.config.urls.iter().zip(bodies) {
             match body {
-                Ok(s) => samples.extend(s),
+                Ok(s) => scraped.push((url.as_str(), s)),
                 Err(e) => {
                     let e = format!("{url}: {e}");
                     return queries.iter().map(|_| Err(e.clone())).collect();
                 }
             }
         }
-        queries.iter().map(|q| self.answer(q, &samples)).collect()
+        queries.iter().map(|q| self.answer(q, &scraped)).collect()
     }
 
-    fn answer(&self, query: &str, samples: &[exposition::Sample]) -> QueryResult {
+    /// One query from each endpoint's samples.
+    fn answer(&self, query: &str, scraped: &[(&str, Vec<exposition::Sample>)]) -> QueryResult {
         let (selector, aggregate, rate) = self.config.resolve(query)?;
-        let values: Vec<f64> = samples.iter().filter(|s| selector.matches(s)).map(|s| s.value).collect();
-        if values.is_empty() {
+        let mut matched = Vec::new();
+        for (url, samples) in scraped {
+            for s in samples.iter().filter(|s| selector.matches(s)) {
+                matched.push((*url, s));
+            }
+        }
+        if matched.is_empty() {
             return Err(format!("no sample matches `{query}` at {}", self.config.urls.join(", ")));
         }
-        let value = aggregate.apply(&values);
-        if !value.is_finite() {
-            return Err(format!("`{query}` is {value}, not a usable number"));
+        if let Some((url, s)) = matched.iter().find(|(_, s)| !s.value.is_finite()) {
+            return Err(format!("`{query}` is {} at {url}, not a usable number", s.value));
         }
-        if rate {
-            return self.rate(query, value).map(|value| Value { value, measured_at: None });
-        }
+        let value = if rate {
+            // every preset rate is a sum across series and replicas
+            self.rate(query, &matched)?
+        } else {
+            let values: Vec<f64> = matched.iter().map(|(_, s)| s.value).collect();
+            aggregate.apply(query, &values)?
+        };
         Ok(Value { value, measured_at: None })
     }
 
-    /// A counter's increase per second since the last scrape.
-    fn rate(&self, query: &str, total: f64) -> Result<f64, String> {
-        let now = std::time::Instant::now();
+    /// The counters' summed increase per second since the last scrape,
+    /// series by series: one that went down was reset (its server restarted)
+    /// and counted from zero; one not seen before adds nothing until the next
+    /// scrape; one not seen again is forgotten.
+    fn rate(&self, query: &str, matched: &[(&str, &exposition::Sample)]) -> Result<f64, String> {
+        let series: BTreeMap<String, f64> = matched.iter().map(|(url, s)| (series_key(url, s), s.value)).collect();
+        let now = Instant::now();
         let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        let before = counters.insert(query.to_string(), (total, now));
-        let Some((last, at)) = before else {
+        let since = counters.get(query).map(|last| {
+            let increase: f64 = series
+                .iter()
+                .filter_map(|(k, &v)| last.series.get(k).map(|&before| if v >= before { v - before } else { v }))
+                .sum();
+            (now.duration_since(last.at).as_secs_f64(), increase)
+        });
+        counters.insert(query.to_string(), Counters { at: now, series });
+        let Some((secs, increase)) = since else {
             return Err(format!("`{query}` is a rate: it needs a second scrape"));
         };
-        let secs = now.duration_since(at).as_secs_f64();
         if secs <= 0.0 {
             return Err(format!("`{query}` is a rate: scraped twice at the same instant"));
         }
-        // a counter that went down was reset (a restarted server): it counted from zero
-        let increase = if total >= last { total - last } else { total };
-        Ok(increase / secs)
+        let value = increase / secs;
+        if value.is_finite() { Ok(value) } else { Err(format!("`{query}` is {value}, not a usable number")) }
     }
 
     async fn fetch(&self, url: &str) -> Result<Vec<exposition::Sample>, String> {
@@ -215,20 +261,24 @@ impl Scrape {
         for (k, v) in &self.config.headers {
             req = req.header(k, v);
         }
-        let mut resp = req.send().await.map_err(|e| super::http_json::describe(&e, timeout))?;
+        let resp = req.send().await.map_err(|e| super::http_json::describe(&e, timeout))?;
         if !resp.status().is_success() {
             return Err(format!("HTTP {}", resp.status()));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| super::http_json::describe(&e, timeout))? {
-            if body.len() + chunk.len() > BODY_LIMIT {
-                return Err(format!("the body is larger than {} MiB", BODY_LIMIT / (1024 * 1024)));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        // the endpoint's URL starts the error (see read)
+        let body = super::read_body(resp, timeout, "the endpoint").await?;
         let text = String::from_utf8(body).map_err(|_| "the body is not UTF-8 text".to_string())?;
         exposition::parse(&text)
     }
+}
+
+/// One series of one endpoint: its URL, name and labels (sorted, as a
+/// series is the same whatever order its labels are written in).
+fn series_key(url: &str, s: &exposition::Sample) -> String {
+    let mut labels: Vec<&(String, String)> = s.labels.iter().collect();
+    labels.sort();
+    // Debug quotes and escapes each part: no two series share a key
+    format!("{url:?} {:?} {labels:?}", s.name)
 }
 
 #[cfg(test)]
@@ -254,6 +304,39 @@ mod tests {
         assert!(!re.matches(&sample("node_load1", &[("mode", "idle")])));
         // a label the sample lacks is "" (as in PromQL)
         assert!(Selector::parse(r#"m{absent=""}"#).unwrap().matches(&sample("m", &[])));
+    }
+
+    #[test]
+    fn series_are_told_apart_by_endpoint_name_and_labels_in_any_order() {
+        let key = series_key("http://a/m", &sample("m", &[("x", "1"), ("y", "2")]));
+        assert_eq!(key, series_key("http://a/m", &sample("m", &[("y", "2"), ("x", "1")])));
+        assert_ne!(key, series_key("http://b/m", &sample("m", &[("x", "1"), ("y", "2")])));
+        assert_ne!(key, series_key("http://a/m", &sample("n", &[("x", "1"), ("y", "2")])));
+        assert_ne!(key, series_key("http://a/m", &sample("m", &[("x", "1"), ("y", "3")])));
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let config = |urls: &[&str], timeout: u64| ScrapeConfig {
+            urls: urls.iter().map(|u| u.to_string()).collect(),
+            aggregate: Aggregate::Sum,
+            timeout: Duration::from_secs(timeout),
+            token_env: None,
+            token_file: None,
+            headers: BTreeMap::new(),
+            preset: None,
+        };
+        assert!(config(&["http://10.0.0.5:8000/metrics", "http://10.0.0.6:8000/metrics"], 5).validate().is_empty());
+        // the same endpoint twice would count its samples twice
+        let errs = config(&["http://10.0.0.5:8000/metrics", "http://10.0.0.5:8000/metrics"], 5).validate();
+        assert!(errs.len() == 1 && errs[0].contains("`http://10.0.0.5:8000/metrics` is listed twice"), "{errs:?}");
+        let errs = config(&["http://h:80/metrics", "http://h/metrics"], 5).validate();
+        assert!(errs.len() == 1 && errs[0].contains("listed twice"), "{errs:?}");
+        let errs = config(&["http://u:hunter2@h/metrics"], 5).validate();
+        assert!(errs.len() == 1 && errs[0].contains("leave credentials out"), "{errs:?}");
+        assert!(!errs[0].contains("hunter2"));
+        let errs = config(&["http://h/metrics"], 31).validate();
+        assert!(errs.len() == 1 && errs[0].contains("at most 30s"), "{errs:?}");
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct AwsAsgConfig {
     /// The AWS region, e.g. `eu-west-1`.
     pub region: String,
     /// A named profile for credentials (default: the chain's, `AWS_PROFILE` or `default`).
+    /// Given (or with `credentials_file`), the profile alone supplies the
+    /// credentials: `AWS_ACCESS_KEY_ID` in the environment does not override it.
     #[serde(default)]
     pub profile: Option<String>,
     /// A credentials file to read the profile from (default: ~/.aws/credentials).
@@ -89,6 +91,11 @@ mod live {
     }
 
     impl AwsAsg {
+        /// Its per-request timeout.
+        pub fn timeout(&self) -> std::time::Duration {
+            self.cfg.timeout
+        }
+
         /// A target for `cfg` (credentials are resolved on first use).
         pub fn new(_name: &str, cfg: &AwsAsgConfig) -> Result<Self, String> {
             Ok(AwsAsg { cfg: cfg.clone(), client: OnceCell::new() })
@@ -105,13 +112,23 @@ mod live {
                     let mut loader = aws_config::defaults(BehaviorVersion::latest())
                         .region(aws_config::Region::new(self.cfg.region.clone()))
                         .timeout_config(timeouts);
-                    if let Some(p) = &self.cfg.profile {
-                        loader = loader.profile_name(p);
-                    }
-                    if let Some(f) = &self.cfg.credentials_file {
-                        loader = loader.profile_files(
-                            EnvConfigFiles::builder().with_file(EnvConfigFileKind::Credentials, f).build(),
-                        );
+                    if self.cfg.profile.is_some() || self.cfg.credentials_file.is_some() {
+                        // A profile named here is the credentials: not AWS_ACCESS_KEY_ID and the
+                        // rest of the default chain, which would come first. ~/.aws/config stays
+                        // in (role_arn, source_profile, credential_process, SSO).
+                        let files = EnvConfigFiles::builder().include_default_config_file(true);
+                        let files = match &self.cfg.credentials_file {
+                            Some(f) => files.with_file(EnvConfigFileKind::Credentials, f),
+                            None => files.include_default_credentials_file(true),
+                        }
+                        .build();
+                        let mut provider =
+                            aws_config::profile::ProfileFileCredentialsProvider::builder().profile_files(files.clone());
+                        if let Some(p) = &self.cfg.profile {
+                            provider = provider.profile_name(p);
+                            loader = loader.profile_name(p);
+                        }
+                        loader = loader.profile_files(files).credentials_provider(provider.build());
                     }
                     if let Some(u) = &self.cfg.endpoint_url {
                         loader = loader.endpoint_url(u);

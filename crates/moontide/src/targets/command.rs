@@ -5,31 +5,40 @@
 //! The command is an argv list run directly, no shell involved, unless the
 //! config asks for one with `shell = "..."` (then `sh -c`). `{count}`,
 //! `{current}`, `{target}` and `{key}` are substituted in every argument.
-//! A command that exits non-zero, or runs past its timeout (its whole
-//! process group is then killed), fails the actuation; its exit status and
-//! the end of its stderr are recorded in the decision. The current count
-//! comes from `status_command`'s stdout, or, without one, from Moontide's
-//! own count of what it set.
+//! A command that exits non-zero, or runs past its timeout, fails the
+//! actuation; its exit status and the end of its stderr are recorded in the
+//! decision. Each run has its own process group, killed once the command is
+//! done: when it exits (after a moment for its output to drain, should
+//! something it started in the background hold its pipes), when it times
+//! out, and when the run is abandoned. The current count comes from
+//! `status_command`'s stdout, or, without one, from Moontide's own count of
+//! what it set.
 
 use crate::targets::{ScaleError, Status};
 use moontide_core::Actuation;
 use moontide_core::duration::{format as fmt_d, serde_text};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 fn default_timeout() -> Duration {
     Duration::from_secs(60)
 }
 
-/// Most bytes of a command's stdout or stderr kept.
+/// Most bytes of a command's stdout (its start) or stderr (its end) kept;
+/// the rest is read and discarded.
 const OUTPUT_LIMIT: usize = 64 * 1024;
 /// Most characters of stderr recorded in a decision.
 const DETAIL_LIMIT: usize = 400;
+/// How long output is still read after the command exits: something it left
+/// in the background may hold its pipes open.
+const DRAIN_GRACE: Duration = Duration::from_millis(500);
 
 /// `type = "command"`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -104,6 +113,11 @@ pub struct CommandTarget {
 }
 
 impl CommandTarget {
+    /// Its timeout per run.
+    pub fn timeout(&self) -> Duration {
+        self.cfg.timeout
+    }
+
     /// A target for `cfg`.
     pub fn new(name: &str, cfg: &CommandConfig) -> Self {
         CommandTarget { name: name.to_string(), cfg: cfg.clone(), tracked: Mutex::new(cfg.initial.unwrap_or(0)) }
@@ -173,7 +187,7 @@ impl CommandTarget {
         }
     }
 
-    /// Runs `argv` in its own process group, bounded by the timeout.
+    /// Runs `argv` in its own process group, bounded by the timeout; see the module docs.
     async fn run(&self, argv: &[String]) -> Result<Ran, String> {
         let (program, args) = argv.split_first().ok_or("nothing to run")?;
         let mut cmd = tokio::process::Command::new(program);
@@ -188,40 +202,81 @@ impl CommandTarget {
             cmd.current_dir(dir);
         }
         let mut child = cmd.spawn().map_err(|e| format!("cannot start `{program}`: {e}"))?;
-        let pid = child.id();
-        let mut out = child.stdout.take();
-        let mut err = child.stderr.take();
-        let work = async {
-            let (mut o, mut e) = (Vec::new(), Vec::new());
-            let read_out = async {
-                if let Some(s) = out.as_mut() {
-                    let _ = s.take(OUTPUT_LIMIT as u64).read_to_end(&mut o).await;
+        // from here on, every way out of this function kills the whole group:
+        // done, timed out, or this future dropped by its caller
+        let _group = Group(child.id().map(|pid| Pid::from_raw(pid as i32)));
+        let (out, err) = (child.stdout.take(), child.stderr.take());
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        let status = {
+            let reading = async { tokio::join!(drain(out, Keep::Head, &mut o), drain(err, Keep::Tail, &mut e)) };
+            let mut reading = std::pin::pin!(reading);
+            // read while waiting, so a program that prints a lot never blocks on a full pipe
+            let ran = tokio::time::timeout(self.cfg.timeout, async {
+                tokio::select! {
+                    status = child.wait() => (status, false),
+                    _ = reading.as_mut() => (child.wait().await, true),
                 }
+            })
+            .await;
+            let Ok((status, drained)) = ran else {
+                return Err(format!("`{program}` timed out after {} and was killed", fmt_d(self.cfg.timeout)));
             };
-            let read_err = async {
-                if let Some(s) = err.as_mut() {
-                    let _ = s.take(OUTPUT_LIMIT as u64).read_to_end(&mut e).await;
-                }
-            };
-            tokio::join!(read_out, read_err);
-            let status = child.wait().await;
-            (status, o, e)
-        };
-        match tokio::time::timeout(self.cfg.timeout, work).await {
-            Ok((status, o, e)) => {
-                let status = status.map_err(|e| format!("waiting for `{program}`: {e}"))?;
-                Ok(Ran {
-                    code: status.code(),
-                    stdout: String::from_utf8_lossy(&o).into_owned(),
-                    stderr: String::from_utf8_lossy(&e).into_owned(),
-                })
+            if !drained {
+                let _ = tokio::time::timeout(DRAIN_GRACE, reading.as_mut()).await;
             }
-            Err(_) => {
-                if let Some(pid) = pid {
-                    // the whole group: a shell's children too
-                    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::SIGKILL);
+            status.map_err(|why| format!("waiting for `{program}`: {why}"))?
+        };
+        let e = &e[e.len().saturating_sub(OUTPUT_LIMIT)..];
+        Ok(Ran {
+            code: status.code(),
+            stdout: String::from_utf8_lossy(&o).into_owned(),
+            stderr: String::from_utf8_lossy(e).into_owned(),
+        })
+    }
+}
+
+/// A command's process group, killed (SIGKILL) when this is dropped.
+struct Group(Option<Pid>);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Some(group) = self.0 {
+            let _ = killpg(group, Signal::SIGKILL);
+        }
+    }
+}
+
+/// Which part of a stream `drain` keeps.
+#[derive(Copy, Clone)]
+enum Keep {
+    Head,
+    Tail,
+}
+
+/// Reads `pipe` to its end into `into`, keeping its first or its last
+/// `OUTPUT_LIMIT` bytes (up to twice that for the end, trimmed by the
+/// caller) and discarding the rest.
+async fn drain(pipe: Option<impl AsyncRead + Unpin>, keep: Keep, into: &mut Vec<u8>) {
+    let Some(mut pipe) = pipe else { return };
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        match keep {
+            Keep::Head => {
+                let room = OUTPUT_LIMIT.saturating_sub(into.len());
+                into.extend_from_slice(&buf[..n.min(room)]);
+            }
+            Keep::Tail => {
+                into.extend_from_slice(&buf[..n]);
+                // trimmed now and then, not on every read
+                if into.len() >= 2 * OUTPUT_LIMIT {
+                    let cut = into.len() - OUTPUT_LIMIT;
+                    into.copy_within(cut.., 0);
+                    into.truncate(OUTPUT_LIMIT);
                 }
-                Err(format!("`{program}` timed out after {} and was killed", fmt_d(self.cfg.timeout)))
             }
         }
     }

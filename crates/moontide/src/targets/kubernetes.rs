@@ -40,7 +40,8 @@ fn default_namespace() -> String {
 pub struct KubernetesConfig {
     /// The object's name.
     pub name: String,
-    /// Its kind (default Deployment). StatefulSet and ReplicaSet are known;
+    /// Its kind (default Deployment). StatefulSet and ReplicaSet are known
+    /// (`api_version` or `resource` given for one replaces just that part);
     /// any other kind needs `api_version` and `resource`.
     #[serde(default = "default_kind")]
     pub kind: String,
@@ -105,13 +106,13 @@ impl KubernetesConfig {
         errs
     }
 
-    /// (group, version, plural) of the configured kind.
+    /// (group, version, plural) of the configured kind; for a known kind,
+    /// whichever of `api_version` and `resource` is not given is its own.
     #[cfg_attr(not(feature = "kubernetes"), allow(dead_code))]
     fn gvr(&self) -> (String, String, String) {
-        let (api_version, plural) = match KNOWN.iter().find(|(k, _, _)| *k == self.kind) {
-            Some((_, v, p)) if self.api_version.is_none() && self.resource.is_none() => (v.to_string(), p.to_string()),
-            _ => (self.api_version.clone().unwrap_or_default(), self.resource.clone().unwrap_or_default()),
-        };
+        let known = KNOWN.iter().find(|(k, _, _)| *k == self.kind);
+        let api_version = self.api_version.clone().or_else(|| known.map(|(_, v, _)| v.to_string())).unwrap_or_default();
+        let plural = self.resource.clone().or_else(|| known.map(|(_, _, p)| p.to_string())).unwrap_or_default();
         let (group, version) = match api_version.split_once('/') {
             Some((g, v)) => (g.to_string(), v.to_string()),
             None => (String::new(), api_version),
@@ -151,6 +152,11 @@ mod live {
     }
 
     impl Kubernetes {
+        /// Its per-request timeout.
+        pub fn timeout(&self) -> std::time::Duration {
+            self.cfg.timeout
+        }
+
         /// A target for `cfg` (credentials are read on first use).
         pub fn new(_name: &str, cfg: &KubernetesConfig) -> Result<Self, String> {
             let (group, version, plural) = cfg.gvr();
@@ -333,5 +339,24 @@ mod tests {
         assert!(cfg("Widget").validate()[0].contains("give its api_version"));
         let bad = KubernetesConfig { api_version: Some("a/b/c".into()), resource: Some("x".into()), ..cfg("X") };
         assert!(bad.validate()[0].contains("not `group/version`"));
+    }
+
+    #[test]
+    fn a_known_kind_fills_in_what_is_not_given() {
+        // the problems besides a build without the feature (gvr is built either way)
+        let problems =
+            |c: &KubernetesConfig| c.validate().into_iter().filter(|e| !e.contains("feature")).collect::<Vec<_>>();
+        let only_version = KubernetesConfig { api_version: Some("apps/v1".into()), ..cfg("StatefulSet") };
+        assert!(problems(&only_version).is_empty(), "{:?}", problems(&only_version));
+        assert_eq!(only_version.gvr(), ("apps".into(), "v1".into(), "statefulsets".into()));
+        let only_resource = KubernetesConfig { resource: Some("replicasets".into()), ..cfg("ReplicaSet") };
+        assert!(problems(&only_resource).is_empty(), "{:?}", problems(&only_resource));
+        assert_eq!(only_resource.gvr(), ("apps".into(), "v1".into(), "replicasets".into()));
+        // what is given wins over the known default
+        let other_version = KubernetesConfig { api_version: Some("apps/v1beta2".into()), ..cfg("Deployment") };
+        assert_eq!(other_version.gvr(), ("apps".into(), "v1beta2".into(), "deployments".into()));
+        // an unknown kind has nothing to fill in with: validate says so
+        let half = KubernetesConfig { api_version: Some("example.com/v1".into()), ..cfg("Widget") };
+        assert!(problems(&half)[0].contains("give its api_version"), "{:?}", problems(&half));
     }
 }

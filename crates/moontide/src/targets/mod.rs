@@ -5,6 +5,7 @@
 pub mod aws_asg;
 pub mod command;
 pub mod kubernetes;
+pub mod memory;
 pub mod nomad;
 pub mod process;
 pub mod webhook;
@@ -95,6 +96,8 @@ pub enum Target {
     /// See [`aws_asg::AwsAsg`].
     #[cfg(feature = "aws")]
     AwsAsg(aws_asg::AwsAsg),
+    /// See [`memory::Memory`] (for dry runs; no config builds one).
+    Memory(memory::Memory),
 }
 
 impl Target {
@@ -120,6 +123,33 @@ impl Target {
         })
     }
 
+    /// Names the policy that drives the target (a webhook fills it in for `{policy}`).
+    pub fn for_policy(self, policy: &str) -> Target {
+        match self {
+            Target::Webhook(w) => Target::Webhook(Box::new(w.for_policy(policy))),
+            other => other,
+        }
+    }
+
+    /// The longest a status read can take by the target's own settings:
+    /// each request's timeout times the requests it makes (nothing for a
+    /// local pool). The engine waits for at least this.
+    pub fn status_time(&self) -> std::time::Duration {
+        match self {
+            Target::Process(_) | Target::Memory(_) => std::time::Duration::ZERO,
+            Target::Webhook(t) => t.timeout(),
+            Target::Command(t) => t.timeout(),
+            // the scale status, then the allocations
+            Target::Nomad(t) => t.timeout() * 2,
+            // the scale, then the object or its pods
+            #[cfg(feature = "kubernetes")]
+            Target::Kubernetes(t) => t.timeout() * 2,
+            // the SDK's operation timeout, retries included
+            #[cfg(feature = "aws")]
+            Target::AwsAsg(t) => t.timeout() * 3,
+        }
+    }
+
     /// The current and ready counts.
     pub async fn status(&self) -> Result<Status, String> {
         match self {
@@ -131,6 +161,7 @@ impl Target {
             Target::Kubernetes(t) => t.status().await,
             #[cfg(feature = "aws")]
             Target::AwsAsg(t) => t.status().await,
+            Target::Memory(t) => Ok(t.status()),
         }
     }
 
@@ -145,6 +176,7 @@ impl Target {
             Target::Kubernetes(t) => t.scale(current, desired, key).await,
             #[cfg(feature = "aws")]
             Target::AwsAsg(t) => t.scale(desired, key).await,
+            Target::Memory(t) => Ok(t.scale(desired, key)),
         }
     }
 
@@ -165,7 +197,7 @@ impl Target {
             Target::Webhook(t) => t.restore(last_set),
             Target::Command(t) => t.restore(last_set),
             // the platform keeps its own count
-            Target::Nomad(_) => {}
+            Target::Nomad(_) | Target::Memory(_) => {}
             #[cfg(feature = "kubernetes")]
             Target::Kubernetes(_) => {}
             #[cfg(feature = "aws")]

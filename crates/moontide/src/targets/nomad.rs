@@ -106,6 +106,11 @@ pub struct Nomad {
 }
 
 impl Nomad {
+    /// Its per-request timeout.
+    pub fn timeout(&self) -> Duration {
+        self.cfg.timeout
+    }
+
     /// Builds the client and reads the token.
     pub fn new(name: &str, cfg: &NomadConfig) -> Result<Self, String> {
         let token = SecretRef::new(cfg.token_env.clone(), cfg.token_file.clone())

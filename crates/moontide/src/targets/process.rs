@@ -2,7 +2,8 @@
 //!
 //! Each copy gets an index (0, 1, ...) and a free TCP port on 127.0.0.1, both
 //! substituted for `{index}` and `{port}` in the command, its arguments and
-//! its environment. A copy that exits is restarted (with backoff). Copies are
+//! its environment. A copy that exits is restarted (with backoff), and
+//! whatever it left running in its process group gets SIGKILL. Copies are
 //! stopped with SIGTERM to their process group, then SIGKILL after `grace`.
 //! Shutting the pool down stops every copy; if Moontide's runtime is torn down
 //! without that, each direct child still gets SIGKILL (kill-on-drop).
@@ -182,6 +183,9 @@ struct Slot {
     index: u32,
     port: u16,
     child: Option<Child>,
+    /// The copy's process group, noted at spawn: once the copy is reaped,
+    /// `Child::id` is gone, and what it left in the group must still be killed.
+    group: Option<Pid>,
     ready: bool,
     restarts: u32,
     retry_at: Option<Instant>,
@@ -212,7 +216,8 @@ async fn supervise(name: String, cfg: ProcessConfig, mut rx: mpsc::Receiver<Cmd>
     let mut slots: Vec<Slot> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let http = crate::http::client(PROBE_TIMEOUT).ok();
+    // the probes go to 127.0.0.1 itself, never through a proxy from HTTP_PROXY and the like
+    let http = crate::http::builder(PROBE_TIMEOUT).no_proxy().build().ok();
     loop {
         tokio::select! {
             cmd = rx.recv() => match cmd {
@@ -276,6 +281,11 @@ fn spawn(cfg: &ProcessConfig, index: u32, port: u16) -> Result<Child, String> {
     cmd.spawn().map_err(|e| format!("cannot start `{}`: {e}", args[0]))
 }
 
+/// A copy's process group: it leads its own (`process_group(0)`), so the group's id is its pid.
+fn group_of(child: &Child) -> Option<Pid> {
+    child.id().map(|pid| Pid::from_raw(pid as i32))
+}
+
 async fn scale_to(name: &str, cfg: &ProcessConfig, slots: &mut Vec<Slot>, n: u32) -> Result<String, String> {
     let before = slots.len();
     while slots.len() < n as usize {
@@ -286,6 +296,7 @@ async fn scale_to(name: &str, cfg: &ProcessConfig, slots: &mut Vec<Slot>, n: u32
         slots.push(Slot {
             index,
             port,
+            group: group_of(&child),
             child: Some(child),
             ready: false,
             restarts: 0,
@@ -304,7 +315,7 @@ async fn scale_to(name: &str, cfg: &ProcessConfig, slots: &mut Vec<Slot>, n: u32
         .into_iter()
         .filter_map(|s| {
             tracing::info!(target: "moontide::process", pool = name, index = s.index, "stopping copy");
-            s.child.map(|c| tokio::spawn(stop(c, cfg.grace)))
+            s.child.map(|c| tokio::spawn(stop(c, s.group, cfg.grace)))
         })
         .collect();
     for h in handles {
@@ -317,12 +328,13 @@ async fn scale_to(name: &str, cfg: &ProcessConfig, slots: &mut Vec<Slot>, n: u32
     })
 }
 
-/// SIGTERM to the copy's process group, SIGKILL after `grace`.
-async fn stop(mut child: Child, grace: Duration) {
-    let Some(pid) = child.id() else {
+/// SIGTERM to the copy's process `group` (noted at spawn), SIGKILL after `grace`.
+async fn stop(mut child: Child, group: Option<Pid>, grace: Duration) {
+    let Some(group) = group.or_else(|| group_of(&child)) else {
+        // no group to signal: the copy itself is all there is to stop
+        let _ = child.kill().await;
         return;
     };
-    let group = Pid::from_raw(pid as i32);
     if killpg(group, Signal::SIGTERM).is_ok() && tokio::time::timeout(grace, child.wait()).await.is_ok() {
         // The leader is gone; make sure nothing it started lingers in its group.
         let _ = killpg(group, Signal::SIGKILL);
@@ -334,7 +346,8 @@ async fn stop(mut child: Child, grace: Duration) {
 }
 
 async fn stop_all(cfg: &ProcessConfig, slots: &mut Vec<Slot>) {
-    let handles: Vec<_> = slots.drain(..).filter_map(|s| s.child.map(|c| tokio::spawn(stop(c, cfg.grace)))).collect();
+    let handles: Vec<_> =
+        slots.drain(..).filter_map(|s| s.child.map(|c| tokio::spawn(stop(c, s.group, cfg.grace)))).collect();
     for h in handles {
         let _ = h.await;
     }
@@ -348,9 +361,10 @@ async fn check(name: &str, cfg: &ProcessConfig, slots: &mut Vec<Slot>, http: Opt
             && let Ok(Some(status)) = child.try_wait()
         {
             tracing::warn!(target: "moontide::process", pool = name, index = slot.index, %status, "copy exited");
-            // Reap anything the copy left in its group.
-            if let Some(pid) = child.id() {
-                let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            // Reap anything the copy left in its group (by the id noted at spawn:
+            // `child.id()` is None now that it has been waited for).
+            if let Some(group) = slot.group.take() {
+                let _ = killpg(group, Signal::SIGKILL);
             }
             slot.child = None;
             slot.ready = false;
@@ -368,6 +382,7 @@ async fn check(name: &str, cfg: &ProcessConfig, slots: &mut Vec<Slot>, http: Opt
                     slot.restarts += 1;
                     slot.started = now;
                     tracing::info!(target: "moontide::process", pool = name, index = slot.index, pid = child.id(), restarts = slot.restarts, "restarted copy");
+                    slot.group = group_of(&child);
                     slot.child = Some(child);
                 }
                 Err(e) => {

@@ -95,7 +95,7 @@ pub struct WebhookConfig {
     /// `step`: called once per replica removed.
     #[serde(default)]
     pub scale_down_url: Option<String>,
-    /// HTTP method for scale requests (default POST).
+    /// HTTP method for scale requests: GET, POST, PUT, PATCH or DELETE, in any case (default POST).
     #[serde(default = "default_method")]
     pub method: String,
     /// Body template; sent with `Content-Type: application/json` unless `content_type` says otherwise.
@@ -179,6 +179,13 @@ impl WebhookConfig {
         }
         if let Some(u) = &self.status_url {
             check_url("status_url", u, &mut errs);
+            for t in ["{count}", "{current}", "{key}"] {
+                if u.contains(t) {
+                    errs.push(format!(
+                        "status_url: `{t}` has no value when the count is read; only `{{policy}}` is filled in there"
+                    ));
+                }
+            }
         } else if self.initial.is_none() {
             errs.push(
                 "give `status_url` (where Moontide reads the current count) or `initial` (the count running now; Moontide then counts what it sets)".into(),
@@ -191,8 +198,9 @@ impl WebhookConfig {
                 errs.push(format!("{field}: {e}"));
             }
         }
-        if reqwest::Method::from_bytes(self.method.as_bytes()).is_err() {
-            errs.push(format!("method `{}` is not an HTTP method", self.method));
+        // any case; sent upper-cased
+        if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&self.method.to_ascii_uppercase().as_str()) {
+            errs.push(format!("method `{}` is not one of GET, POST, PUT, PATCH, DELETE", self.method));
         }
         if self.token_env.is_some() && self.token_file.is_some() {
             errs.push("give either token_env or token_file, not both".into());
@@ -233,6 +241,8 @@ type Limiter = RateLimiter<
 /// A live webhook target.
 pub struct Webhook {
     name: String,
+    /// The policy that drives it, for `{policy}` (set by the engine; the target's name until then).
+    policy: String,
     cfg: WebhookConfig,
     client: reqwest::Client,
     token: Option<Secret>,
@@ -255,6 +265,7 @@ impl Webhook {
         let quota = Quota::with_period(period).unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN)).allow_burst(burst);
         Ok(Webhook {
             name: name.to_string(),
+            policy: name.to_string(),
             cfg: cfg.clone(),
             client,
             token,
@@ -267,12 +278,23 @@ impl Webhook {
         })
     }
 
+    /// Its per-request timeout.
+    pub fn timeout(&self) -> Duration {
+        self.cfg.timeout
+    }
+
     fn tracked(&self) -> u32 {
         *self.tracked.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn set_tracked(&self, n: u32) {
         *self.tracked.lock().unwrap_or_else(|p| p.into_inner()) = n;
+    }
+
+    /// Names the policy that drives this target, for `{policy}` in URLs and the body.
+    pub fn for_policy(mut self, policy: &str) -> Self {
+        self.policy = policy.to_string();
+        self
     }
 
     /// Sends `token` as `Moontide-Fencing-Token` from now on (high availability).
@@ -289,7 +311,7 @@ impl Webhook {
 
     /// Reads the count from `status_url`, or reports Moontide's own count.
     pub async fn status(&self) -> Result<Status, String> {
-        let Some(url) = &self.cfg.status_url else {
+        let Some(template) = &self.cfg.status_url else {
             let n = self.tracked();
             return Ok(Status {
                 current: n,
@@ -297,6 +319,7 @@ impl Webhook {
                 note: Some("no status_url: count tracked by Moontide, not read from the API".into()),
             });
         };
+        let url = &template.replace("{policy}", &self.policy);
         let (code, body, _) = self
             .send_once(reqwest::Method::GET, url, None, None)
             .await
@@ -324,11 +347,13 @@ impl Webhook {
     /// Sets the count: one request (set_count) or one per replica of change (step).
     pub async fn scale(&self, current: u32, desired: u32, key: &str) -> Result<Actuation, ScaleError> {
         let mut act = Actuation { key: key.to_string(), attempts: 0, detail: String::new() };
-        let method = reqwest::Method::from_bytes(self.cfg.method.as_bytes()).unwrap_or(reqwest::Method::POST);
+        // validate() allows any case; the wire gets the standard one
+        let method = self.cfg.method.to_ascii_uppercase();
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST);
         let fill = |t: &str, k: &str| {
             t.replace("{count}", &desired.to_string())
                 .replace("{current}", &current.to_string())
-                .replace("{policy}", &self.name)
+                .replace("{policy}", &self.policy)
                 .replace("{key}", k)
         };
         match self.cfg.mode {

@@ -195,3 +195,39 @@ async fn a_bearer_token_and_headers_reach_a_prometheus_api_behind_a_proxy() {
     let err = source(&cfg("")).read(&["scalar(up)".into()]).await.remove(0).unwrap_err();
     assert!(err.contains("HTTP 401") && !err.contains("mimir-s3cret"), "{err}");
 }
+
+/// VictoriaMetrics says `"isPartial": true` when a storage node did not
+/// answer; Thanos leaves a store out unless asked for `partial_response=false`.
+/// Either way a sum over part of the series would understate the load.
+#[tokio::test]
+async fn a_partial_answer_fails_the_reading_with_its_warnings() {
+    use serde_json::json;
+    let server = TestServer::start(|req, _| {
+        let vector = json!({"resultType": "vector", "result": [{"metric": {}, "value": [1700000000.0, "4"]}]});
+        let query = req.query.as_deref().unwrap_or_default();
+        let (status, reply) = if query.contains("query=sum%28up%29") {
+            (200, json!({"status": "success", "isPartial": true, "warnings": ["vmstorage-2 is down"], "data": vector}))
+        } else if query.contains("query=warned") {
+            (200, json!({"status": "success", "warnings": ["result may be inaccurate"], "data": vector}))
+        } else {
+            (422, json!({"status": "error", "errorType": "execution", "error": "boom", "warnings": ["store is down"]}))
+        };
+        crate::common::json(status, reply)
+    })
+    .await;
+    let s = source(&format!("type = \"prometheus\"\nurl = \"{}\"", server.url("")));
+    let err = s.read(&["sum(up)".into()]).await.remove(0).unwrap_err();
+    assert!(err.contains("partial") && err.contains("vmstorage-2 is down"), "{err}");
+    let asked = server.seen()[0].query.clone().unwrap_or_default();
+    assert!(asked.split('&').any(|p| p == "partial_response=false"), "{asked}");
+    // warnings on a whole answer keep its value
+    assert_eq!(s.read(&["warned".into()]).await.remove(0).unwrap().value, 4.0);
+    // a refused query says what the server warned of too
+    let err = s.read(&["other".into()]).await.remove(0).unwrap_err();
+    assert!(err.contains("Prometheus refused the query") && err.contains("store is down"), "{err}");
+    // the range query asks for a whole answer as well
+    let history = s.history("sum(up)", Timestamp::from_secs(1_700_000_000), now(), Duration::from_secs(60)).await;
+    assert!(history.expect("prometheus keeps history").unwrap_err().contains("partial"));
+    let range = server.seen_on("/api/v1/query_range");
+    assert!(range[0].query.as_deref().unwrap_or_default().contains("partial_response=false"), "{range:?}");
+}

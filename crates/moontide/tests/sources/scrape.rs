@@ -194,3 +194,23 @@ async fn the_vllm_preset_names_queue_running_kv_cache_and_token_rates() {
     assert!(err.contains("set preset"), "{err}");
     assert!(config("preset = \"tgi\"\n", "queue_depth").is_ok());
 }
+
+#[tokio::test]
+async fn a_restarted_replica_resets_only_its_own_counter() {
+    // both replicas have generated 1,000,000 tokens; then a generates 100
+    // more while b restarts and generates 10
+    let tokens = |n: usize, then: &str| vllm(1, 1, 0.5).replace("91544.0", if n == 0 { "1000000" } else { then });
+    let a = TestServer::start(move |_, n| text(200, &tokens(n, "1000100"))).await;
+    let b = TestServer::start(move |_, n| text(200, &tokens(n, "10"))).await;
+    let urls = format!("urls = [\"{}\", \"{}\"]", a.url("/metrics"), b.url("/metrics"));
+    let s = source(&format!("type = \"scrape\"\npreset = \"vllm\"\n{urls}"));
+    let start = std::time::Instant::now();
+    let first = read(&s, "tokens_per_second").await.unwrap_err();
+    assert!(first.contains("needs a second scrape"), "{first}");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let rate = read(&s, "tokens_per_second").await.unwrap().value;
+    // 110 tokens between the scrapes, not the fleet's whole 1,000,110 counted as new
+    let generated = rate * start.elapsed().as_secs_f64();
+    assert!((100.0..1000.0).contains(&generated), "{rate} tokens a second make {generated} tokens");
+    assert_eq!(a.seen().len() + b.seen().len(), 4, "one scrape of each replica per reading");
+}

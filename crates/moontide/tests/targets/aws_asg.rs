@@ -183,3 +183,40 @@ async fn ready_is_in_service_and_healthy_and_aws_errors_are_named() {
     let err = none.scale(0, 1, "k").await.unwrap_err();
     assert!(err.message.contains("no such group: nope"), "{}", err.message);
 }
+
+/// A profile named in the config is the credentials, even with other keys
+/// in the environment (the SDK's default chain reads those first): the
+/// real binary, `run --once`, with `AWS_ACCESS_KEY_ID` set to someone else's.
+#[tokio::test]
+async fn a_configured_profile_wins_over_keys_in_the_environment() {
+    let groups =
+        Arc::new(Mutex::new(BTreeMap::from([("web".to_string(), Group { desired: 2, pending: 0, unhealthy: 0 })])));
+    let server = TestServer::start(fake(groups.clone())).await;
+    let metrics = TestServer::start(|_, _| crate::common::json(200, serde_json::json!({"cpu": 50}))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let creds = credentials(dir.path(), "c", KEY_ID);
+    let text = format!(
+        "[sources.app]\ntype = \"http_json\"\nurl = \"{}\"\n\n[targets.gpu]\n{}\n\n\
+         [policies.web]\ntarget = \"gpu\"\ninterval = \"10s\"\nmin = 3\nmax = 3\n\n[policies.web.metrics]\ncpu = {{ source = \"app\", query = \"/cpu\" }}\n\n\
+         [policies.web.checks.cpu]\nstrategy = \"target_tracking\"\ntargets = [{{ metric = \"cpu\", target = 60 }}]\n",
+        metrics.url("/m"),
+        config(&server.url(""), &creds, "web")
+    );
+    let (cfg_dir, path) = crate::common::config_file(&text);
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_moontide"))
+        .args(["run", "--once", "--config"])
+        .arg(&path)
+        .arg("--state-dir")
+        .arg(cfg_dir.path().join("state"))
+        .env("AWS_ACCESS_KEY_ID", "AKIDFROMTHEENVIRONMENT")
+        .env("AWS_SECRET_ACCESS_KEY", "someoneElsesSecret")
+        .env_remove("AWS_PROFILE")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), out).await.expect("run --once ended").unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(groups.lock().unwrap()["web"].desired, 3, "scaled with the profile's key: {stderr}");
+    let auths: Vec<String> = server.seen().iter().filter_map(|r| r.header("authorization")).collect();
+    assert!(!auths.is_empty() && auths.iter().all(|a| a.contains(KEY_ID)), "{auths:?}");
+}

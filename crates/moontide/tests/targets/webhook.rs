@@ -1,8 +1,10 @@
 //! The `webhook` target against the contract: a real HTTP server on
-//! 127.0.0.1 holding the count and requiring a bearer token.
+//! 127.0.0.1 holding the count and requiring a bearer token; and the
+//! methods it sends.
 
 use crate::common::{TestServer, json, text};
 use crate::contract::{Kit, check};
+use moontide::targets::webhook::{Webhook, WebhookConfig};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -60,4 +62,25 @@ token_file = "{t}""#,
     )
     .await;
     drop(listener);
+}
+
+#[tokio::test]
+async fn the_method_is_one_of_five_in_any_case_and_sent_upper_case() {
+    let server = TestServer::start(|_, _| text(200, "ok")).await;
+    let mut c: WebhookConfig =
+        toml::from_str(&format!("url = \"{}\"\ninitial = 1\nmethod = \"put\"", server.url("/scale"))).unwrap();
+    assert!(c.validate().is_empty(), "{:?}", c.validate());
+    Webhook::new("cloud", &c).unwrap().scale(1, 2, "k").await.unwrap();
+    let methods: Vec<String> = server.seen().iter().map(|s| s.method.clone()).collect();
+    assert_eq!(methods, ["PUT"]);
+    for good in ["GET", "post", "Patch", "delete"] {
+        c.method = good.into();
+        assert!(c.validate().is_empty(), "{good}: {:?}", c.validate());
+    }
+    // real methods with no place in a scale request, extension methods and nothing at all
+    for bad in ["CONNECT", "TRACE", "FETCH", ""] {
+        c.method = bad.into();
+        let want = format!("method `{bad}` is not one of GET, POST, PUT, PATCH, DELETE");
+        assert!(c.validate().contains(&want), "{bad}: {:?}", c.validate());
+    }
 }
