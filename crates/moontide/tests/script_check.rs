@@ -116,3 +116,72 @@ fn a_failing_or_endless_loop_is_reported_with_its_line() {
     let (code, _, _) = check(&once, &["--rounds", "0"]);
     assert_eq!(code, Some(2), "clap refuses 0 rounds");
 }
+
+const SCRIPT_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/script.toml");
+
+fn check_as_policy(args: &[&str]) -> (Option<i32>, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_moontide"))
+        .args(["lua", "check", "--script", "--config", SCRIPT_CONFIG, "--policy", "seed"])
+        .args(args)
+        .output()
+        .unwrap();
+    (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// `--config --policy`: the loop meets the policy as `run` sets it up. Its
+/// actions are answered by the policy's guards (examples/script.toml: a 30 s
+/// scale-up cooldown, a 5-minute scale-down stabilization, max 8) on a count
+/// in memory; a source URL still needs an --answer; nothing is sent.
+#[test]
+fn as_a_configs_policy_the_loops_actions_meet_its_guards() {
+    let hot = r#"{"cpuUsage": 91, "memoryUsage": 40}"#;
+    let (code, out, err) = check_as_policy(&["--current", "2", "--rounds", "4", "--answer", METRICS, hot]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("→ 200, 35 bytes (--answer, for source `app`)"), "{out}");
+    let ups: Vec<&str> = out.lines().filter(|l| l.contains("scale-up →")).collect();
+    assert_eq!(ups.len(), 4, "{out}");
+    assert!(ups[0].contains("→ 200: scaled 2 → 3"), "{}", ups[0]);
+    // 10 and 20 s later the cooldown holds; 30 s later it has passed
+    assert!(ups[1].contains("hold at 3") && ups[1].contains("cooldown"), "{}", ups[1]);
+    assert!(ups[2].contains("hold at 3"), "{}", ups[2]);
+    assert!(ups[3].contains("scaled 3 → 4"), "{}", ups[3]);
+    assert!(err.is_empty(), "no log lines: {err}");
+
+    // the bound: at max, a scale-up holds
+    let (_, out, _) = check_as_policy(&["--current", "8", "--rounds", "1", "--answer", METRICS, hot]);
+    assert!(out.lines().any(|l| l.contains("scale-up → 200: hold at 8")), "{out}");
+
+    // a source URL without an answer: nil and what to give, as the source is not read
+    let (code, out, _) = check_as_policy(&["--rounds", "1"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("source `app` is not read by `moontide lua check`: give --answer"), "{out}");
+}
+
+#[test]
+fn as_a_configs_policy_an_unmapped_host_fails_as_it_would_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("elsewhere.lua");
+    std::fs::write(
+        &script,
+        "local http = require('socket.http')\nlocal socket = require('socket')\nwhile true do\n  http.request('http://other.internal/x')\n  socket.sleep(10)\nend\n",
+    )
+    .unwrap();
+    // a file given beside the policy is checked as that policy's new script
+    let (code, out, err) = check_as_policy(&[script.to_str().unwrap(), "--rounds", "1"]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(err.contains("elsewhere.lua:4"), "the script's line: {err}");
+    assert!(err.contains("host other.internal is not allowed: add it to policies.seed.script.allow_hosts"), "{err}");
+
+    // an --answer for an action URL would hide the guards: refused
+    let (code, _, err) = check_as_policy(&["--answer", "https://cloud.example/v1/groups/web/scale-up", "{}"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("maps it to an action"), "{err}");
+    // a policy that is not there
+    let o = Command::new(env!("CARGO_BIN_EXE_moontide"))
+        .args(["lua", "check", "--script", "--config", SCRIPT_CONFIG, "--policy", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no policy `nope`; it has: seed"), "{err}");
+}

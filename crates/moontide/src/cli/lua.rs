@@ -23,15 +23,16 @@ pub enum LuaCommand {
 #[derive(Args, Debug)]
 #[command(allow_negative_numbers = true)]
 pub struct CheckArgs {
-    /// The policy file.
-    pub file: PathBuf,
+    /// The policy file (with --script --config: the policy's own script unless given).
+    #[arg(required_unless_present = "config")]
+    pub file: Option<PathBuf>,
     /// Run decide once with this metric reading (repeatable), e.g. --metric cpu=85.
     #[arg(long = "metric", value_name = "NAME=VALUE")]
     pub metrics: Vec<String>,
     /// Set ctx.params.NAME for that run (repeatable); VALUE is written as in TOML, e.g. --param server_rps=5, --param 'mode="fast"'.
     #[arg(long = "param", value_name = "NAME=VALUE", requires = "metrics")]
     pub params: Vec<String>,
-    /// The current replica count for that run.
+    /// The current replica count for that run (with --config: the count the fleet starts at).
     #[arg(long, default_value_t = 1)]
     pub current: u32,
     /// The file is a script-mode loop (no decide): compile it; with --answer or --rounds, also run it.
@@ -43,6 +44,12 @@ pub struct CheckArgs {
     /// With --script: run the loop until its Nth socket.sleep, on a virtual clock (default 3 when --answer is given).
     #[arg(long, value_name = "N", requires = "script", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub rounds: Option<u32>,
+    /// With --script: run the loop as this config's policy (--policy): its URL mappings and allowed hosts, and actions through its guards on a count kept here (nothing is scaled, no source is read).
+    #[arg(long, value_name = "FILE", requires_all = ["script", "policy"])]
+    pub config: Option<PathBuf>,
+    /// With --config: the script-mode policy to run the loop as.
+    #[arg(long, value_name = "NAME", requires = "config")]
+    pub policy: Option<String>,
 }
 
 /// Arguments of `moontide lua test`.
@@ -56,8 +63,12 @@ pub struct TestArgs {
 /// Runs a `lua` subcommand.
 pub async fn run(cmd: LuaCommand) -> ExitCode {
     match cmd {
-        LuaCommand::Check(a) if a.script && (a.rounds.is_some() || !a.answers.is_empty()) => {
-            super::script_check::run(&a.file, &a.answers, a.rounds.unwrap_or(3)).await
+        LuaCommand::Check(a) if a.script && (a.rounds.is_some() || !a.answers.is_empty() || a.config.is_some()) => {
+            let setup = match (&a.config, &a.policy) {
+                (Some(config), Some(policy)) => Some(super::script_check::Setup { config, policy, current: a.current }),
+                _ => None,
+            };
+            super::script_check::run(a.file.as_deref(), setup, &a.answers, a.rounds.unwrap_or(3)).await
         }
         LuaCommand::Check(a) => check(a),
         LuaCommand::Test(a) => test(a),
@@ -65,12 +76,16 @@ pub async fn run(cmd: LuaCommand) -> ExitCode {
 }
 
 fn check(a: CheckArgs) -> ExitCode {
+    let Some(file) = a.file.clone() else {
+        eprintln!("error: give the policy FILE");
+        return ExitCode::from(super::EXIT_BAD_INPUT);
+    };
     if a.script {
-        return match moontide_lua::script::check_syntax(&Origin::File(a.file.clone())) {
+        return match moontide_lua::script::check_syntax(&Origin::File(file.clone())) {
             Ok(()) => {
                 println!(
                     "{}: ok (script mode: compiles; not run: give --answer or --rounds to run it)",
-                    a.file.display()
+                    file.display()
                 );
                 ExitCode::SUCCESS
             }
@@ -106,7 +121,7 @@ fn check(a: CheckArgs) -> ExitCode {
     }
     let clock = Arc::new(ManualClock::new(Timestamp::from_secs(DEFAULT_NOW)));
     let mut strategy =
-        match LuaStrategy::load(Origin::File(a.file.clone()), Limits::default(), Duration::from_secs(600), clock) {
+        match LuaStrategy::load(Origin::File(file.clone()), Limits::default(), Duration::from_secs(600), clock) {
             Ok(s) => s,
             Err(e) => {
                 let e = e.to_string();
@@ -121,7 +136,7 @@ fn check(a: CheckArgs) -> ExitCode {
             }
         };
     if metrics.is_empty() {
-        println!("{}: ok (defines decide)", a.file.display());
+        println!("{}: ok (defines decide)", file.display());
         return ExitCode::SUCCESS;
     }
     if let Err(e) = strategy.set_params(&params) {
@@ -158,7 +173,7 @@ fn check(a: CheckArgs) -> ExitCode {
         }
         None => {
             let n = rec.desired.map(|n| n.to_string()).unwrap_or_else(|| "nil (no opinion)".into());
-            println!("{}: ok; decide returned {n}: {}", a.file.display(), rec.reason);
+            println!("{}: ok; decide returned {n}: {}", file.display(), rec.reason);
             ExitCode::SUCCESS
         }
     }

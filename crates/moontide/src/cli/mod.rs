@@ -26,7 +26,7 @@ pub struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
-    /// Log level: error, warn, info, debug or trace (default: info; warn for `demo`, which prints its own lines).
+    /// Log level: error, warn, info, debug or trace (default: info; warn for `demo` and `lua`, which print their own lines).
     /// RUST_LOG overrides it (and takes per-module directives).
     #[arg(long, global = true, value_parser = ["error", "warn", "info", "debug", "trace"])]
     pub log_level: Option<String>,
@@ -88,7 +88,8 @@ pub fn main() -> ExitCode {
     if let Command::Worker(args) = cli.command {
         return crate::demo::worker::main(args);
     }
-    let default_level = if matches!(cli.command, Command::Demo(_)) { "warn" } else { "info" };
+    // the demo and the Lua checks print what they do themselves
+    let default_level = if matches!(cli.command, Command::Demo(_) | Command::Lua(_)) { "warn" } else { "info" };
     logging::init(cli.log_format, cli.log_level.as_deref().unwrap_or(default_level));
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
