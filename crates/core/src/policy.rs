@@ -114,6 +114,7 @@ pub fn conclude_shared(
     shared: Option<BudgetCap>,
     held: bool,
 ) -> Evaluation {
+    let mut checks = checks;
     let opinions = checks.iter().filter_map(|c| c.recommendation.desired);
     let mut recommended = opinions.max().unwrap_or(obs.current);
     let definite = checks.iter().filter(|c| !c.recommendation.floor).filter_map(|c| c.recommendation.desired);
@@ -121,6 +122,9 @@ pub fn conclude_shared(
         // never scale in on floors alone (a forecast, a schedule's `min`): they
         // only hold the count up under the other checks
         recommended = obs.current;
+        for c in checks.iter_mut().filter(|c| c.recommendation.floor) {
+            c.recommendation.reason.push_str(&format!("; a floor alone never scales in: hold at {}", obs.current));
+        }
     }
     let errors: Vec<String> =
         checks.iter().filter_map(|c| c.recommendation.error.as_ref().map(|e| format!("{}: {e}", c.check))).collect();

@@ -452,5 +452,13 @@ fn a_forecast_alone_never_scales_in() {
         }
         let eval = conclude(&s, &obs, &history, checks);
         assert_eq!(eval.desired, want, "forecast {f}, reactive {r:?}");
+        // the record says why a forecast for fewer did not scale in
+        let said = eval.checks[0].recommendation.reason.contains("a floor alone never scales in: hold at 10");
+        assert_eq!(
+            said,
+            f < 10 && r.is_none(),
+            "forecast {f}, reactive {r:?}: {}",
+            eval.checks[0].recommendation.reason
+        );
     }
 }

@@ -65,6 +65,18 @@ fn ceil(x: f64) -> u32 {
     }
 }
 
+/// Keeps the largest of the metrics' counts, after `t`'s activation threshold.
+fn consider(best: &mut Option<(u32, String)>, t: &TrackedMetric, value: f64, n: u32, why: String) {
+    let (n, why) = match t.activation {
+        Some(a) if value <= a => (0, format!("{} {} ≤ activation {}: inactive, 0", t.metric, num(value), num(a))),
+        Some(a) if n == 0 => (1, format!("{why}; above activation {}: at least 1", num(a))),
+        _ => (n, why),
+    };
+    if best.as_ref().is_none_or(|(b, _)| n > *b) {
+        *best = Some((n, why));
+    }
+}
+
 impl TargetTracking {
     /// Problems with the parameters.
     pub fn validate(&self) -> Vec<String> {
@@ -123,15 +135,30 @@ impl TargetTracking {
                     if ratio > 1.0 && obs.ready < obs.current {
                         // HPA: replicas not ready yet count as idle when scaling up,
                         // so replicas still starting are not multiplied again
-                        let n = ceil(obs.ready as f64 * ratio).max(obs.current);
-                        let how = format!(
-                            "ceil({} ready × {} / {}), {} starting",
-                            obs.ready,
-                            num(value),
-                            num(t.target),
-                            obs.current - obs.ready
-                        );
-                        (obs.ready as f64 * ratio / obs.current as f64, n, how)
+                        let raw = ceil(obs.ready as f64 * ratio);
+                        let adjusted = obs.ready as f64 * ratio / obs.current as f64;
+                        let formula = format!("{} ready × {} / {}", obs.ready, num(value), num(t.target));
+                        let starting = obs.current - obs.ready;
+                        let why = if (adjusted - 1.0).abs() <= self.tolerance || raw <= obs.current {
+                            format!(
+                                "{} {} vs target {} with {starting} starting: ceil({formula}) = {raw}, covered by the {} asked for: hold",
+                                t.metric,
+                                num(value),
+                                num(t.target),
+                                obs.current
+                            )
+                        } else {
+                            format!(
+                                "{} {} vs target {} with {starting} starting: ceil({formula}) = {raw}",
+                                t.metric,
+                                num(value),
+                                num(t.target)
+                            )
+                        };
+                        let n =
+                            if (adjusted - 1.0).abs() <= self.tolerance { obs.current } else { raw.max(obs.current) };
+                        consider(&mut best, t, value, n, why);
+                        continue;
                     } else {
                         let n = ceil(obs.current as f64 * ratio);
                         (ratio, n, format!("ceil({} × {} / {})", obs.current, num(value), num(t.target)))
@@ -157,16 +184,7 @@ impl TargetTracking {
             } else {
                 (proposed, format!("{} {} vs target {}: {how} = {proposed}", t.metric, num(value), num(t.target)))
             };
-            let (n, why) = match t.activation {
-                Some(a) if value <= a => {
-                    (0, format!("{} {} ≤ activation {}: inactive, 0", t.metric, num(value), num(a)))
-                }
-                Some(a) if n == 0 => (1, format!("{why}; above activation {}: at least 1", num(a))),
-                _ => (n, why),
-            };
-            if best.as_ref().is_none_or(|(b, _)| n > *b) {
-                best = Some((n, why));
-            }
+            consider(&mut best, t, value, n, why);
         }
         let error = (!errors.is_empty()).then(|| errors.join("; "));
         match (best, error) {

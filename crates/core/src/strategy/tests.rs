@@ -548,19 +548,35 @@ fn target_tracking_counts_starting_replicas_as_idle_when_scaling_up() {
             activation: None,
         }],
     };
-    // (current, ready, cpu of the ready ones, desired)
+    // (current, ready, cpu of the ready ones, desired, the reason says)
     let cases = [
-        (6, 2, 90.0, 6),   // ceil(2 × 1.5) = 3: the 4 starting already cover it
-        (6, 4, 150.0, 10), // ceil(4 × 2.5) = 10
-        (6, 6, 90.0, 9),   // all ready: the plain rule
-        (6, 2, 30.0, 3),   // scaling down uses the plain rule: ceil(6 × 0.5)
+        // ceil(2 × 1.5) = 3: the 4 starting already cover it
+        (
+            6,
+            2,
+            90.0,
+            6,
+            "cpu 90 vs target 60 with 4 starting: ceil(2 ready × 90 / 60) = 3, covered by the 6 asked for: hold",
+        ),
+        (6, 4, 150.0, 10, "cpu 150 vs target 60 with 2 starting: ceil(4 ready × 150 / 60) = 10"),
+        // 3 ready × 80 / 60 = 4 of the 4 asked for: within the tolerance, not "80 ≈ 60"
+        (
+            4,
+            3,
+            80.0,
+            4,
+            "cpu 80 vs target 60 with 1 starting: ceil(3 ready × 80 / 60) = 4, covered by the 4 asked for: hold",
+        ),
+        (6, 6, 90.0, 9, "cpu 90 vs target 60: ceil(6 × 90 / 60) = 9"), // all ready: the plain rule
+        (6, 2, 30.0, 3, "cpu 30 vs target 60: ceil(6 × 30 / 60) = 3"), // scaling down uses the plain rule
     ];
-    for (current, ready, cpu, want) in cases {
+    for (current, ready, cpu, want, why) in cases {
         let m = Metrics::new().one("cpu", 0, cpu);
         let mut obs = m.obs(0, current);
         obs.ready = ready;
         let rec = tt.decide(&obs);
         assert_eq!(rec.desired, Some(want), "current {current} ready {ready} cpu {cpu}: {}", rec.reason);
+        assert_eq!(rec.reason, why);
     }
 }
 
