@@ -56,13 +56,14 @@ impl PolicyHistory {
         while self.usage.get(1).is_some_and(|next| next.0 <= day_ago) {
             self.usage.pop_front();
         }
-        // the on-error fallback counts ticks in which every check failed, not ticks with any error
-        // nor ticks whose failure is a reading the sanity check held back
+        // the on-error fallback counts ticks in which every check failed, not ticks with any
+        // error; a tick with a reading the sanity check held back neither counts nor breaks the run
         let held = d.inputs.iter().any(|i| i.status == crate::series::ReadingStatus::Held);
-        let all_failed = !held
-            && !d.checks.is_empty()
-            && d.checks.iter().all(|c| c.recommendation.error.is_some() && c.recommendation.desired.is_none());
-        self.error_streak = if all_failed { self.error_streak.saturating_add(1) } else { 0 };
+        self.error_streak = match crate::policy::all_failed(&d.checks) {
+            true if held => self.error_streak,
+            true => self.error_streak.saturating_add(1),
+            false => 0,
+        };
         let cutoff = d.at.minus(self.retention);
         while self.recommendations.front().is_some_and(|r| r.0 < cutoff) {
             self.recommendations.pop_front();

@@ -129,9 +129,7 @@ pub fn conclude_shared(
     let errors: Vec<String> =
         checks.iter().filter_map(|c| c.recommendation.error.as_ref().map(|e| format!("{}: {e}", c.check))).collect();
     let data_error = (!errors.is_empty()).then(|| errors.join("; "));
-    let all_failed = !held
-        && !checks.is_empty()
-        && checks.iter().all(|c| c.recommendation.error.is_some() && c.recommendation.desired.is_none());
+    let all_failed = !held && all_failed(&checks);
     let own = spec.behaviour.budget.as_ref().and_then(|b| {
         let spend = Spend { used_replica_hours: history.replica_hours(obs.now), ..Default::default() };
         b.cap("policy", None, &spend)
@@ -150,6 +148,11 @@ pub fn conclude_shared(
     };
     let (desired, guards) = guard::apply(&ctx, recommended);
     Evaluation { checks, recommended, guards, desired }
+}
+
+/// Whether every check failed (an error and no opinion): what `on_error`'s fallback counts.
+pub fn all_failed(checks: &[CheckOutcome]) -> bool {
+    !checks.is_empty() && checks.iter().all(|c| c.recommendation.error.is_some() && c.recommendation.desired.is_none())
 }
 
 /// [`run_checks`] then [`conclude`] (for policies without `lua` checks).

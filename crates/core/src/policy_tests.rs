@@ -122,10 +122,14 @@ fn a_reading_held_back_blocks_scale_down_but_sets_off_no_fallback() {
     let m = Metrics::new();
     let failed = || check("cpu", Recommendation::failed("metric `cpu` reading failed, is stale or was held back"));
     let mut h = PolicyHistory::new(secs(600));
+    // two ticks of a source that is down
+    h.note(&decision(80, 4, Some(4), vec![failed()], vec![], Outcome::Hold));
+    h.note(&decision(90, 4, Some(4), vec![failed()], vec![], Outcome::Hold));
+    assert_eq!(h.error_streak(), 2);
     // held this tick: the only check fails, but the count holds instead of jumping to the fallback
     let eval = conclude_shared(&s, &m.obs(100, 4), &h, vec![failed()], None, true);
     assert_eq!(eval.desired, 4, "{:?}", eval.guards);
-    // and a held tick does not count towards the failing streak either
+    // and a held tick neither counts towards the failing streak nor breaks it
     let mut d = decision(100, 4, Some(4), vec![failed()], vec![], Outcome::Hold);
     d.inputs.push(crate::series::Input {
         metric: "cpu".into(),
@@ -137,7 +141,7 @@ fn a_reading_held_back_blocks_scale_down_but_sets_off_no_fallback() {
         error: Some("implausible".into()),
     });
     h.note(&d);
-    assert_eq!(h.error_streak(), 0);
+    assert_eq!(h.error_streak(), 2);
     // not held: the same failure falls back
     let eval = conclude_shared(&s, &m.obs(110, 4), &h, vec![failed()], None, false);
     assert_eq!(eval.desired, 12);

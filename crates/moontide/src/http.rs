@@ -22,18 +22,10 @@ pub fn builder(timeout: Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder().timeout(timeout).user_agent(concat!("moontide/", env!("CARGO_PKG_VERSION")))
 }
 
-/// Problems with a URL a config gives for an HTTP endpoint: `FIELD: ...`, or none.
-/// A user name or password in it is refused: the URL shows in errors and decisions.
-pub fn check_url(field: &str, url: &str) -> Option<String> {
-    check_url_credentials(
-        field,
-        url,
-        "them in the settings for credentials (a token or password from an environment variable or a file)",
-    )
-}
-
-/// The same, with `instead` saying which settings take the credentials,
-/// e.g. "a bearer token with token_env or token_file".
+/// Problems with a URL a config gives for an HTTP endpoint: `FIELD: ...`, or
+/// none. A user name or password in it is refused (the URL shows in errors
+/// and decisions), with `instead` saying which settings take the
+/// credentials, e.g. "a bearer token with token_env or token_file".
 pub fn check_url_credentials(field: &str, url: &str, instead: &str) -> Option<String> {
     match reqwest::Url::parse(url) {
         Ok(u) if !matches!(u.scheme(), "http" | "https") => {
@@ -44,6 +36,8 @@ pub fn check_url_credentials(field: &str, url: &str, instead: &str) -> Option<St
             Some(format!("{field}: leave credentials out of the URL, which errors and decisions show; give {instead}"))
         }
         Ok(_) => None,
+        // shown unless it may hold credentials
+        Err(e) if url.contains('@') => Some(format!("{field}: not a valid URL ({e})")),
         Err(e) => Some(format!("{field}: `{url}` is not a valid URL ({e})")),
     }
 }
@@ -66,9 +60,13 @@ mod tests {
 
     #[test]
     fn urls_and_headers_are_checked() {
+        let check_url = |field: &str, url: &str| check_url_credentials(field, url, "a token");
         assert_eq!(check_url("url", "http://127.0.0.1:9/x"), None);
         assert!(check_url("url", "ftp://h/").unwrap().contains("url: scheme `ftp` is not http or https"));
         assert!(check_url("address", "nope").unwrap().contains("address: `nope` is not a valid URL"));
+        // a URL that fails to parse is not shown when it may hold a password
+        let err = check_url("url", "http://u:hunter2@[bad/").unwrap();
+        assert!(!err.contains("hunter2") && err.contains("url: not a valid URL"), "{err}");
         let users = ["http://moontide:hunter2@127.0.0.1:9/x", "http://moontide@127.0.0.1:9/x", "http://:hunter2@h/"];
         for with_user in users {
             let err = check_url_credentials("url", with_user, "token_env or token_file").unwrap();

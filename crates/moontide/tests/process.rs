@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{alive, children_of, wait_until};
+use common::{alive, children_of, group_members, wait_until};
 use moontide::store::{Query as StoreQuery, Store};
 use moontide::targets::process::{ProcessConfig, ProcessPool};
 use nix::sys::signal::{Signal, kill, killpg};
@@ -22,22 +22,6 @@ fn pool_config(command: &[&str]) -> ProcessConfig {
 
 fn pids(pool: &ProcessPool) -> Vec<u32> {
     pool.instances().borrow().iter().filter_map(|i| i.pid).collect()
-}
-
-/// Live processes in the process group `pgid`.
-fn group_members(pgid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
-    for entry in dir.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
-        // after the command name: state, ppid, pgrp
-        if rest.split_whitespace().nth(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid) && alive(pid) {
-            out.push(pid);
-        }
-    }
-    out
 }
 
 #[tokio::test]

@@ -176,6 +176,10 @@ fn as_a_configs_policy_an_unmapped_host_fails_as_it_would_live() {
     let (code, _, err) = check_as_policy(&["--answer", "https://cloud.example/v1/groups/web/scale-up", "{}"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("maps it to an action"), "{err}");
+    // and one for a URL the script may not reach would never be used
+    let (code, _, err) = check_as_policy(&["--answer", "http://other.internal/x", "{}"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("neither maps it nor allows its host"), "{err}");
     // a policy that is not there
     let o = Command::new(env!("CARGO_BIN_EXE_moontide"))
         .args(["lua", "check", "--script", "--config", SCRIPT_CONFIG, "--policy", "nope"])

@@ -254,4 +254,9 @@ async fn policy_is_the_name_of_the_policy_in_urls_body_and_status_url() {
     c.status_url = Some(server.url("/groups/{count}"));
     let errs = c.validate();
     assert!(errs.iter().any(|e| e.contains("status_url") && e.contains("{count}")), "{errs:?}");
+    // a password in a URL would be echoed into errors and decisions
+    c.status_url = Some("http://moontide:hunter2@127.0.0.1:9/groups/{policy}".into());
+    let errs = c.validate();
+    assert!(errs.iter().any(|e| e.contains("status_url: leave credentials out of the URL")), "{errs:?}");
+    assert!(errs.iter().all(|e| !e.contains("hunter2")), "{errs:?}");
 }

@@ -139,24 +139,26 @@ impl TargetTracking {
                         let adjusted = obs.ready as f64 * ratio / obs.current as f64;
                         let formula = format!("{} ready × {} / {}", obs.ready, num(value), num(t.target));
                         let starting = obs.current - obs.ready;
-                        let why = if (adjusted - 1.0).abs() <= self.tolerance || raw <= obs.current {
+                        let within = (adjusted - 1.0).abs() <= self.tolerance;
+                        let head = format!(
+                            "{} {} vs target {} with {starting} starting: ceil({formula}) = {raw}",
+                            t.metric,
+                            num(value),
+                            num(t.target)
+                        );
+                        let why = if raw <= obs.current {
+                            format!("{head}, covered by the {} asked for: hold", obs.current)
+                        } else if within {
                             format!(
-                                "{} {} vs target {} with {starting} starting: ceil({formula}) = {raw}, covered by the {} asked for: hold",
-                                t.metric,
-                                num(value),
-                                num(t.target),
-                                obs.current
+                                "{head}; {} for the {} asked for is within tolerance {}: hold",
+                                num(obs.ready as f64 * ratio),
+                                obs.current,
+                                num(self.tolerance)
                             )
                         } else {
-                            format!(
-                                "{} {} vs target {} with {starting} starting: ceil({formula}) = {raw}",
-                                t.metric,
-                                num(value),
-                                num(t.target)
-                            )
+                            head
                         };
-                        let n =
-                            if (adjusted - 1.0).abs() <= self.tolerance { obs.current } else { raw.max(obs.current) };
+                        let n = if within { obs.current } else { raw.max(obs.current) };
                         consider(&mut best, t, value, n, why);
                         continue;
                     } else {

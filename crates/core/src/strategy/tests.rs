@@ -567,6 +567,14 @@ fn target_tracking_counts_starting_replicas_as_idle_when_scaling_up() {
             4,
             "cpu 80 vs target 60 with 1 starting: ceil(3 ready × 80 / 60) = 4, covered by the 4 asked for: hold",
         ),
+        // 3 × 84 / 60 = 4.2 for 4: within the tolerance, though its ceiling is 5
+        (
+            4,
+            3,
+            84.0,
+            4,
+            "cpu 84 vs target 60 with 1 starting: ceil(3 ready × 84 / 60) = 5; 4.2 for the 4 asked for is within tolerance 0.1: hold",
+        ),
         (6, 6, 90.0, 9, "cpu 90 vs target 60: ceil(6 × 90 / 60) = 9"), // all ready: the plain rule
         (6, 2, 30.0, 3, "cpu 30 vs target 60: ceil(6 × 30 / 60) = 3"), // scaling down uses the plain rule
     ];

@@ -41,7 +41,7 @@ pub struct CheckArgs {
     /// With --script: answer the script's requests to URL with 200 and BODY (repeatable); other requests get nil and a message.
     #[arg(long = "answer", num_args = 2, value_names = ["URL", "BODY"], requires = "script")]
     pub answers: Vec<String>,
-    /// With --script: run the loop until its Nth socket.sleep, on a virtual clock (default 3 when --answer is given).
+    /// With --script: run the loop until its Nth socket.sleep, on a virtual clock (default 3 when --answer or --config is given).
     #[arg(long, value_name = "N", requires = "script", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub rounds: Option<u32>,
     /// With --script: run the loop as this config's policy (--policy): its URL mappings and allowed hosts, and actions through its guards on a count kept here (nothing is scaled, no source is read).

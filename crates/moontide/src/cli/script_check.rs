@@ -120,14 +120,18 @@ pub async fn run(file: Option<&Path>, setup: Option<Setup<'_>>, answers: &[Strin
             return ExitCode::from(super::EXIT_BAD_INPUT);
         }
     };
-    if let Some(l) = &live
-        && let Some(url) = by_url.keys().find(|u| matches!(l.urls.get(*u), Some(UrlMapping { action: Some(_), .. })))
-    {
-        eprintln!(
-            "error: --answer `{url}`: policy `{}` maps it to an action, answered by its guards (leave the --answer out)",
-            l.policy
-        );
-        return ExitCode::from(super::EXIT_BAD_INPUT);
+    if let Some(l) = &live {
+        for url in by_url.keys() {
+            let why = match crate::script::route(&l.config, &l.urls, &l.policy, url) {
+                Route::Action(_) => "maps it to an action, answered by its guards (leave the --answer out)",
+                Route::Refused(_) => {
+                    "neither maps it nor allows its host: the script's request to it fails, as it would live"
+                }
+                Route::Source(_) | Route::Fetch(_) => continue,
+            };
+            eprintln!("error: --answer `{url}`: policy `{}` {why}", l.policy);
+            return ExitCode::from(super::EXIT_BAD_INPUT);
+        }
     }
     let file = file.as_path();
     let limits = live.as_ref().map_or_else(Limits::default, |l| l.config.limits());

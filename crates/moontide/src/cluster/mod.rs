@@ -91,7 +91,11 @@ impl ClusterConfig {
             errs.push("cluster.etcd: list at least one endpoint, like \"http://127.0.0.1:2379\"".into());
         }
         for (i, url) in self.etcd.iter().enumerate() {
-            if let Some(e) = crate::http::check_url(&format!("cluster.etcd[{i}]"), url) {
+            if let Some(e) = crate::http::check_url_credentials(
+                &format!("cluster.etcd[{i}]"),
+                url,
+                "`user` and password_env or password_file",
+            ) {
                 errs.push(e);
             }
         }

@@ -22,8 +22,10 @@ use tokio::sync::broadcast;
 
 /// Shortest limit on a target's status read (longer where its own timeouts need it).
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(15);
-/// Longest wait for one source's reading, whatever its own timeout.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for one source's reading, whatever its own timeout: twice
+/// the longest a source may set, since a connection and a query may each
+/// take it (so the source's own error is the one reported).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(2 * crate::sources::MAX_TIMEOUT.as_secs());
 /// Most decisions read back per policy at start.
 const RESTORE_LIMIT: usize = 50_000;
 
@@ -343,8 +345,8 @@ impl PolicyRuntime {
         let name = self.policy.spec.name.clone();
         let started = moontide_core::duration::format(now.since(p.at));
         let why = format!("cannot reconcile the actuation {} → {} cut short by a restart", p.from, p.to);
-        let mut d = match tokio::time::timeout(self.status_limit(), self.target.status()).await {
-            Ok(Ok(st)) => {
+        let mut d = match self.read_status().await {
+            Ok(st) => {
                 let mut d = Decision::skipped(&name, now, st.current, st.ready, "");
                 let (from, to) = (p.from, p.to);
                 if let Some(note) = &st.note {
@@ -374,13 +376,9 @@ impl PolicyRuntime {
                 self.restore_to = d.outcome.change().map(|(_, n)| n).or(self.restore_to);
                 d
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 self.reconcile = Some(p);
-                return Err(Decision::skipped(&name, now, 0, 0, format!("{why}: target status unknown: {e}")));
-            }
-            Err(_) => {
-                self.reconcile = Some(p);
-                return Err(Decision::skipped(&name, now, 0, 0, format!("{why}: target status timed out")));
+                return Err(Decision::skipped(&name, now, 0, 0, format!("{why}: {e}")));
             }
         };
         d.desired = p.to;
@@ -417,15 +415,19 @@ impl PolicyRuntime {
             }
         }
         let now = self.clock.now();
-        let name = &self.policy.spec.name;
+        match self.read_status().await {
+            Ok(s) => Ok((now, s)),
+            Err(why) => Err(Decision::skipped(&self.policy.spec.name, now, 0, 0, why)),
+        }
+    }
+
+    /// The target's status, within [`Self::status_limit`]; or why there is none.
+    async fn read_status(&self) -> Result<crate::targets::Status, String> {
         let limit = self.status_limit();
         match tokio::time::timeout(limit, self.target.status()).await {
-            Ok(Ok(s)) => Ok((now, s)),
-            Ok(Err(e)) => Err(Decision::skipped(name, now, 0, 0, format!("target status unknown: {e}"))),
-            Err(_) => {
-                let why = format!("target status timed out after {}", moontide_core::duration::format(limit));
-                Err(Decision::skipped(name, now, 0, 0, why))
-            }
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(e)) => Err(format!("target status unknown: {e}")),
+            Err(_) => Err(format!("target status timed out after {}", moontide_core::duration::format(limit))),
         }
     }
 

@@ -236,9 +236,9 @@ impl Source {
     }
 }
 
-/// Longest `timeout` a source may set: the engine stops waiting for one
-/// source's reading after 30 s whatever the source's own timeout
-/// (`READ_TIMEOUT` in engine/tick.rs; keep the two equal).
+/// Longest `timeout` a source may set; the engine stops waiting for one
+/// source's reading after twice this, whatever the source's own timeout
+/// (`READ_TIMEOUT` in engine/tick.rs).
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Problems with a source's `timeout`: zero, or longer than the engine waits for a reading.

@@ -76,10 +76,14 @@ impl PostgresConfig {
 /// The `sslmode` a connection string sets, as written (`?sslmode=...` in a
 /// URL, `sslmode=...` or `sslmode = '...'` among `key=value` pairs).
 fn sslmode(url: &str) -> Option<&str> {
-    let (_, rest) = url.split_once("sslmode")?;
-    let rest = rest.trim_start().strip_prefix('=')?.trim_start().trim_start_matches('\'');
-    let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).unwrap_or(rest.len());
-    Some(&rest[..end])
+    // the key itself: after the start, `?`, `&` or a space (not `application_name=sslmode_x`)
+    url.match_indices("sslmode").find_map(|(at, _)| {
+        let key = url[..at].chars().next_back().is_none_or(|c| matches!(c, '?' | '&') || c.is_whitespace());
+        let rest = url[at + "sslmode".len()..].trim_start().strip_prefix('=')?;
+        let rest = rest.trim_start().trim_start_matches('\'');
+        let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).unwrap_or(rest.len());
+        key.then_some(&rest[..end])
+    })
 }
 
 /// A query must be one SQL statement.
@@ -249,6 +253,9 @@ mod tests {
         }
         assert_eq!(sslmode("host=h sslmode='verify-full' user=x"), Some("verify-full"));
         assert_eq!(sslmode("host=h user=x"), None);
+        // the key, not the word inside another value
+        assert_eq!(sslmode("postgres://h/db?application_name=sslmode_probe&sslmode=require"), Some("require"));
+        assert_eq!(sslmode("postgres://h/db?application_name=nosslmode=x"), None);
         let long = PostgresConfig { timeout: Duration::from_secs(45), ..c("host=127.0.0.1 user=x") }.validate();
         assert!(long.len() == 1 && long[0].contains("at most 30s"), "{long:?}");
     }

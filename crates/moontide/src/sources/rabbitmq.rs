@@ -47,15 +47,7 @@ impl RabbitmqConfig {
     /// Problems with the settings.
     pub fn validate(&self) -> Vec<String> {
         let mut errs = Vec::new();
-        match reqwest::Url::parse(&self.url) {
-            Ok(u) if !matches!(u.scheme(), "http" | "https") => {
-                errs.push(format!("url: scheme `{}` is not http or https (the management API)", u.scheme()))
-            }
-            Ok(u) if u.password().is_some() || !u.username().is_empty() => errs
-                .push("url: leave credentials out of the URL; give username and password_env or password_file".into()),
-            Ok(_) => {}
-            Err(e) => errs.push(format!("url: `{}` is not a valid URL ({e})", self.url)),
-        }
+        errs.extend(crate::http::check_url_credentials("url", &self.url, "username and password_env or password_file"));
         match (&self.password_env, &self.password_file) {
             (None, None) => errs.push("give password_env or password_file for the management user".into()),
             (Some(_), Some(_)) => errs.push("give either password_env or password_file, not both".into()),

@@ -8,9 +8,9 @@
 //! A command that exits non-zero, or runs past its timeout, fails the
 //! actuation; its exit status and the end of its stderr are recorded in the
 //! decision. Each run has its own process group, killed once the command is
-//! done: when it exits (after a moment for its output to drain, should
-//! something it started in the background hold its pipes), when it times
-//! out, and when the run is abandoned. The current count comes from
+//! done: as soon as it exits (its output is still read, for a moment more if
+//! something outside the group holds its pipes), when it times out, and
+//! when the run is abandoned. The current count comes from
 //! `status_command`'s stdout, or, without one, from Moontide's own count of
 //! what it set.
 
@@ -204,7 +204,7 @@ impl CommandTarget {
         let mut child = cmd.spawn().map_err(|e| format!("cannot start `{program}`: {e}"))?;
         // from here on, every way out of this function kills the whole group:
         // done, timed out, or this future dropped by its caller
-        let _group = Group(child.id().map(|pid| Pid::from_raw(pid as i32)));
+        let mut group = Group(child.id().map(|pid| Pid::from_raw(pid as i32)));
         let (out, err) = (child.stdout.take(), child.stderr.take());
         let (mut o, mut e) = (Vec::new(), Vec::new());
         let status = {
@@ -221,6 +221,9 @@ impl CommandTarget {
             let Ok((status, drained)) = ran else {
                 return Err(format!("`{program}` timed out after {} and was killed", fmt_d(self.cfg.timeout)));
             };
+            // the command is done: what it left in its group goes now, while the
+            // group's id is still its own; what they wrote stays readable
+            group.kill();
             if !drained {
                 let _ = tokio::time::timeout(DRAIN_GRACE, reading.as_mut()).await;
             }
@@ -238,11 +241,18 @@ impl CommandTarget {
 /// A command's process group, killed (SIGKILL) when this is dropped.
 struct Group(Option<Pid>);
 
-impl Drop for Group {
-    fn drop(&mut self) {
-        if let Some(group) = self.0 {
+impl Group {
+    /// Kills the group (once).
+    fn kill(&mut self) {
+        if let Some(group) = self.0.take() {
             let _ = killpg(group, Signal::SIGKILL);
         }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill()
     }
 }
 

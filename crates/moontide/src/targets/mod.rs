@@ -137,7 +137,7 @@ impl Target {
     pub fn status_time(&self) -> std::time::Duration {
         match self {
             Target::Process(_) | Target::Memory(_) => std::time::Duration::ZERO,
-            Target::Webhook(t) => t.timeout(),
+            Target::Webhook(t) => t.request_time(),
             Target::Command(t) => t.timeout(),
             // the scale status, then the allocations
             Target::Nomad(t) => t.timeout() * 2,

@@ -52,7 +52,11 @@ impl NomadConfig {
     /// Problems with the settings.
     pub fn validate(&self) -> Vec<String> {
         let mut errs = Vec::new();
-        errs.extend(crate::http::check_url("address", &self.address));
+        errs.extend(crate::http::check_url_credentials(
+            "address",
+            &self.address,
+            "an ACL token with token_env or token_file",
+        ));
         for (field, v) in [("job", &self.job), ("group", &self.group)] {
             if v.trim().is_empty() {
                 errs.push(format!("{field} is empty"));

@@ -152,11 +152,7 @@ pub struct WebhookConfig {
 fn check_url(field: &str, url: &str, errs: &mut Vec<String>) {
     // Templates are checked with a count substituted.
     let probe = url.replace("{count}", "1").replace("{current}", "1").replace("{policy}", "p").replace("{key}", "k");
-    match reqwest::Url::parse(&probe) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-        Ok(u) => errs.push(format!("{field}: scheme `{}` is not http or https", u.scheme())),
-        Err(e) => errs.push(format!("{field}: `{url}` is not a valid URL ({e})")),
-    }
+    errs.extend(crate::http::check_url_credentials(field, &probe, "a token with token_env or token_file"));
 }
 
 impl WebhookConfig {
@@ -278,9 +274,10 @@ impl Webhook {
         })
     }
 
-    /// Its per-request timeout.
-    pub fn timeout(&self) -> Duration {
-        self.cfg.timeout
+    /// The longest one request may take: a wait for the rate limit's next
+    /// token, then the request's timeout.
+    pub fn request_time(&self) -> Duration {
+        self.cfg.timeout + Duration::from_secs_f64((1.0 / self.cfg.rate_limit.per_second.max(1e-6)).min(86_400.0))
     }
 
     fn tracked(&self) -> u32 {

@@ -167,14 +167,24 @@ pub fn alive(pid: u32) -> bool {
 
 /// Live processes whose parent is `ppid`.
 pub fn children_of(ppid: u32) -> Vec<u32> {
+    processes_with(1, ppid)
+}
+
+/// Live processes in the process group `pgid`.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    processes_with(2, pgid)
+}
+
+/// Live processes whose `field`-th number in /proc/PID/stat after the
+/// command name (0 the state, 1 the parent, 2 the process group) is `value`.
+fn processes_with(field: usize, value: u32) -> Vec<u32> {
     let mut out = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else { return out };
     for entry in dir.flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
         let Some((_, rest)) = stat.rsplit_once(')') else { continue };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(ppid) && alive(pid) {
+        if rest.split_whitespace().nth(field).and_then(|p| p.parse::<u32>().ok()) == Some(value) && alive(pid) {
             out.push(pid);
         }
     }

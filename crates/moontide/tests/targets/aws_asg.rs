@@ -195,6 +195,8 @@ async fn a_configured_profile_wins_over_keys_in_the_environment() {
     let metrics = TestServer::start(|_, _| crate::common::json(200, serde_json::json!({"cpu": 50}))).await;
     let dir = tempfile::tempdir().unwrap();
     let creds = credentials(dir.path(), "c", KEY_ID);
+    let empty = dir.path().join("config");
+    std::fs::write(&empty, "").unwrap();
     let text = format!(
         "[sources.app]\ntype = \"http_json\"\nurl = \"{}\"\n\n[targets.gpu]\n{}\n\n\
          [policies.web]\ntarget = \"gpu\"\ninterval = \"10s\"\nmin = 3\nmax = 3\n\n[policies.web.metrics]\ncpu = {{ source = \"app\", query = \"/cpu\" }}\n\n\
@@ -211,6 +213,8 @@ async fn a_configured_profile_wins_over_keys_in_the_environment() {
         .env("AWS_ACCESS_KEY_ID", "AKIDFROMTHEENVIRONMENT")
         .env("AWS_SECRET_ACCESS_KEY", "someoneElsesSecret")
         .env_remove("AWS_PROFILE")
+        // the machine's own ~/.aws/config must not matter
+        .env("AWS_CONFIG_FILE", &empty)
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(std::time::Duration::from_secs(60), out).await.expect("run --once ended").unwrap();

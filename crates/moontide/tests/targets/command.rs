@@ -1,6 +1,6 @@
 //! The `command` target: real commands (sh, sleep) on this machine.
 
-use crate::common::{alive, wait_until};
+use crate::common::{alive, group_members, wait_until};
 use crate::contract::{Kit, check};
 use moontide::targets::command::{CommandConfig, CommandTarget};
 use moontide::targets::{Target, TargetConfig};
@@ -15,22 +15,6 @@ fn shell(line: &str, timeout: &str) -> CommandTarget {
     let mut cfg: CommandConfig = toml::from_str(&format!("initial = 1\ntimeout = \"{timeout}\"")).unwrap();
     cfg.shell = Some(line.into());
     CommandTarget::new("t", &cfg)
-}
-
-/// Live processes in the process group `pgid`.
-fn group_members(pgid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
-    for entry in dir.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
-        // after the command name: state, ppid, pgrp
-        if rest.split_whitespace().nth(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid) && alive(pid) {
-            out.push(pid);
-        }
-    }
-    out
 }
 
 #[tokio::test]
