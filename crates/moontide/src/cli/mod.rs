@@ -292,14 +292,18 @@ async fn run(path: &Path, state_dir: Option<PathBuf>, dry_run: bool, once: bool)
                     Err(e) => Err(e.problems()),
                     Ok(new) => match Engine::build_with(&new, store.clone(), clock.clone(), dry_run, decisions.clone()) {
                         Err(e) => Err(vec![e]),
-                        Ok(mut engine) => {
+                        Ok(mut engine) => 'reload: {
                             if let Some(cluster) = &new.cluster {
                                 // the old membership ends with the old engine; the policies move back at the next rounds
                                 running.stop().await;
-                                if let Err(e) = engine.join(cluster).await {
-                                    tracing::error!("cannot rejoin the cluster after the reload: {e}");
-                                }
                                 running = RunningEngine::stopped();
+                                if let Err(e) = engine.join(cluster).await {
+                                    // never run a cluster's policies outside it: that would act beside their owners
+                                    tracing::error!("cannot rejoin the cluster after the reload: {e}");
+                                    break 'reload Err(vec![format!(
+                                        "the new config is sound, but this instance cannot rejoin the cluster ({e}); it runs no policy now (the other instances take them): reload again once etcd answers, or restart"
+                                    )]);
+                                }
                             }
                             running.stop().await;
                             state.swap(live(&engine, &new));
@@ -321,7 +325,7 @@ async fn run(path: &Path, state_dir: Option<PathBuf>, dry_run: bool, once: bool)
                 };
                 match &answer {
                     Ok(done) => tracing::info!("{done}"),
-                    Err(problems) => tracing::warn!("config reload refused; the running config stays: {}", problems.join("; ")),
+                    Err(problems) => tracing::warn!("config reload refused: {}", problems.join("; ")),
                 }
                 let _ = req.reply.send(answer);
             }

@@ -85,7 +85,8 @@ impl Cluster {
                 .load()
                 .map_err(|e| format!("cluster: {e}"))?
                 .ok_or("cluster.user: give password_env or password_file")?;
-            opts = opts.with_user(user.clone(), password.expose().to_string());
+            // a token expires (JWT) or is forgotten by a restarted etcd: fetch a new one then
+            opts = opts.with_user(user.clone(), password.expose().to_string()).with_auto_token_refresh(true);
         }
         if let Some(ca) = &cfg.ca_file {
             let read = |what: &str, path: &std::path::Path| {
@@ -207,6 +208,13 @@ impl Cluster {
             let mut c = self.client.clone();
             let (mut keeper, mut stream) = match timed("keep-alive", c.lease_keep_alive(lease)).await {
                 Ok(ks) => ks,
+                // out of reach past the TTL, the lease is gone (etcd says "lease not found"
+                // once it answers again): join again with a new one
+                Err(e) if !self.lease_alive() => {
+                    tracing::warn!("{e}");
+                    self.rejoin().await;
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!("{e}");
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -223,13 +231,13 @@ impl Cluster {
                     Ok(Ok(Some(r))) if r.ttl() > 0 => {
                         *self.lease_until.lock().unwrap_or_else(|p| p.into_inner()) = sent + self.ttl;
                     }
-                    Ok(Ok(_)) => {
-                        tracing::warn!(instance = %self.instance, "the lease expired: every policy this instance owned is gone; joining again");
-                        self.owned.send_replace(Owned::new());
-                        while let Err(e) = self.register().await {
-                            tracing::warn!("{e}");
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                        }
+                    Ok(Ok(Some(_))) => {
+                        self.rejoin().await;
+                        break;
+                    }
+                    // the stream ended, the lease may still hold: a new stream for it
+                    Ok(Ok(None)) => {
+                        tracing::warn!("etcd keep-alive: the stream ended");
                         break;
                     }
                     Ok(Err(e)) => {
@@ -243,6 +251,17 @@ impl Cluster {
                 }
                 tokio::time::sleep(every).await;
             }
+        }
+    }
+
+    /// After the lease was lost: drops what this instance owned and registers
+    /// under a new lease (retrying until etcd answers).
+    async fn rejoin(&self) {
+        tracing::warn!(instance = %self.instance, "the lease expired: every policy this instance owned is gone; joining again");
+        self.owned.send_replace(Owned::new());
+        while let Err(e) = self.register().await {
+            tracing::warn!("{e}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
 
@@ -428,7 +447,14 @@ impl Cluster {
     /// Shares an actuation about to start.
     pub async fn begin_actuation(&self, token: i64, policy: &str, p: &Pending) -> Result<(), String> {
         let v = serde_json::json!({ "at": p.at.as_millis(), "from": p.from, "to": p.to, "key": p.key });
-        self.guarded_put(policy, token, self.key(&["pending", policy]), v.to_string()).await
+        self.guarded_put(policy, token, self.key(&["pending", policy]), v.to_string()).await?;
+        // the last word before the target is told: etcd agreed when it answered, but an answer
+        // slower than the lease's time left means another owner may be acting by now
+        if !self.lease_alive() {
+            self.lost(policy, token);
+            return Err("this instance's lease may have expired while etcd answered".into());
+        }
+        Ok(())
     }
 
     /// Clears a shared pending actuation.
