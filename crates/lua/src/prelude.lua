@@ -3,9 +3,10 @@
 -- Everything it relies on is captured here, so a script that replaces a
 -- global or a library function cannot change how these guards work.
 local raw_load, raw_time, raw_date, raw_pcall, raw_xpcall, raw_resume, raw_close, now, preload, spent = ...
-local error, tostring, type, pairs, floor = error, tostring, type, pairs, math.floor
+local error, tostring, tonumber, type, pairs, floor = error, tostring, tonumber, type, pairs, math.floor
 local format, concat, sort = string.format, table.concat, table.sort
-local s_find, t_move = string.find, table.move
+local s_find, s_rep, t_move = string.find, string.rep, table.move
+local raw_setmetatable, rawget = setmetatable, rawget
 local BUDGET = "instruction budget exceeded"
 
 -- Running out of instructions cannot be caught: pcall, xpcall,
@@ -54,10 +55,28 @@ end
 -- deadline on the whole call.
 local MAX_MOVE = 10000000
 table.move = function(a1, f, e, t, a2)
-  if type(f) == "number" and type(e) == "number" and e - f > MAX_MOVE then
-    error(format("table.move: %d elements is more than Moontide allows (%d)", floor(e - f + 1), MAX_MOVE), 2)
+  -- bounds given as strings are numbers to table.move too
+  local nf, ne = tonumber(f), tonumber(e)
+  if nf and ne and ne - nf > MAX_MOVE then
+    error(format("table.move: %d elements is more than Moontide allows (%d)", floor(ne - nf + 1), MAX_MOVE), 2)
   end
   return t_move(a1, f, e, t, a2)
+end
+
+-- Repeating nothing copies no bytes, so the memory limit never stops it:
+-- the answer is known at once.
+string.rep = function(s, n, sep)
+  if (s == "" and (sep == nil or sep == "")) and tonumber(n) then return "" end
+  return s_rep(s, n, sep)
+end
+
+-- Finalizers run with the instruction hook off, where the budget cannot
+-- stop them.
+setmetatable = function(t, mt)
+  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+    error("setmetatable: __gc finalizers are not allowed in Moontide's sandbox (they run outside the instruction budget)", 2)
+  end
+  return raw_setmetatable(t, mt)
 end
 
 -- Time follows Moontide's clock (virtual in the simulator).

@@ -153,13 +153,26 @@ fn the_top_level_is_limited_too() {
 /// covers the rest: see the moontide crate's tests).
 #[test]
 fn unbounded_library_calls_are_refused() {
-    let cases = [("table.move", "table.move({}, 1, 1e13, 1, {})", "table.move: 10000000000000 elements")];
+    let cases = [
+        ("table.move", "table.move({}, 1, 1e13, 1, {})", "table.move: 10000000000000 elements"),
+        ("table.move by strings", "table.move({}, '1', '200000000', 1, {})", "table.move: 200000000 elements"),
+        // a finalizer runs with the instruction hook off: it could loop for ever
+        (
+            "a __gc finalizer",
+            "setmetatable({}, { __gc = function() while true do end end })",
+            "__gc finalizers are not allowed",
+        ),
+    ];
     for (what, body, want) in cases {
         let src = format!("function decide(ctx)\n  {body}\n  return 1\nend");
         let rec = run(&mut load(&src, Limits::default()).unwrap());
         let err = rec.error.unwrap_or_else(|| panic!("{what}: not refused"));
         assert!(err.contains(want) && err.contains("test.lua:2"), "{what}: {err}");
     }
+    // repeating nothing an endless number of times is nothing, at once
+    let src = "function decide(ctx) return #string.rep('', math.maxinteger) + #(''):rep(2e9, '') + 1 end";
+    let rec = run(&mut load(src, Limits::default()).unwrap());
+    assert_eq!((rec.desired, rec.error), (Some(1), None), "{}", rec.reason);
     // ordinary uses stay allowed
     let src = "function decide(ctx) local s = string.rep('k=v;', 1000) local n = 0 for k, v in s:gmatch('(%w+)=(%w+)') do n = n + 1 end return n / 1000, s:find('v;k', 1, true) and 'ok' end";
     let rec = run(&mut load(src, Limits::default()).unwrap());
