@@ -198,6 +198,16 @@ pub(crate) fn action_check(action: Action, url: String) -> impl FnOnce(u32) -> C
     }
 }
 
+/// Most requests between two sleeps: a loop that never sleeps is a bug,
+/// and must not spin a core (each request gives the script a fresh
+/// instruction budget).
+pub const MAX_REQUESTS_PER_ROUND: u32 = 1000;
+
+/// Why a request past [`MAX_REQUESTS_PER_ROUND`] is refused.
+pub fn runaway() -> String {
+    format!("{MAX_REQUESTS_PER_ROUND} requests without a socket.sleep: a loop must sleep between rounds")
+}
+
 /// The engine side of a running script.
 struct Host {
     policy: String,
@@ -212,6 +222,8 @@ struct Host {
     clock: Arc<dyn Clock>,
     last_action: Arc<std::sync::Mutex<Option<moontide_core::Timestamp>>>,
     gate: Arc<Gate>,
+    /// Requests since the last sleep.
+    in_round: std::sync::atomic::AtomicU32,
 }
 
 /// Lets a stopping script-mode policy wait for the actions its script
@@ -255,6 +267,7 @@ pub(crate) fn throttled() -> HttpResponse {
 
 impl ScriptHost for Host {
     fn sleep(&self, d: Duration) -> BoxFuture<()> {
+        self.in_round.store(0, std::sync::atomic::Ordering::SeqCst);
         let (sleep, control) = (self.sleeper.sleep(d), self.control.clone());
         Box::pin(async move {
             tokio::select! {
@@ -265,6 +278,14 @@ impl ScriptHost for Host {
     }
 
     fn http(&self, req: HttpRequest) -> BoxFuture<Result<HttpResponse, HttpError>> {
+        if self.in_round.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= MAX_REQUESTS_PER_ROUND {
+            // raised in the script; one that catches it and goes on waits a second a request
+            let pause = self.sleeper.sleep(Duration::from_secs(1));
+            return Box::pin(async move {
+                pause.await;
+                Err(HttpError::Refused(runaway()))
+            });
+        }
         let route = route(&self.config, &self.urls, &self.policy, &req.url);
         let runtime = self.runtime.clone();
         let sources = self.sources.clone();
@@ -403,6 +424,7 @@ pub async fn drive(run: ScriptRun, stop: watch::Receiver<bool>) {
         clock: clock.clone(),
         last_action: Arc::default(),
         gate: gate.clone(),
+        in_round: Default::default(),
     });
     let origin = config.origin(&field);
     let stopped = || {

@@ -205,6 +205,22 @@ async fn a_runaway_script_is_stopped_recorded_and_restarted() {
     }
 }
 
+/// A loop that requests without ever sleeping: each request gives it a
+/// fresh instruction budget, so only the requests can bound it.
+#[tokio::test]
+async fn a_loop_that_never_sleeps_is_stopped_after_its_requests() {
+    let cloud = TestServer::start(|_, _| text(200, "ok")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp::from_secs(9_600_000)));
+    // nothing listens on port 1: each request fails at once, and the loop goes on
+    let script = "local http = require('socket.http')\nwhile true do http.request('http://127.0.0.1:1/x') end";
+    let text = inline_policy("http://127.0.0.1:1/m", &cloud.url("/s"), script);
+    let ds = run_until(engine(&text, dir.path(), &clock), "p", 1).await;
+    assert_eq!(ds.len(), 1, "the loop was never stopped");
+    let err = ds[0].checks[0].recommendation.error.clone().unwrap();
+    assert!(err.contains("1000 requests without a socket.sleep") && err.contains("policies.p.script:2"), "{err}");
+}
+
 #[test]
 fn validate_checks_scripts_and_their_mappings() {
     let dir = tempfile::tempdir().unwrap();

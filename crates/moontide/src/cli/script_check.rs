@@ -24,9 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// Most requests in one round: a loop that never sleeps is a bug, and the
-/// run must end.
-pub const MAX_REQUESTS_PER_ROUND: u32 = 1000;
+use crate::script::{MAX_REQUESTS_PER_ROUND, runaway};
 
 /// `--config FILE --policy NAME`, and the count the fleet starts at.
 pub struct Setup<'a> {
@@ -207,10 +205,6 @@ pub async fn run(file: Option<&Path>, setup: Option<Setup<'_>>, answers: &[Strin
             ExitCode::from(super::EXIT_BAD_INPUT)
         }
     }
-}
-
-fn runaway() -> String {
-    format!("{MAX_REQUESTS_PER_ROUND} requests without a socket.sleep: a loop must sleep between rounds")
 }
 
 /// The check's host: a virtual clock, canned answers, a transcript on stdout.
