@@ -110,11 +110,10 @@ pub fn conclude_shared(
     spec: &PolicySpec,
     obs: &Observation<'_>,
     history: &PolicyHistory,
-    checks: Vec<CheckOutcome>,
+    mut checks: Vec<CheckOutcome>,
     shared: Option<BudgetCap>,
     held: bool,
 ) -> Evaluation {
-    let mut checks = checks;
     let opinions = checks.iter().filter_map(|c| c.recommendation.desired);
     let mut recommended = opinions.max().unwrap_or(obs.current);
     let definite = checks.iter().filter(|c| !c.recommendation.floor).filter_map(|c| c.recommendation.desired);

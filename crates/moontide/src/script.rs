@@ -220,7 +220,7 @@ struct Host {
     /// Its `wake` cuts a sleep short: a push to a fleet at zero, an operator's change.
     control: Arc<crate::engine::control::Control>,
     clock: Arc<dyn Clock>,
-    last_action: Arc<std::sync::Mutex<Option<moontide_core::Timestamp>>>,
+    last_action: Arc<ActionGap>,
     gate: Arc<Gate>,
     /// Requests since the last sleep.
     in_round: std::sync::atomic::AtomicU32,
@@ -254,6 +254,22 @@ fn stopping() -> HttpResponse {
 
 /// The shortest time between two actions of one script.
 pub const MIN_ACTION_GAP: Duration = Duration::from_secs(1);
+
+/// A script's actions, at most one per [`MIN_ACTION_GAP`].
+#[derive(Default)]
+pub(crate) struct ActionGap(std::sync::Mutex<Option<moontide_core::Timestamp>>);
+
+impl ActionGap {
+    /// Whether an action at `now` may go ahead (and, if so, counts it).
+    pub(crate) fn allow(&self, now: moontide_core::Timestamp) -> bool {
+        let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| now.since(t) < MIN_ACTION_GAP) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+}
 
 /// The answer to an action asked for within [`MIN_ACTION_GAP`] of the last.
 pub(crate) fn throttled() -> HttpResponse {
@@ -298,13 +314,8 @@ impl ScriptHost for Host {
                 Route::Action(action) => {
                     // A script that calls faster than one action a second gets
                     // 429, as a rate-limited provider would answer.
-                    let now = clock.now();
-                    {
-                        let mut last = last_action.lock().unwrap_or_else(|e| e.into_inner());
-                        if last.is_some_and(|t| now.since(t) < MIN_ACTION_GAP) {
-                            return Ok(throttled());
-                        }
-                        *last = Some(now);
+                    if !last_action.allow(clock.now()) {
+                        return Ok(throttled());
                     }
                     // taken before looking at `closed`: a stop either sees this action and waits for it, or refuses it
                     let pass = gate.passes.clone().read_owned().await;

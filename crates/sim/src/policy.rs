@@ -250,7 +250,7 @@ impl Autoscaler for PolicyScaler {
         let now = Timestamp::from_millis((view.now * 1000.0).round() as i64);
         self.clock.set(now);
         let keep = self.spec.series_retention();
-        let mut held = false;
+        let mut held = Vec::new();
         for (name, metric) in &self.bindings {
             let mut value = Some(metric.read(view)).filter(|_| view.scraped);
             let Some(s) = self.series.get_mut(name) else { continue };
@@ -260,7 +260,7 @@ impl Autoscaler for PolicyScaler {
             {
                 self.held.insert(name.clone(), v);
                 value = None;
-                held = true;
+                held.push(held_input(name, now, v));
             }
             s.push(Point { at: now, value }, keep);
         }
@@ -298,10 +298,9 @@ impl Autoscaler for PolicyScaler {
             let at = view.now - self.started.unwrap_or(view.now);
             self.first_failure.get_or_insert_with(|| format!("check `{check}` at {at:.0} s: {error}"));
         }
-        let eval = conclude_shared(&self.spec, &obs, &self.history, checks, None, held);
-        // the inputs are left out for speed, but for a held one: the fallback's count of failing ticks skips it
-        let inputs = if held { vec![held_input(now)] } else { Vec::new() };
-        let mut d = Decision::from_evaluation(&self.spec.name, &obs, inputs, eval);
+        let eval = conclude_shared(&self.spec, &obs, &self.history, checks, None, !held.is_empty());
+        // the inputs are left out for speed, but for the held ones: the fallback's count of failing ticks skips them
+        let mut d = Decision::from_evaluation(&self.spec.name, &obs, held, eval);
         if d.desired != d.current {
             d.outcome = Outcome::Scaled { from: d.current, to: d.desired };
         }
@@ -314,15 +313,15 @@ impl Autoscaler for PolicyScaler {
     }
 }
 
-/// The record of a reading the sanity check held back (what the fallback's
-/// count of failing ticks looks for).
-fn held_input(at: Timestamp) -> moontide_core::Input {
+/// The record of `metric`'s reading `value`, held back by the sanity check
+/// (what the fallback's count of failing ticks looks for).
+fn held_input(metric: &str, at: Timestamp, value: f64) -> moontide_core::Input {
     moontide_core::Input {
-        metric: String::new(),
+        metric: metric.to_string(),
         source: "simulator".into(),
         query: String::new(),
         at,
-        value: None,
+        value: Some(value),
         status: moontide_core::ReadingStatus::Held,
         error: None,
     }

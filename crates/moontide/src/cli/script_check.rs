@@ -43,7 +43,7 @@ struct Live {
     config: ScriptConfig,
     urls: BTreeMap<String, UrlMapping>,
     runtime: Arc<tokio::sync::Mutex<PolicyRuntime>>,
-    last_action: Mutex<Option<Timestamp>>,
+    last_action: crate::script::ActionGap,
 }
 
 /// Reads the config and sets up its policy `setup.policy` on `clock`: the
@@ -79,7 +79,7 @@ fn live(setup: &Setup<'_>, clock: Arc<ManualClock>) -> Result<(std::path::PathBu
         urls: crate::script::mapped_urls(&script),
         config: script,
         runtime: Arc::new(tokio::sync::Mutex::new(runtime)),
-        last_action: Mutex::new(None),
+        last_action: Default::default(),
     };
     Ok((file.into(), live))
 }
@@ -246,14 +246,9 @@ impl DryRun {
         request: String,
         url: String,
     ) -> BoxFuture<Result<HttpResponse, HttpError>> {
-        let now = self.clock.now();
-        {
-            let mut last = live.last_action.lock().unwrap_or_else(|e| e.into_inner());
-            if last.is_some_and(|t| now.since(t) < crate::script::MIN_ACTION_GAP) {
-                self.say(&format!("{request} → 429, more than one action a second"));
-                return Box::pin(std::future::ready(Ok(crate::script::throttled())));
-            }
-            *last = Some(now);
+        if !live.last_action.allow(self.clock.now()) {
+            self.say(&format!("{request} → 429, more than one action a second"));
+            return Box::pin(std::future::ready(Ok(crate::script::throttled())));
         }
         let runtime = live.runtime.clone();
         let at = format!("  +{:<8}", humantime::format_duration(self.elapsed()).to_string());

@@ -373,7 +373,10 @@ impl PolicyRuntime {
                         st.current
                     );
                 }
-                self.restore_to = d.outcome.change().map(|(_, n)| n).or(self.restore_to);
+                // the count it reached is the one to count from
+                if let Some((_, n)) = d.outcome.change() {
+                    self.target.restore(n).await;
+                }
                 d
             }
             Err(e) => {
@@ -410,9 +413,6 @@ impl PolicyRuntime {
         }
         if let Some(p) = self.reconcile.take() {
             self.reconcile(p).await?;
-            if let Some(n) = self.restore_to.take() {
-                self.target.restore(n).await;
-            }
         }
         let now = self.clock.now();
         match self.read_status().await {
